@@ -1,0 +1,1 @@
+"""Command groups of the ``capedyn`` CLI, one module each (see ``capedyn.cli``)."""

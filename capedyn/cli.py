@@ -1,0 +1,126 @@
+"""The ``capedyn`` command line.
+
+Each command group lives in ``capedyn/_cli/<group>.py`` and exposes ``register(sub)``,
+which adds its sub-parsers with ``set_defaults(handler=...)``. A handler receives the
+parsed arguments and returns a JSON-serialisable dict; :func:`main` prints it as JSON
+with ``--json`` and otherwise calls the handler's ``human`` printer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from typing import Any, Callable, Sequence
+
+from ._errors import CapedynError
+
+COMMAND_GROUPS: tuple[str, ...] = (
+    "coupling", "fit", "posterior", "holdout", "frontier", "reproduce",
+)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="capedyn",
+        description="Capability-coupling dynamics of language-model scaling: running "
+                    "coupling, critical scale Nc, coupling ODEs, posteriors, held-out "
+                    "benchmarks and the frontier h-field.",
+    )
+    parser.add_argument("--version", action="version", version=f"capedyn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for group in COMMAND_GROUPS:
+        try:
+            module = importlib.import_module(f"capedyn._cli.{group}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"capedyn._cli.{group}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def add_data_flag(parser: argparse.ArgumentParser, what: str = "base-model") -> None:
+    parser.add_argument("--data", metavar="CSV", default=None,
+                        help=f"{what} CSV (default: the table shipped with capedyn)")
+
+
+def split_list(text: str | None) -> list[str] | None:
+    """'A,B , C' → ['A', 'B', 'C']; None or '' → None."""
+    if not text:
+        return None
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None,
+                 floatfmt: str = ".4g") -> str:
+    """Aligned plain-text table of dict rows (numbers right-aligned)."""
+    if not rows:
+        return "(no rows)"
+    cols = list(columns or rows[0].keys())
+
+    def cell(v: Any) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return "nan" if v != v else format(v, floatfmt)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(cell(x) for x in v) + "]"
+        return str(v)
+
+    body = [[cell(r.get(c)) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(cols)]
+    numeric = [all(isinstance(r.get(c), (int, float)) or r.get(c) is None for r in rows) for c in cols]
+    fmt = lambda vals: "  ".join(v.rjust(w) if n else v.ljust(w)
+                                 for v, w, n in zip(vals, widths, numeric)).rstrip()
+    lines = [fmt(cols), "  ".join("-" * w for w in widths)]
+    lines += [fmt(b) for b in body]
+    return "\n".join(lines)
+
+
+def emit(result: dict[str, Any], as_json: bool, human: Callable[[dict[str, Any]], str]) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2, default=_default))
+    else:
+        print(human(result))
+
+
+def _default(obj: Any):
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is None:
+        parser.print_help()
+        return 0 if args.command is None else 2
+    try:
+        result = args.handler(args)
+    except (CapedynError, ValueError, OSError) as exc:
+        print(f"capedyn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    if result is not None:
+        emit(result, getattr(args, "json", False), getattr(args, "human", None) or _json_human)
+    return 0
+
+
+def _json_human(result: dict[str, Any]) -> str:
+    return json.dumps(result, indent=2, default=_default)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
