@@ -21,10 +21,29 @@ _EXPORTS: dict[str, str] = {
     "BENCHMARKS": "data", "DataError": "data", "load_base_models": "data",
     "load_frontier_models": "data", "validate_base_models": "data",
     "validate_frontier_models": "data", "log10_params": "data", "complete_models": "data",
+    # running coupling, Nc, phase classifier
+    "running_coupling": "coupling", "population_fit": "coupling",
+    "family_couplings": "coupling", "sign_test": "coupling", "phase_classifier": "coupling",
+    "bootstrap_nc": "coupling", "bench_bootstrap": "coupling", "usable_pairs": "coupling",
+    "web_trained_families": "coupling", "paper_web_trained_families": "coupling",
+    "CouplingFit": "coupling", "NcBootstrap": "coupling", "SignTest": "coupling",
+    "PhaseResult": "coupling", "CouplingError": "coupling",
+    "COUPLING_PAPER_REFERENCE": "coupling",
     # errors
     "CapedynError": "_errors", "SolveError": "_errors", "FitFileError": "_errors",
     # state transform shared by all dynamics
     "to_state": "_state", "from_state": "_state", "polynomial_features": "_state",
+    # frontier h-field (SPEC section 6)
+    "PAPER_COEFFICIENTS": "frontier", "PAPER_REFERENCE": "frontier", "CASCADE": "frontier",
+    "CascadeScale": "frontier", "PopulationLine": "frontier",
+    "population_line": "frontier", "h_field": "frontier", "h_direction": "frontier",
+    "is_specialist": "frontier", "reading": "frontier", "release_key": "frontier",
+    "lab_summary": "frontier", "model_fields": "frontier",
+    "leave_one_lab_out": "frontier", "extrapolation_check": "frontier",
+    "saturation": "frontier", "plot_frontier": "frontier",
+    # coupling ODE (ode.py: field + solve; fit.py: estimator, saved fits, per-phase analysis)
+    "CouplingField": "ode", "FamilyParams": "ode", "solve": "ode", "predict_scores": "ode",
+    "CouplingODE": "fit", "load_fit": "fit", "per_phase_analysis": "fit",
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from typing import Any, Callable, Sequence
 
@@ -114,7 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"capedyn {args.command}: error: {exc}", file=sys.stderr)
         return 2
     if result is not None:
-        emit(result, getattr(args, "json", False), getattr(args, "human", None) or _json_human)
+        try:
+            emit(result, getattr(args, "json", False), getattr(args, "human", None) or _json_human)
+            sys.stdout.flush()
+        except BrokenPipeError:  # output piped into head & co.: not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

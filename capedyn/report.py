@@ -1,0 +1,795 @@
+"""The whole CAPE analysis in one call: :func:`reproduce` runs every stage on the shipped
+data and writes a self-contained report.
+
+Stages, in order (each prints its progress and elapsed time on stderr):
+
+1. ``data``       load and validate both shipped tables;
+2. ``coupling``   running coupling γ12, population fit, sign test, family Nc, the Nc
+                  bootstrap (10^4 resamples), the algebraic phase classifier;
+3. ``ode``        the coupling ODE fit on every complete family, and on Pythia alone for
+                  the paper's in-sample check;
+4. ``posterior``  per-family Nc posteriors (NumPyro NUTS);
+5. ``holdout``    SINDy and the held-out family benchmark (P1: Pythia → Llama-2; P2:
+                  leave one family out), every method on the same splits;
+6. ``frontier``   the SWE → GPQA population line, the h-field, per-lab means,
+                  leave-one-lab-out, saturation.
+
+Output folder::
+
+    report.md          the report (figures linked from figures/)
+    report.html        the same report, self-contained (figures embedded as base64 PNG)
+    figures/*.png      every figure
+    summary.json       headline numbers, per-stage timings, version, seed, quick flag
+
+Every number in the report is computed in the run; the papers' figures appear beside them
+in columns labelled "paper", taken from the modules' ``PAPER_REFERENCE`` dictionaries.
+``quick=True`` shortens every fit and sample count and says so at the top of the report.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import re
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ._io import atomic_write, atomic_write_json, atomic_write_text, check_writable_dir
+from .data import BENCHMARKS
+
+__all__ = ["reproduce", "RunConfig", "STAGES", "plot_tqa_phases", "plot_gamma12",
+           "plot_ode_trajectories", "plot_nc_forest"]
+
+STAGES: tuple[str, ...] = ("data", "coupling", "ode", "posterior", "holdout", "frontier")
+
+FIGURES: dict[str, str] = {
+    "tqa_vs_n": "TruthfulQA against size by family, with the tax/bonus regions",
+    "gamma12_vs_n": "running coupling γ12 against size, population fit and Nc interval",
+    "ode_trajectories": "coupling-ODE trajectories against the data, per family",
+    "nc_forest": "per-family Nc posterior (forest plot)",
+    "holdout_errors": "held-out family error by method",
+    "frontier_h": "frontier SWE-bench vs GPQA with the h-field",
+}
+"""Figure file stem → what it shows; every one is written to ``figures/<stem>.png``."""
+
+SUMMARY_KEYS: tuple[str, ...] = ("nc_b", "nc_ci95_b", "llama2_rel_mae_pct",
+                                 "lofo_mean_rel_mae_pct", "frontier_slope", "frontier_intercept")
+"""Keys :func:`reproduce` always writes to ``summary.json`` (beside quick, seed, timings)."""
+
+
+# --------------------------------------------------------------------------- configuration
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Budgets of one run. ``quick`` shortens every fit and sample count (CI, smoke tests)."""
+
+    quick: bool = False
+    seed: int = 0
+    n_bootstrap: int = 10_000          # Nc bootstrap resamples (paper: 10^4)
+    frontier_bootstrap: int = 2_000    # resamples of the SWE → GPQA line
+    ode_steps: int = 3_000             # Optax steps, all-family coupling-ODE fit
+    pythia_steps: int = 3_000          # Optax steps, Pythia-only fit
+    holdout_steps: int = 1_500         # Optax steps per held-out coupling-ODE fit
+    nuts_warmup: int = 1_000
+    nuts_samples: int = 1_000
+    nuts_chains: int = 4
+    ode_posterior: bool = False        # ODE-level NUTS (costly; see reproduce docs)
+
+    @classmethod
+    def make(cls, quick: bool = False, seed: int = 0) -> "RunConfig":
+        if not quick:
+            return cls(quick=False, seed=seed)
+        return cls(quick=True, seed=seed, n_bootstrap=1_000, frontier_bootstrap=300,
+                   ode_steps=150, pythia_steps=150, holdout_steps=60, nuts_warmup=150,
+                   nuts_samples=150, nuts_chains=2, ode_posterior=False)
+
+
+# --------------------------------------------------------------------------- the document
+
+@dataclass
+class _Block:
+    kind: str
+    payload: Any
+
+
+class Report:
+    """A small document model rendered both to Markdown and to self-contained HTML."""
+
+    def __init__(self, title: str):
+        self.title = title
+        self.blocks: list[_Block] = []
+
+    def heading(self, text: str, level: int = 2) -> None:
+        self.blocks.append(_Block("h", (level, text)))
+
+    def para(self, text: str) -> None:
+        self.blocks.append(_Block("p", text))
+
+    def callout(self, text: str) -> None:
+        self.blocks.append(_Block("callout", text))
+
+    def bullets(self, items: Iterable[str]) -> None:
+        self.blocks.append(_Block("ul", list(items)))
+
+    def table(self, rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None,
+              caption: str | None = None) -> None:
+        rows = list(rows)
+        cols = list(columns or (rows[0].keys() if rows else []))
+        self.blocks.append(_Block("table", (cols, [[_cell(r.get(c)) for c in cols]
+                                                   for r in rows], caption)))
+
+    def figure(self, relpath: str, caption: str) -> None:
+        self.blocks.append(_Block("figure", (relpath, caption)))
+
+    # ---- rendering
+    def to_markdown(self) -> str:
+        out = [f"# {self.title}", ""]
+        for b in self.blocks:
+            if b.kind == "h":
+                level, text = b.payload
+                out += ["#" * level + " " + text, ""]
+            elif b.kind == "p":
+                out += [b.payload, ""]
+            elif b.kind == "callout":
+                out += ["> " + line for line in b.payload.splitlines()] + [""]
+            elif b.kind == "ul":
+                out += [f"- {item}" for item in b.payload] + [""]
+            elif b.kind == "table":
+                cols, body, caption = b.payload
+                if caption:
+                    out += [f"*{caption}*", ""]
+                if not body:
+                    out += ["(no rows)", ""]
+                    continue
+                esc = lambda s: str(s).replace("|", "\\|")
+                out.append("| " + " | ".join(esc(c) for c in cols) + " |")
+                out.append("|" + "|".join("---" for _ in cols) + "|")
+                out += ["| " + " | ".join(esc(v) for v in row) + " |" for row in body]
+                out.append("")
+            elif b.kind == "figure":
+                path, caption = b.payload
+                out += [f"![{caption}]({path})", "", f"*{caption}*", ""]
+        return "\n".join(out).rstrip() + "\n"
+
+    def to_html(self, root: Path) -> str:
+        parts = [f"<h1>{_inline(self.title)}</h1>"]
+        for b in self.blocks:
+            if b.kind == "h":
+                level, text = b.payload
+                parts.append(f"<h{level}>{_inline(text)}</h{level}>")
+            elif b.kind == "p":
+                parts.append(f"<p>{_inline(b.payload)}</p>")
+            elif b.kind == "callout":
+                parts.append(f'<div class="callout">{_inline(b.payload)}</div>')
+            elif b.kind == "ul":
+                parts.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in b.payload)
+                             + "</ul>")
+            elif b.kind == "table":
+                cols, body, caption = b.payload
+                cap = f"<caption>{_inline(caption)}</caption>" if caption else ""
+                head = "".join(f"<th>{_inline(c)}</th>" for c in cols)
+                rows = "".join("<tr>" + "".join(
+                    f'<td class="{"num" if _numeric_text(v) else "txt"}">{_inline(v)}</td>'
+                    for v in row) + "</tr>" for row in body)
+                parts.append(f"<table>{cap}<thead><tr>{head}</tr></thead>"
+                             f"<tbody>{rows}</tbody></table>")
+            elif b.kind == "figure":
+                path, caption = b.payload
+                data = base64.b64encode((root / path).read_bytes()).decode("ascii")
+                parts.append(f'<figure><img alt="{html.escape(caption)}" '
+                             f'src="data:image/png;base64,{data}"/>'
+                             f"<figcaption>{_inline(caption)}</figcaption></figure>")
+        return _HTML_PAGE.format(title=html.escape(self.title), body="\n".join(parts))
+
+
+_HTML_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"/>
+<meta name="viewport" content="width=device-width, initial-scale=1"/>
+<title>{title}</title>
+<style>
+body {{ font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max-width: 1000px;
+       margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }}
+h1 {{ border-bottom: 2px solid #444; padding-bottom: .2em; }}
+h2 {{ border-bottom: 1px solid #ccc; padding-bottom: .15em; margin-top: 2em; }}
+table {{ border-collapse: collapse; margin: .8em 0 1.2em; font-size: .88em; }}
+caption {{ caption-side: top; text-align: left; font-style: italic; padding-bottom: .3em; }}
+th, td {{ border: 1px solid #ccc; padding: .25em .6em; }}
+th {{ background: #f0f0f0; }}
+td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
+tbody tr:nth-child(even) {{ background: #fafafa; }}
+code {{ background: #f3f3f3; padding: 0 .25em; border-radius: 3px; }}
+figure {{ margin: 1em 0 1.6em; }}
+figure img {{ max-width: 100%; border: 1px solid #ddd; }}
+figcaption {{ font-style: italic; font-size: .9em; color: #555; }}
+.callout {{ background: #fff4ce; border-left: 6px solid #e0a800; padding: .6em 1em;
+            margin: 1em 0; font-weight: 600; }}
+</style></head>
+<body>
+{body}
+</body></html>
+"""
+
+
+def _inline(text: Any) -> str:
+    """Escape for HTML, then render the two inline marks the report uses: **bold**, `code`."""
+    s = html.escape(str(text))
+    s = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", s)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", s)
+
+
+def _numeric_text(v: str) -> bool:
+    return bool(re.fullmatch(r"[-+−]?[\d.,]+(e[-+]?\d+)?( ?[%B])?", str(v).strip()))
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        return fmt(float(v))
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_cell(x) for x in v) + "]"
+    return str(v)
+
+
+def fmt(v: Any, digits: int = 3) -> str:
+    """A number with ``digits`` significant digits (at least one decimal for |v| < 1000);
+    None/NaN as an en dash."""
+    if v is None:
+        return "–"
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if not math.isfinite(x):
+        return "–"
+    if x == 0:
+        return "0"
+    mag = math.floor(math.log10(abs(x)))
+    decimals = max(digits - 1 - mag, 0)
+    if abs(x) >= 1e5 or abs(x) < 1e-3:
+        return f"{x:.{digits - 1}e}"
+    return f"{x:.{decimals}f}"
+
+
+def fmt_ci(ci: Sequence[float] | None, digits: int = 3, unit: str = "") -> str:
+    if ci is None:
+        return "–"
+    lo, hi = ci
+    return f"[{fmt(lo, digits)}{unit}, {fmt(hi, digits)}{unit}]"
+
+
+def paper(v: Any, unit: str = "") -> str:
+    """A paper reference value exactly as published (no re-rounding)."""
+    if v is None:
+        return "–"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(paper(x, unit) for x in v) + "]"
+    if isinstance(v, float):
+        return f"{v:g}{unit}"
+    return f"{v}{unit}"
+
+
+# --------------------------------------------------------------------------- the run
+
+class _Run:
+    """State shared by the stages: config, output folder, report, results, timings."""
+
+    def __init__(self, out: Path, cfg: RunConfig, progress: bool):
+        self.out, self.cfg, self.progress = out, cfg, progress
+        self.fig_dir = out / "figures"
+        self.report = Report("capedyn reproduce: capability-coupling dynamics of "
+                             "language-model scaling")
+        self.results: dict[str, Any] = {}
+        self.summary: dict[str, Any] = {}
+        self.timings: dict[str, float] = {}
+        self.figures: list[str] = []
+        self.t0 = time.perf_counter()
+
+    def log(self, msg: str) -> None:
+        if self.progress:
+            sys.stderr.write(f"[{time.perf_counter() - self.t0:7.1f}s] {msg}\n")
+            sys.stderr.flush()
+
+    @contextmanager
+    def stage(self, name: str):
+        k = STAGES.index(name) + 1
+        self.log(f"stage {k}/{len(STAGES)} {name}: start")
+        t = time.perf_counter()
+        yield
+        self.timings[name] = round(time.perf_counter() - t, 2)
+        self.log(f"stage {k}/{len(STAGES)} {name}: done in {self.timings[name]:.1f}s")
+
+    def save_figure(self, stem: str, draw: Callable[[Path], Any], caption: str) -> None:
+        """``draw(path)`` writes the PNG (atomically); the figure is added to the report."""
+        path = self.fig_dir / f"{stem}.png"
+        draw(path)
+        rel = f"figures/{stem}.png"
+        self.figures.append(rel)
+        self.report.figure(rel, caption)
+
+
+def reproduce(out_dir: str | Path = "reproduce_out", quick: bool = False, seed: int = 0,
+              progress: bool = True) -> dict[str, Any]:
+    """Run the whole analysis and write ``report.md``, ``report.html``, ``figures/*.png``
+    and ``summary.json`` into ``out_dir``; return the summary dict.
+
+    ``out_dir`` is checked first: if it cannot be created or written, an ``OSError`` is
+    raised before any computation. ``quick`` shortens every fit and sample count (the
+    report says so at the top). ``seed`` seeds every random step (bootstrap, NUTS, fits).
+    Progress lines (stage, elapsed seconds) go to stderr unless ``progress`` is False.
+    """
+    from . import __version__
+
+    out = _writable(out_dir)
+    _writable(out / "figures")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    cfg = RunConfig.make(quick=bool(quick), seed=int(seed))
+    run = _Run(out, cfg, progress)
+    _intro(run)
+    for name in STAGES:
+        with run.stage(name):
+            _STAGE_FUNCS[name](run)
+    run.timings["total"] = round(time.perf_counter() - run.t0, 2)
+    _closing(run)
+
+    summary = {
+        "package": "capedyn", "version": __version__, "quick": cfg.quick, "seed": cfg.seed,
+        **{k: run.summary.get(k) for k in SUMMARY_KEYS},
+        **{k: v for k, v in run.summary.items() if k not in SUMMARY_KEYS},
+        "config": asdict(cfg),
+        "timings_s": dict(run.timings),
+        "files": ["report.md", "report.html", "summary.json", *run.figures],
+    }
+    atomic_write_text(out / "report.md", run.report.to_markdown())
+    atomic_write_text(out / "report.html", run.report.to_html(out))
+    atomic_write_json(out / "summary.json", _json_clean(summary))
+    run.log(f"wrote {out / 'report.md'}, report.html, summary.json and "
+            f"{len(run.figures)} figures in {run.timings['total']:.1f}s")
+    return _json_clean(summary)
+
+
+def _writable(path: str | Path) -> Path:
+    """``check_writable_dir`` with a message that names the folder and what to do."""
+    try:
+        return check_writable_dir(path)
+    except OSError as exc:
+        raise OSError(f"cannot write to output folder '{path}' "
+                      f"({exc.strerror or exc}); pass --out with a writable folder") from None
+
+
+def _json_clean(obj: Any) -> Any:
+    """NaN/inf → None, numpy → Python, tuples → lists, so summary.json is strict JSON."""
+    if isinstance(obj, dict):
+        return {str(k): _json_clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_clean(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _json_clean(obj.tolist())
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        x = float(obj)
+        return x if math.isfinite(x) else None
+    return obj
+
+
+# --------------------------------------------------------------------------- intro / closing
+
+def _intro(run: _Run) -> None:
+    from . import __version__
+
+    cfg, rep = run.cfg, run.report
+    if cfg.quick:
+        rep.callout(
+            "QUICK RUN (--quick): short fits and few samples "
+            f"({cfg.n_bootstrap} bootstrap resamples, {cfg.ode_steps} ODE fit steps, "
+            f"{cfg.holdout_steps} steps per held-out fit, NUTS {cfg.nuts_chains}×"
+            f"{cfg.nuts_samples} draws). The numbers below are a smoke test of the "
+            "pipeline, NOT the analysis: run `capedyn reproduce` without --quick for it.")
+    rep.para(f"Generated by capedyn {__version__} on {time.strftime('%Y-%m-%d %H:%M')}, "
+             f"seed {cfg.seed}. Every number in this report was computed in this run from "
+             "the tables shipped with capedyn (`benchmarks_data/`). Where the CAPE papers "
+             "(\"Lying Is Just a Phase\", Paper 3A; \"The Growing Pains of Frontier Models\", "
+             "Paper 3B) give a figure, it is shown beside ours in a column labelled **paper**; "
+             "the papers used their own data versions, so differences are expected and are "
+             "findings, not errors.")
+    rep.para("Units: scores in percent (0–100); N in billions of parameters (B); "
+             "x = log10 N with N in parameters; γ12 in TruthfulQA points per HellaSwag "
+             "point; h in GPQA points.")
+
+
+def _closing(run: _Run) -> None:
+    rep = run.report
+    rep.heading("Run details")
+    rows = [{"stage": s, "seconds": run.timings.get(s)} for s in STAGES]
+    rows.append({"stage": "total", "seconds": run.timings.get("total")})
+    rep.table(rows, ["stage", "seconds"], caption="wall time per stage")
+    rep.table([{"setting": k, "value": v} for k, v in asdict(run.cfg).items()],
+              ["setting", "value"], caption="budgets of this run")
+
+
+# --------------------------------------------------------------------------- stage 1: data
+
+def _stage_data(run: _Run) -> None:
+    from .data import complete_models, load_base_models, load_frontier_models
+
+    df = load_base_models()
+    fdf = load_frontier_models()
+    complete = complete_models(df)
+    run.results.update(df=df, fdf=fdf, complete=complete)
+    rep = run.report
+    rep.heading("1. Data")
+    rep.para(f"Base models: **{len(df)}** models in **{df['family'].nunique()}** families "
+             f"({len(complete)} with all five scores, which the ODE and the held-out "
+             f"benchmark need). Frontier models: **{len(fdf)}** from "
+             f"**{fdf['lab'].nunique()}** labs. Both tables passed validation "
+             "(`load_base_models`, `load_frontier_models`).")
+    rows = []
+    for fam, g in df.groupby("family", sort=False):
+        rows.append({"family": fam, "models": len(g),
+                     "complete": int(g[list(BENCHMARKS)].notna().all(axis=1).sum()),
+                     "smallest (B)": float(g["params_b"].min()),
+                     "largest (B)": float(g["params_b"].max()),
+                     "source": ", ".join(dict.fromkeys(g["source"].astype(str)))})
+    rep.table(rows, caption="families in the base-model table")
+    run.summary["n_base_models"] = len(df)
+    run.summary["n_frontier_models"] = len(fdf)
+
+
+# --------------------------------------------------------------------------- stage 2: coupling
+
+def _stage_coupling(run: _Run) -> None:
+    from . import coupling as cp
+
+    cfg, rep, df = run.cfg, run.report, run.results["df"]
+    ref = cp.PAPER_REFERENCE
+    table = cp.running_coupling(df)
+    paper14 = list(cp.WEB_TRAINED_PAPER)
+    web = cp.web_trained_families(df)
+    fit_all = cp.population_fit(table)
+    fit_p14 = cp.population_fit(table, families=paper14)
+    run.log(f"coupling: Nc bootstrap, {cfg.n_bootstrap} resamples")
+    boot = cp.bootstrap_nc(table, n_resamples=cfg.n_bootstrap, seed=cfg.seed, families=paper14)
+    boot_web = cp.bootstrap_nc(table, n_resamples=cfg.n_bootstrap, seed=cfg.seed,
+                               families=[f for f in web if f in set(table["family"])])
+    sign_all = cp.sign_test(table)
+    sign_p14 = cp.sign_test(table, families=paper14)
+    fams = cp.family_couplings(table)
+    run.results.update(pairs=table, fit=fit_all, boot=boot, family_nc=fams)
+
+    rep.heading("2. Running coupling γ12 and the critical scale Nc")
+    used = table[~table["skipped"]]
+    rep.para(f"{len(table)} consecutive within-family pairs, {int(table['skipped'].sum())} "
+             f"skipped as ill-conditioned (|ΔHS| < {cp.MIN_DELTA_HS:g} points). "
+             f"γ12 < 0 (tax) in {int((used['gamma12'] < 0).sum())} pairs, = 0 in "
+             f"{int((used['gamma12'] == 0).sum())}, > 0 (bonus) in "
+             f"{int((used['gamma12'] > 0).sum())}.")
+
+    pf = ref["population_fit"]
+    rows = []
+    for label, f in (("all families", fit_all), ("paper's 14 web-trained models", fit_p14)):
+        rows.append({"fit": label, "pairs": f.n, "A": f.A, "B": f.B, "R²": f.r2,
+                     "Nc (B)": f.nc_b, "Theil–Sen A": f.robust_A, "Theil–Sen B": f.robust_B,
+                     "Theil–Sen Nc (B)": f.robust_nc_b})
+    rows.append({"fit": "**paper**", "pairs": None, "A": paper(pf["A"]), "B": paper(pf["B"]),
+                 "R²": paper(pf["r2"]), "Nc (B)": "≈ " + paper(pf["nc_b"]),
+                 "Theil–Sen A": None, "Theil–Sen B": None, "Theil–Sen Nc (B)": None})
+    rep.table(rows, caption="population fit γ12 = A·log10 N + B (OLS; Theil–Sen beside it); "
+              "Nc = 10^(−B/A)")
+
+    pb = ref["nc_bootstrap_paper14"]
+    rows = [
+        {"resampled pairs": f"Pythia, Llama-1, Llama-2 ({boot.n_pairs} pairs)",
+         "median Nc (B)": boot.median_b, "68% CI (B)": fmt_ci(boot.ci68_b),
+         "95% CI (B)": fmt_ci(boot.ci95_b),
+         "valid / resamples": f"{boot.n_valid} / {boot.n_resamples}"},
+        {"resampled pairs": f"all web-trained families ({boot_web.n_pairs} pairs)",
+         "median Nc (B)": boot_web.median_b, "68% CI (B)": fmt_ci(boot_web.ci68_b),
+         "95% CI (B)": fmt_ci(boot_web.ci95_b),
+         "valid / resamples": f"{boot_web.n_valid} / {boot_web.n_resamples}"},
+        {"resampled pairs": "**paper** (14 web-trained models)",
+         "median Nc (B)": paper(pb["median_b"]), "68% CI (B)": paper(pb["ci68_b"]),
+         "95% CI (B)": paper(pb["ci95_b"]), "valid / resamples": f"– / {pb['n_resamples']}"},
+    ]
+    rep.table(rows, caption="bootstrap of Nc (resampling usable pairs; resamples without an "
+              "upward crossing are dropped and counted)")
+
+    run.save_figure("gamma12_vs_n", lambda p: plot_gamma12(table, fit_all, boot, p),
+                    f"{FIGURES['gamma12_vs_n']}: every usable pair at the geometric mean of "
+                    "its two sizes; OLS (solid) and Theil–Sen (dashed) population fits over all "
+                    "families; shaded: 95% bootstrap interval of Nc (Pythia, Llama-1, Llama-2).")
+    run.save_figure("tqa_vs_n", lambda p: plot_tqa_phases(df, boot, p),
+                    f"{FIGURES['tqa_vs_n']}. Background: tax region below the 95% Nc interval, "
+                    "bonus region above it, the interval itself grey. Markers: filled when the "
+                    "algebraic classifier TQA > sqrt(0.187·HS) puts the model in the bonus "
+                    "phase, hollow in the tax phase.")
+
+    st = ref["sign_test"]
+    rows = [{"pairs": "all families", "correct": sign_all.correct, "tested": sign_all.total,
+             "violations": "; ".join(f"{v['family']} {v['model_from']}→{v['model_to']} "
+                                     f"(γ12 = {fmt(v['gamma12'])})"
+                                     for v in sign_all.violations) or "none"},
+            {"pairs": "Pythia, Llama-1, Llama-2", "correct": sign_p14.correct,
+             "tested": sign_p14.total,
+             "violations": "; ".join(f"{v['family']} {v['model_from']}→{v['model_to']}"
+                                     for v in sign_p14.violations) or "none"},
+            {"pairs": "**paper**", "correct": st["correct"], "tested": st["total"],
+             "violations": "none"}]
+    rep.table(rows, caption=f"sign test: pairs centred below {sign_all.below_b:g}B should have "
+              f"γ12 ≤ 0, above {sign_all.above_b:g}B γ12 > 0")
+
+    rep.table(_checks_table(df, table, ref, cp), ["check", "this run", "paper"],
+              caption="point checks against the paper")
+
+    fam_rows = []
+    for r in fams.itertuples(index=False):
+        ref_nc = ref["family_nc_b"].get(r.family)
+        fam_rows.append({"family": r.family, "pairs": r.n_pairs, "γ0 (per decade)": r.gamma0,
+                         "Nc (B)": r.nc_b if math.isfinite(r.nc_b) else r.crossing,
+                         "where": r.nc_position,
+                         "paper Nc (B)": paper(ref_nc) if ref_nc is not None else "–"})
+    for fam, ref_nc in ref["family_nc_b"].items():
+        if fam not in set(fams["family"]):
+            fam_rows.append({"family": fam, "pairs": int((used["family"] == fam).sum()),
+                             "γ0 (per decade)": None, "Nc (B)": "too few pairs",
+                             "where": "–", "paper Nc (B)": paper(ref_nc)})
+    rep.table(fam_rows, caption="per-family fit γ12(N, D) = γ0(D)·log10(N / Nc(D)) "
+              "(families with ≥ 2 usable pairs)")
+    valid = fams[np.isfinite(fams["nc_b"]) & (fams["nc_position"] == "within tested range")]
+    if len(valid):
+        lo, hi = float(valid["nc_b"].min()), float(valid["nc_b"].max())
+        rep.para(f"Family Nc within the tested range spans {fmt(lo)}B to {fmt(hi)}B "
+                 f"(a {fmt(hi / lo, 2)}× range; paper: OPT ≈ 0.12B to Falcon ≈ 7B, 60×).")
+
+    ph = cp.phase_classifier(df["hellaswag"].to_numpy(), df["truthfulqa"].to_numpy())
+    counts = pd.Series(ph.phase).value_counts()
+    rep.para(f"Algebraic classifier over all {len(df)} base models: "
+             f"{int(counts.get('bonus', 0))} in the bonus phase (TQA > TQA_c), "
+             f"{int(counts.get('tax', 0))} in the tax phase.")
+
+    run.summary.update(
+        nc_b=boot.median_b, nc_ci95_b=list(boot.ci95_b), nc_ci68_b=list(boot.ci68_b),
+        nc_definition=("median of the Nc bootstrap over the usable pairs of Pythia, Llama-1 "
+                       "and Llama-2 (the paper's 14 web-trained models), in billions"),
+        population_fit=fit_all.to_dict(),
+        sign_test={"correct": sign_all.correct, "total": sign_all.total})
+
+
+def _checks_table(df, table, ref, cp) -> list[dict[str, str]]:
+    rows = []
+    py = df[df["family"] == "Pythia"].dropna(subset=["hellaswag", "truthfulqa"])
+    if len(py) >= 3:
+        r = float(np.corrcoef(py["hellaswag"], py["truthfulqa"])[0, 1])
+        rows.append({"check": f"r(HS, TQA) within Pythia ({len(py)} models)", "this run": fmt(r),
+                     "paper": paper(ref["pythia_r_hs_tqa"])})
+    olmo = [r for r in table.itertuples(index=False) if r.family == "OLMo"]
+    for r in olmo:
+        g = df.set_index("model")
+        rows.append({"check": f"OLMo γ12 {r.model_from}→{r.model_to}",
+                     "this run": f"{fmt(r.gamma12)} (TQA {g.loc[r.model_from, 'truthfulqa']:g} → "
+                                 f"{g.loc[r.model_to, 'truthfulqa']:g}, HS "
+                                 f"{g.loc[r.model_from, 'hellaswag']:g} → "
+                                 f"{g.loc[r.model_to, 'hellaswag']:g})",
+                     "paper": f"{ref['olmo_1b_7b']['gamma12']:.3f} (TQA 36.0 → 36.0, HS 62.5 → 76.4)"})
+    opt = df[df["family"] == "OPT"].set_index("params_b")
+    for key, (a, b) in (("2.7B->6.7B", (2.7, 6.7)), ("6.7B->30B", (6.7, 30.0))):
+        if a in opt.index and b in opt.index:
+            g = ((opt.loc[b, "truthfulqa"] - opt.loc[a, "truthfulqa"])
+                 / (opt.loc[b, "hellaswag"] - opt.loc[a, "hellaswag"]))
+            between = int(((opt.index > a) & (opt.index < b)).sum())
+            note = f" (span over {between} intermediate model)" if between else ""
+            rows.append({"check": f"OPT γ12 {key.replace('->', '→')}{note}",
+                         "this run": fmt(float(g)), "paper": paper(ref["opt"][key])})
+    for r in table[table["family"] == "OPT"].itertuples(index=False):
+        if r.params_b_from >= 6.7 and r.params_b_to <= 30:
+            rows.append({"check": f"OPT γ12 {r.model_from}→{r.model_to} (consecutive)",
+                         "this run": fmt(r.gamma12), "paper": "–"})
+    for m in df[df["family"] == "OLMo"].itertuples(index=False):
+        ph = cp.phase_classifier(m.hellaswag, m.truthfulqa)
+        rows.append({"check": f"classifier on {m.model}: TQA_c vs measured TQA (fractions)",
+                     "this run": f"{ph.tqa_critical_fraction:.4f} vs {m.truthfulqa / 100:.4f} "
+                                 f"→ {ph.phase}",
+                     "paper": f"{ref['classifier_olmo']['tqa_critical']:.4f} vs "
+                              f"{ref['classifier_olmo']['tqa_measured']:.4f}"})
+    return rows
+
+
+# --------------------------------------------------------------------------- figures
+
+_TAX, _BONUS, _BAND = "#f6d5d5", "#d8ecd3", "#e4e4e4"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _family_colours(names: Sequence[str]) -> dict[str, Any]:
+    plt = _pyplot()
+    cmap = plt.get_cmap("tab20")
+    ordered = sorted(dict.fromkeys(names), key=str.lower)
+    return {f: cmap(i % cmap.N) for i, f in enumerate(ordered)}
+
+
+def _save(fig, path: str | Path) -> Path:
+    plt = _pyplot()
+    try:
+        return atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110))
+    finally:
+        plt.close(fig)
+
+
+def _phase_background(ax, boot, xlim: tuple[float, float]) -> None:
+    """Tax below the 95% Nc interval, bonus above it, the interval grey, median dashed."""
+    lo, hi = boot.ci95_b
+    ax.axvspan(xlim[0], lo, color=_TAX, zorder=0, label="tax region (γ12 < 0)")
+    ax.axvspan(lo, hi, color=_BAND, zorder=0, label="Nc 95% interval")
+    ax.axvspan(hi, xlim[1], color=_BONUS, zorder=0, label="bonus region (γ12 > 0)")
+    ax.axvline(boot.median_b, color="0.3", ls="--", lw=1, label=f"Nc median {fmt(boot.median_b)}B")
+    ax.set_xlim(*xlim)
+
+
+def plot_tqa_phases(df: pd.DataFrame, boot, path: str | Path) -> Path:
+    """TruthfulQA (percent) against N (billions, log axis) for every family; background
+    regions from the Nc bootstrap ``boot`` (tax / interval / bonus); markers filled where the
+    algebraic classifier says bonus, hollow where it says tax. Written atomically as PNG."""
+    from .coupling import phase_classifier
+
+    plt = _pyplot()
+    d = df.dropna(subset=["hellaswag", "truthfulqa"])
+    colours = _family_colours(d["family"])
+    fig, ax = plt.subplots(figsize=(10, 6))
+    xlim = (float(d["params_b"].min()) / 1.6, float(d["params_b"].max()) * 1.6)
+    _phase_background(ax, boot, xlim)
+    for fam, g in d.groupby("family", sort=False):
+        g = g.sort_values("params_b")
+        c = colours[fam]
+        ax.plot(g["params_b"], g["truthfulqa"], "-", color=c, lw=1.3, label=fam, zorder=2)
+        bonus = np.asarray(phase_classifier(g["hellaswag"].to_numpy(),
+                                            g["truthfulqa"].to_numpy()).phase) == "bonus"
+        ax.scatter(g["params_b"][bonus], g["truthfulqa"][bonus], color=c, s=36, zorder=3)
+        ax.scatter(g["params_b"][~bonus], g["truthfulqa"][~bonus], facecolors="white",
+                   edgecolors=[c], s=36, linewidths=1.4, zorder=3)
+    ax.scatter([], [], color="0.3", s=30, label="classifier: bonus")
+    ax.scatter([], [], facecolors="white", edgecolors="0.3", s=30, label="classifier: tax")
+    ax.set_xscale("log")
+    ax.set_xlabel("N (billions of parameters)")
+    ax.set_ylabel("TruthfulQA MC2 (%)")
+    ax.set_title("TruthfulQA vs scale: the alignment tax and the bonus phase")
+    ax.grid(alpha=0.3, which="both", lw=0.5)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_gamma12(table: pd.DataFrame, fit, boot, path: str | Path) -> Path:
+    """γ12 of every usable pair against its geometric-mean size (billions, log axis),
+    coloured by family, with the OLS and Theil–Sen population fits, γ12 = 0 and the Nc
+    bootstrap interval. Written atomically as PNG."""
+    plt = _pyplot()
+    t = table[~table["skipped"].astype(bool)]
+    colours = _family_colours(t["family"])
+    fig, ax = plt.subplots(figsize=(10, 6))
+    xlim = (float(t["params_b_mid"].min()) / 1.6, float(t["params_b_mid"].max()) * 1.6)
+    _phase_background(ax, boot, xlim)
+    ax.axhline(0.0, color="k", lw=0.8)
+    for fam, g in t.groupby("family", sort=False):
+        ax.scatter(g["params_b_mid"], g["gamma12"], color=colours[fam], s=40, label=fam,
+                   edgecolors="k", linewidths=0.4, zorder=3)
+    grid = np.geomspace(*xlim, 200)
+    lx = np.log10(grid) + 9.0
+    ax.plot(grid, fit.A * lx + fit.B, color="k", lw=1.8,
+            label=f"OLS: γ12 = {fit.A:.3f}·log10 N {fit.B:+.3f}")
+    ax.plot(grid, fit.robust_A * lx + fit.robust_B, color="k", lw=1.2, ls=":",
+            label=f"Theil–Sen: {fit.robust_A:.3f}·log10 N {fit.robust_B:+.3f}")
+    ax.set_xscale("log")
+    ax.set_xlabel("N (billions of parameters, geometric mean of the pair)")
+    ax.set_ylabel("γ12 (TQA points per HS point)")
+    ax.set_title("Running coupling γ12(N)")
+    ax.grid(alpha=0.3, which="both", lw=0.5)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------- stage 6: frontier
+
+def _stage_frontier(run: _Run) -> None:
+    from . import frontier as fr
+
+    cfg, rep, fdf, df = run.cfg, run.report, run.results["fdf"], run.results["df"]
+    ref = fr.PAPER_REFERENCE
+    line = fr.population_line(fdf, n_bootstrap=cfg.frontier_bootstrap, seed=cfg.seed)
+    rep.heading("6. Frontier models: the h-field")
+    rows = [{"line": f"this run ({line.n} frozen models)", "slope a": line.slope,
+             "a 95% CI": fmt_ci(line.slope_ci), "intercept b": line.intercept,
+             "b 95% CI": fmt_ci(line.intercept_ci), "r": line.r},
+            {"line": f"**paper** ({ref['n_models']} models, {ref['n_labs']} labs)",
+             "slope a": paper(ref["slope"]), "a 95% CI": "–",
+             "intercept b": paper(ref["intercept"]), "b 95% CI": "–", "r": paper(ref["r"])}]
+    rep.table(rows, caption="population line GPQA = a·SWE + b (least squares; intervals from "
+              f"{line.n_bootstrap} case resamples)")
+
+    we = ref["worked_example"]
+    ours_pred = float(line.predict(we["swe"]))
+    ours_h = fr.h_field(we["swe"], we["gpqa"], line.slope, line.intercept)
+    paper_line_h = fr.h_field(we["swe"], we["gpqa"], ref["slope"], ref["intercept"])
+    rep.table([
+        {"worked example (SWE 87.6, GPQA 94.2)": "predicted GPQA",
+         "our line": fmt(ours_pred), "paper's line, computed here":
+             fmt(ref["slope"] * we["swe"] + ref["intercept"]), "paper": paper(we["predicted_gpqa"])},
+        {"worked example (SWE 87.6, GPQA 94.2)": "h", "our line": f"{ours_h:+.1f}",
+         "paper's line, computed here": f"{paper_line_h:+.1f}", "paper": f"{we['h']:+.1f}"},
+    ], caption="SPEC §6 worked example: h = GPQA − (a·SWE + b)")
+
+    labs = fr.lab_summary(fdf, line)
+    rows = []
+    for e in labs:
+        h_paper_def = e["mean_h_core"] if e["mean_h_core"] is not None else e["mean_h"]
+        rows.append({"lab": e["lab"], "models": e["n"], "mean h": e["mean_h"],
+                     "mean h (paper's definition)": h_paper_def,
+                     "paper mean h": paper(ref["lab_mean_h"].get(e["lab"])),
+                     "lab slope": e["slope"]})
+    rep.table(rows, caption="per-lab field against our line (paper's definition: core rows "
+              "where the lab has any); paper lab slopes range "
+              f"{paper(ref['lab_slope_range'])}")
+    lolo = fr.leave_one_lab_out(fdf)
+    rep.para(f"Leave-one-lab-out: refit the line without each lab and predict its GPQA from "
+             f"SWE. Mean MAE over the {lolo['n_labs']} labs with ≥ {lolo['min_models']} models: "
+             f"**{fmt(lolo['mean_mae'])}** GPQA points (paper: {paper(ref['leave_one_lab_out_mae'])}); "
+             f"over all {lolo['n_labs_all']} labs {fmt(lolo['mean_mae_all'])}; pooled over "
+             f"every held-out model {fmt(lolo['pooled_mae'])}.")
+
+    sat_rows = []
+    for table, cols, what in ((fdf, ("swe_bench", "gpqa_diamond"), "frontier"),
+                              (df, BENCHMARKS, "base models")):
+        for c in cols:
+            s = fr.saturation(table, c)
+            sat_rows.append({"benchmark": c, "table": what, "top-5 spread (points)": s["spread"],
+                             "spent (< 2 points)": s["spent"],
+                             "leader": f"{s['leaders'][0]['model']} ({s['leaders'][0]['value']:g})"})
+    rep.table(sat_rows, caption="saturation: a benchmark is spent when its top five models sit "
+              "within 2 points (paper's rule)")
+
+    fam = run.results.get("family_nc")
+    nc1 = "–"
+    if fam is not None:
+        ok = fam[np.isfinite(fam["nc_b"]) & (fam["nc_position"] == "within tested range")]
+        if len(ok):
+            nc1 = f"{fmt(ok['nc_b'].min())}–{fmt(ok['nc_b'].max())}B (family fits, this run)"
+    casc = []
+    for c in fr.CASCADE:
+        rng = f"{c.low_b:g}–{c.high_b:g}B" if c.high_b and c.high_b != c.low_b else \
+              (f"{c.low_b:g}B" if c.high_b else f"{c.low_b:g}B+")
+        casc.append({"scale": c.name, "paper": f"{rng} ({c.status})", "what flips": c.flips,
+                     "this run": nc1 if c.name == "Nc1" else "not computable from these tables"})
+    rep.table(casc, caption="the paper's cascade of critical scales; only Nc1 can be checked "
+              "against the base-model table")
+
+    run.save_figure("frontier_h", lambda p: fr.plot_frontier(fdf, line, p),
+                    f"{FIGURES['frontier_h']}: the line fitted in this run with its bootstrap "
+                    "band; vertical bars are each model's h; stars are post-cutoff models, "
+                    "which are not in the fit.")
+    run.summary.update(frontier_slope=line.slope, frontier_intercept=line.intercept,
+                       frontier_r=line.r, frontier_lolo_mean_mae=lolo["mean_mae"],
+                       frontier_lab_mean_h={e["lab"]: e["mean_h"] for e in labs})
