@@ -265,8 +265,12 @@ def optimise(pop: Population, trainable, batch: TrajectoryBatch, pen: Penalties,
     schedule = optax.warmup_cosine_decay_schedule(
         init_value=learning_rate / 10, peak_value=learning_rate, warmup_steps=warmup,
         decay_steps=max(steps, warmup + 1), end_value=learning_rate / 100)
+    # Strongly typed float64 leaves: a weakly typed initial value would make the first
+    # Adam update change the input types and trigger a second compilation.
+    pop, pen, trainable, batch = (_float64(t) for t in (pop, pen, trainable, batch))
     params = eqx.filter(pop, eqx.is_inexact_array)
-    opt_state = _adam().init(params)
+    opt_state = _float64(_adam().init(params))
+    rates = jnp.asarray(np.asarray(jax.vmap(schedule)(jnp.arange(max(steps, 1)))), jnp.float64)
     history: list[float] = []
     best = (np.inf, np.nan, pop)
     with Progress(steps, label, enabled=progress) as bar:
@@ -279,10 +283,14 @@ def optimise(pop: Population, trainable, batch: TrajectoryBatch, pen: Penalties,
                 best = (loss, float(mse), pop)
             if k == steps:
                 break
-            pop, opt_state = _adam_update(pop, grads, trainable, opt_state,
-                                          jnp.asarray(float(schedule(k))))
+            pop, opt_state = _adam_update(pop, grads, trainable, opt_state, rates[k])
             bar.update(k + 1, loss=loss, mse=float(mse))
     return best[2], history, best[1]
+
+
+def _float64(tree):
+    return jax.tree_util.tree_map(
+        lambda a: jnp.asarray(a, jnp.float64) if eqx.is_inexact_array(a) else a, tree)
 
 
 def trainable_mask(pop: Population, **frozen: bool):

@@ -106,7 +106,7 @@ class CouplingField(eqx.Module):
     def zeros(cls, *, degree: int = 2, coupling: CouplingKind = "score",
               kappa_max: float = 4.0) -> "CouplingField":
         enable_x64()
-        return cls(coef=jnp.zeros((N_STATE, N_FEATURES)), gamma0=jnp.asarray(0.0),
+        return cls(coef=jnp.zeros((N_STATE, N_FEATURES)), gamma0=jnp.zeros(()),
                    degree=degree, coupling=coupling, kappa_max=kappa_max)
 
     @classmethod
@@ -117,7 +117,7 @@ class CouplingField(eqx.Module):
         coef = jnp.asarray(coef, dtype=float)
         if coef.shape != (N_STATE, N_FEATURES):
             raise ValueError(f"coef must have shape ({N_STATE}, {N_FEATURES}), got {coef.shape}")
-        return cls(coef=coef, gamma0=jnp.asarray(0.0), degree=2, coupling="none")
+        return cls(coef=coef, gamma0=jnp.zeros(()), degree=2, coupling="none")
 
     @property
     def config(self) -> dict:

@@ -157,7 +157,8 @@ class Report:
                 out.append("")
             elif b.kind == "figure":
                 path, caption = b.payload
-                out += [f"![{caption}]({path})", "", f"*{caption}*", ""]
+                alt = Path(path).stem.replace("_", " ")
+                out += [f"![{alt}]({path})", "", f"*{caption}*", ""]
         return "\n".join(out).rstrip() + "\n"
 
     def to_html(self, root: Path) -> str:
@@ -362,6 +363,14 @@ def reproduce(out_dir: str | Path = "reproduce_out", quick: bool = False, seed: 
     return _json_clean(summary)
 
 
+def _module(name: str):
+    """A capedyn submodule by name (``from . import x`` would return the lazily exported
+    function of the same name, e.g. ``capedyn.holdout``)."""
+    import importlib
+
+    return importlib.import_module(f"capedyn.{name}")
+
+
 def _writable(path: str | Path) -> Path:
     """``check_writable_dir`` with a message that names the folder and what to do."""
     try:
@@ -455,7 +464,7 @@ def _stage_data(run: _Run) -> None:
 # --------------------------------------------------------------------------- stage 2: coupling
 
 def _stage_coupling(run: _Run) -> None:
-    from . import coupling as cp
+    cp = _module("coupling")
 
     cfg, rep, df = run.cfg, run.report, run.results["df"]
     ref = cp.PAPER_REFERENCE
@@ -510,11 +519,12 @@ def _stage_coupling(run: _Run) -> None:
     rep.table(rows, caption="bootstrap of Nc (resampling usable pairs; resamples without an "
               "upward crossing are dropped and counted)")
 
-    run.save_figure("gamma12_vs_n", lambda p: plot_gamma12(table, fit_all, boot, p),
+    colours = _family_colours(df["family"])
+    run.save_figure("gamma12_vs_n", lambda p: plot_gamma12(table, fit_all, boot, p, colours),
                     f"{FIGURES['gamma12_vs_n']}: every usable pair at the geometric mean of "
                     "its two sizes; OLS (solid) and Theil–Sen (dashed) population fits over all "
                     "families; shaded: 95% bootstrap interval of Nc (Pythia, Llama-1, Llama-2).")
-    run.save_figure("tqa_vs_n", lambda p: plot_tqa_phases(df, boot, p),
+    run.save_figure("tqa_vs_n", lambda p: plot_tqa_phases(df, boot, p, colours),
                     f"{FIGURES['tqa_vs_n']}. Background: tax region below the 95% Nc interval, "
                     "bonus region above it, the interval itself grey. Markers: filled when the "
                     "algebraic classifier TQA > sqrt(0.187·HS) puts the model in the bonus "
@@ -649,7 +659,8 @@ def _phase_background(ax, boot, xlim: tuple[float, float]) -> None:
     ax.set_xlim(*xlim)
 
 
-def plot_tqa_phases(df: pd.DataFrame, boot, path: str | Path) -> Path:
+def plot_tqa_phases(df: pd.DataFrame, boot, path: str | Path,
+                    colours: dict[str, Any] | None = None) -> Path:
     """TruthfulQA (percent) against N (billions, log axis) for every family; background
     regions from the Nc bootstrap ``boot`` (tax / interval / bonus); markers filled where the
     algebraic classifier says bonus, hollow where it says tax. Written atomically as PNG."""
@@ -657,7 +668,7 @@ def plot_tqa_phases(df: pd.DataFrame, boot, path: str | Path) -> Path:
 
     plt = _pyplot()
     d = df.dropna(subset=["hellaswag", "truthfulqa"])
-    colours = _family_colours(d["family"])
+    colours = colours or _family_colours(d["family"])
     fig, ax = plt.subplots(figsize=(10, 6))
     xlim = (float(d["params_b"].min()) / 1.6, float(d["params_b"].max()) * 1.6)
     _phase_background(ax, boot, xlim)
@@ -682,13 +693,14 @@ def plot_tqa_phases(df: pd.DataFrame, boot, path: str | Path) -> Path:
     return _save(fig, path)
 
 
-def plot_gamma12(table: pd.DataFrame, fit, boot, path: str | Path) -> Path:
+def plot_gamma12(table: pd.DataFrame, fit, boot, path: str | Path,
+                 colours: dict[str, Any] | None = None) -> Path:
     """γ12 of every usable pair against its geometric-mean size (billions, log axis),
     coloured by family, with the OLS and Theil–Sen population fits, γ12 = 0 and the Nc
     bootstrap interval. Written atomically as PNG."""
     plt = _pyplot()
     t = table[~table["skipped"].astype(bool)]
-    colours = _family_colours(t["family"])
+    colours = colours or _family_colours(t["family"])
     fig, ax = plt.subplots(figsize=(10, 6))
     xlim = (float(t["params_b_mid"].min()) / 1.6, float(t["params_b_mid"].max()) * 1.6)
     _phase_background(ax, boot, xlim)
@@ -715,7 +727,7 @@ def plot_gamma12(table: pd.DataFrame, fit, boot, path: str | Path) -> Path:
 # --------------------------------------------------------------------------- stage 6: frontier
 
 def _stage_frontier(run: _Run) -> None:
-    from . import frontier as fr
+    fr = _module("frontier")
 
     cfg, rep, fdf, df = run.cfg, run.report, run.results["fdf"], run.results["df"]
     ref = fr.PAPER_REFERENCE
@@ -793,3 +805,306 @@ def _stage_frontier(run: _Run) -> None:
     run.summary.update(frontier_slope=line.slope, frontier_intercept=line.intercept,
                        frontier_r=line.r, frontier_lolo_mean_mae=lolo["mean_mae"],
                        frontier_lab_mean_h={e["lab"]: e["mean_h"] for e in labs})
+
+
+# --------------------------------------------------------------------------- stage 3: ODE
+
+_PAD = 8  # predictions are padded to a fixed number of sizes: one compiled solve for all
+
+
+def _predict_padded(model, start: dict, sizes: Sequence[float], family: str | None,
+                    pad: int = _PAD) -> np.ndarray:
+    """Scores (len(sizes), 5) predicted from a family's start; the size list is padded to a
+    multiple of ``pad`` with its last value so every call has the same shape (one compile)."""
+    sizes = np.asarray(sizes, dtype=float)
+    n = len(sizes)
+    m = pad * max(1, -(-n // pad))
+    padded = np.concatenate([sizes, np.full(m - n, sizes[-1])])
+    init = {"params_b": start["params_b"], **dict(zip(BENCHMARKS, start["scores"]))}
+    pred = model.predict(init, padded, family=family)
+    return pred[list(BENCHMARKS)].to_numpy(dtype=float)[:n]
+
+
+def _in_sample_errors(model, df: pd.DataFrame) -> pd.DataFrame:
+    """Long table (family, model, benchmark, pred, actual) of each fitted family integrated
+    from its own smallest complete model with its fitted parameters."""
+    from .data import complete_models
+
+    full = complete_models(df)
+    rows = []
+    for fam, start in model.starts_.items():
+        g = full[full["family"] == fam].sort_values("params_b")
+        g = g[g["params_b"] > start["params_b"]]
+        if g.empty:
+            continue
+        pred = _predict_padded(model, start, g["params_b"].to_numpy(), fam)
+        actual = g[list(BENCHMARKS)].to_numpy(dtype=float)
+        for i, name in enumerate(g["model"]):
+            for k, b in enumerate(BENCHMARKS):
+                rows.append({"family": fam, "model": name, "benchmark": b,
+                             "pred": float(pred[i, k]), "actual": float(actual[i, k])})
+    return pd.DataFrame(rows)
+
+
+def _stage_ode(run: _Run) -> None:
+    from .fit import PAPER_REFERENCE as REF, CouplingODE, summarise_errors
+
+    cfg, rep, df = run.cfg, run.report, run.results["df"]
+    rep.heading("3. The coupling ODE")
+    run.log(f"ode: fit on every complete family ({cfg.ode_steps} steps)")
+    model = CouplingODE(steps=cfg.ode_steps, seed=cfg.seed, progress=run.progress).fit(df)
+    errs = _in_sample_errors(model, df)
+    run.results["ode_all"] = model
+    fam_rows = []
+    for fam, p in model.families_.items():
+        e = summarise_errors(errs[errs["family"] == fam])
+        fam_rows.append({"family": fam, "models": len(model.starts_[fam]["models"]),
+                         "start": model.starts_[fam]["model"],
+                         "Nc (B)": p.critical_scale_b,
+                         "|h| (latent/decade)": float(np.linalg.norm(np.asarray(p.h))),
+                         "MAE (points)": e["mae"], "rel. MAE %": e["rel_mae_pct"]})
+    total = summarise_errors(errs)
+    rep.para(f"One universal field (constant + linear + quadratic terms of the bounded latent "
+             f"state, 21 library terms per benchmark), the running coupling "
+             f"γ12(x) = γ0·(x − log10 Nc_f) feeding HellaSwag's rate into TruthfulQA's, and a "
+             f"source h_f per family; fit by Optax through the Diffrax solve on "
+             f"**{len(model.families_)}** families ({cfg.ode_steps} Adam steps), each integrated "
+             f"from its own smallest complete model. Final objective {fmt(model.loss_)}, data "
+             f"MSE {fmt(model.mse_)} points²; γ0 = {fmt(float(model.field_.gamma0))} per decade; "
+             f"population Nc = {fmt(10 ** (model.mu_nc_ - 9))}B. In-sample over all "
+             f"{total['n_pairs']} (model, benchmark) pairs: MAE {fmt(total['mae'])} points, "
+             f"relative MAE {fmt(total['rel_mae_pct'])}%.")
+    rep.table(fam_rows, caption="per-family parameters and in-sample trajectory error of the "
+              "all-family fit (Nc_f is the family's zero of the running coupling)")
+    run.save_figure("ode_trajectories", lambda p: plot_ode_trajectories(model, df, p),
+                    f"{FIGURES['ode_trajectories']}: lines are the all-family coupling ODE "
+                    "integrated from each family's smallest complete model (star), dots the "
+                    "measured scores.")
+
+    py = df[df["family"] == "Pythia"]
+    run.log(f"ode: Pythia-only fit ({cfg.pythia_steps} steps)")
+    pythia = CouplingODE(steps=cfg.pythia_steps, seed=cfg.seed, progress=run.progress).fit(py)
+    run.results["ode_pythia"] = pythia
+    pe = summarise_errors(_in_sample_errors(pythia, py))
+    ref = REF["in_sample_pythia_rel_error_pct"]
+    rows = [{"benchmark": b, "relative error % (this run)": pe["per_benchmark"][b]["rel_error_pct"],
+             "MAE (points)": pe["per_benchmark"][b]["mae"], "paper %": paper(ref[b])}
+            for b in BENCHMARKS]
+    rows.append({"benchmark": "**mean of the five**",
+                 "relative error % (this run)": pe["mean_rel_error_pct"],
+                 "MAE (points)": pe["mae"], "paper %": paper(ref["mean"])})
+    rep.table(rows, caption="in-sample check (paper: linear ODE fit on Pythia, integrated from "
+              "Pythia-70M): the coupling ODE fit on Pythia alone, integrated from Pythia-70M, "
+              "error over the seven later models")
+    run.summary["pythia_in_sample_mean_rel_error_pct"] = pe["mean_rel_error_pct"]
+    run.summary["ode_all_families"] = {"n_families": len(model.families_), "loss": model.loss_,
+                                       "mse_points2": model.mse_,
+                                       "population_nc_b": 10 ** (model.mu_nc_ - 9),
+                                       "in_sample_rel_mae_pct": total["rel_mae_pct"]}
+
+    if cfg.quick:
+        rep.para("Per-phase analysis (separate tax / bonus fits on Pythia): skipped in quick mode.")
+        return
+    from .fit import per_phase_analysis
+
+    run.log("ode: per-phase analysis (Pythia tax vs bonus models)")
+    ph = per_phase_analysis(df)
+    pr = REF["hs_to_tqa_coefficient"]
+    rep.table([
+        {"HS → TQA coefficient": "tax models " + ", ".join(ph["tax"]["models"]),
+         "score units": ph["tax"]["hs_to_tqa_score"], "latent units": ph["tax"]["hs_to_tqa_latent"],
+         "paper": paper(pr["tax"])},
+        {"HS → TQA coefficient": "bonus models " + ", ".join(ph["bonus"]["models"]),
+         "score units": ph["bonus"]["hs_to_tqa_score"],
+         "latent units": ph["bonus"]["hs_to_tqa_latent"], "paper": paper(pr["bonus"])},
+        {"HS → TQA coefficient": "ratio bonus / tax", "score units": ph["ratio_score"],
+         "latent units": ph["ratio_latent"], "paper": f"{paper(pr['ratio'])}×"},
+        {"HS → TQA coefficient": "rank-1 share of the difference (s1 / Σs)",
+         "score units": ph["difference_rank1_share_score"],
+         "latent units": ph["difference_rank1_share_latent"], "paper": "close to rank 1"},
+    ], caption="per-phase analysis: linear fields fit separately on Pythia's tax and bonus "
+               "models (score units: TQA points per decade per HS point)")
+    run.summary["per_phase_ratio_score"] = ph["ratio_score"]
+
+
+def plot_ode_trajectories(model, df: pd.DataFrame, path: str | Path, n_grid: int = 48) -> Path:
+    """Small multiples, one panel per fitted family: the five benchmark trajectories of
+    ``model`` (a fitted :class:`~capedyn.CouplingODE`) integrated from the family's smallest
+    complete model, with the measured scores as dots. Written atomically as PNG."""
+    from ._state import SHORT
+    from .data import complete_models
+
+    plt = _pyplot()
+    full = complete_models(df)
+    fams = list(model.starts_)
+    ncol = 4
+    nrow = -(-len(fams) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 2.8 * nrow), squeeze=False)
+    colours = dict(zip(BENCHMARKS, plt.get_cmap("tab10").colors))
+    for ax, fam in zip(axes.flat, fams):
+        start = model.starts_[fam]
+        g = full[full["family"] == fam].sort_values("params_b")
+        p_hi = max(float(g["params_b"].max()), start["params_b"] * 1.01)
+        grid = np.geomspace(start["params_b"], p_hi, n_grid)
+        curve = _predict_padded(model, start, grid, fam, pad=n_grid)
+        for k, b in enumerate(BENCHMARKS):
+            ax.plot(grid, curve[:, k], color=colours[b], lw=1.4)
+            ax.scatter(g["params_b"], g[b], color=colours[b], s=14, zorder=3)
+            ax.scatter([start["params_b"]], [start["scores"][k]], color=colours[b], marker="*",
+                       s=70, edgecolors="k", linewidths=0.4, zorder=4)
+        ax.set_xscale("log")
+        ax.set_title(fam, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3, lw=0.5)
+    for ax in list(axes.flat)[len(fams):]:
+        ax.axis("off")
+    handles = [plt.Line2D([], [], color=colours[b], marker="o", label=SHORT[b]) for b in BENCHMARKS]
+    fig.legend(handles=handles, loc="lower center", ncol=len(BENCHMARKS), fontsize=8,
+               frameon=False, bbox_to_anchor=(0.5, 0.0))
+    fig.supxlabel("N (billions of parameters)", fontsize=9, y=0.035)
+    fig.supylabel("score (%)", fontsize=9)
+    fig.suptitle("Coupling ODE (all-family fit) vs data", fontsize=11)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------- stage 5: holdout
+
+def _holdout_methods(cfg: RunConfig) -> dict[str, Callable[[], Any]]:
+    """Every benchmark method; the coupling ODE with this run's step budget and seed."""
+    import functools
+
+    from .fit import CouplingODE
+    from .holdout import METHODS
+
+    methods = dict(METHODS)
+    methods["coupling_ode"] = functools.partial(CouplingODE, steps=cfg.holdout_steps,
+                                                seed=cfg.seed, progress=False)
+    return methods
+
+
+def _stage_holdout(run: _Run) -> None:
+    ho = _module("holdout")
+    from .fit import PAPER_REFERENCE as FIT_REF
+    from .sindy import PAPER_HS_EQUATION, SparseCouplingODE
+
+    cfg, rep, df = run.cfg, run.report, run.results["df"]
+    rep.heading("5. SINDy and the held-out family benchmark")
+    py = df[df["family"] == "Pythia"]
+    sindy = SparseCouplingODE().fit(py)
+    sindy_frac = SparseCouplingODE(state="fraction").fit(py)
+    hs_eq = sindy.equations()[BENCHMARKS.index("hellaswag")]
+    hs_frac = sindy_frac.equations()[BENCHMARKS.index("hellaswag")]
+    paper_eq = " ".join(f"{'+' if v >= 0 else '−'} {abs(v):g}{'' if k == '1' else '·' + k}"
+                        for k, v in PAPER_HS_EQUATION.items()).lstrip("+ ")
+    rep.table([
+        {"SINDy on Pythia": "latent state z (the integrable form)", "HS equation": f"`{hs_eq}`",
+         "terms kept": f"{sindy.n_terms_} of {sindy.coef_.size}",
+         "threshold, alpha": f"{sindy.threshold_:g}, {sindy.alpha_:g}"},
+        {"SINDy on Pythia": "scores as fractions", "HS equation": f"`{hs_frac}`",
+         "terms kept": f"{sindy_frac.n_terms_} of {sindy_frac.coef_.size}",
+         "threshold, alpha": f"{sindy_frac.threshold_:g}, {sindy_frac.alpha_:g}"},
+        {"SINDy on Pythia": "**paper** (its own normalisation)", "HS equation": f"`dHS/dx = {paper_eq}`",
+         "terms kept": "3", "threshold, alpha": "–"},
+    ], caption="sparse HS equation discovered by pysindy (STLSQ, degree-2 library; threshold "
+               "and ridge chosen by cross-validation inside the training family)")
+
+    methods = _holdout_methods(cfg)
+    run.log("holdout: P1 (train Pythia, predict Llama-2), every method")
+    r1 = ho.p1(df, methods=methods, curves=True, progress=False)
+    t1 = r1.table
+    p1_ref = FIT_REF
+    rows = []
+    for r in t1.itertuples(index=False):
+        ref = ""
+        if r.method == "linear_ode":
+            ref = paper(p1_ref["heldout_llama2_rel_mae_pct"])
+        elif r.method == "poly2":
+            ref = paper(p1_ref["heldout_llama2_poly2_rel_mae_pct"])
+        rows.append({"method": r.method, "rel. MAE %": r.rel_mae_pct if r.status == "ok" else r.status,
+                     "MAE (points)": r.mae_pp, "predicted models outside [0, 100]": r.n_out_of_range,
+                     "paper rel. MAE %": ref or "–"})
+    rep.para("Protocol (SPEC §5): the held-out family is removed from training; each method sees "
+             "the training families and the held-out family's smallest model only, predicts "
+             "every other model's five scores from its size, and is scored over every "
+             "(model, benchmark) pair: relative MAE % = 100·mean|pred − actual| / mean(actual).")
+    rep.table(rows, caption="P1, the paper's split: train on Pythia only, predict Llama-2 from "
+              "Llama2-7B (paper: its linear ODE 5.6%, a degree-2 polynomial 10.2%)")
+    run.save_figure("holdout_llama2", lambda p: ho.plot_holdout_trajectories(r1, "Llama-2", p),
+                    "P1: every method's predicted Llama-2 trajectories (trained on Pythia, "
+                    "started from Llama2-7B, star) against the measured 13B and 70B models.")
+
+    run.log("holdout: P2 (leave one family out), every method")
+    r2 = ho.crossval(df, methods=methods, progress=run.progress)
+    summ = r2.summary
+    skipped = ", ".join(f"{s.family} ({s.n_complete})" for s in r2.skipped.itertuples(index=False))
+    rep.para(f"P2, leave one family out: {len(r2.splits)} families with ≥ 3 complete models "
+             f"held out in turn, each method trained on all other families. Not held out "
+             f"(too few complete models): {skipped or 'none'}.")
+    p1_by = {r.method: (r.rel_mae_pct if r.status == "ok" else None)
+             for r in t1.itertuples(index=False)}
+    rows = [{"method": s.method, "P1 Llama-2 rel. MAE %": p1_by.get(s.method),
+             "P2 mean rel. MAE %": s.mean_rel_mae_pct,
+             "P2 median rel. MAE %": s.median_rel_mae_pct, "P2 mean MAE (points)": s.mean_mae_pp,
+             "families scored": s.n_families, "failed": s.n_failed}
+            for s in summ.itertuples(index=False)]
+    rep.table(rows, caption="held-out error by method (lower is better)")
+    wide = r2.table.pivot(index="family", columns="method", values="rel_mae_pct")
+    wide = wide[[m for m in methods if m in wide.columns]]
+    rep.table([{"held-out family": fam, **{m: wide.loc[fam, m] for m in wide.columns}}
+               for fam in wide.index],
+              caption="P2 relative MAE % per held-out family and method")
+    failed = r2.table[r2.table["status"] != "ok"]
+    if len(failed):
+        rep.bullets(f"{r.family} / {r.method}: {r.message}" for r in failed.itertuples(index=False))
+    run.save_figure("holdout_errors", lambda p: plot_holdout_errors(t1, summ, p),
+                    f"{FIGURES['holdout_errors']}: P1 (Pythia → Llama-2) and the P2 mean and "
+                    "median over held-out families, relative MAE %.")
+    run.summary.update(
+        llama2_rel_mae_pct={k: v for k, v in p1_by.items()},
+        lofo_mean_rel_mae_pct={s.method: s.mean_rel_mae_pct for s in summ.itertuples(index=False)},
+        lofo_median_rel_mae_pct={s.method: s.median_rel_mae_pct
+                                 for s in summ.itertuples(index=False)},
+        lofo_families=list(r2.splits["family"]) if len(r2.splits) else [])
+
+
+def plot_holdout_errors(p1_table: pd.DataFrame, p2_summary: pd.DataFrame,
+                        path: str | Path) -> Path:
+    """Grouped bars per method: P1 relative MAE % on Llama-2, and the P2 mean and median over
+    held-out families. Methods whose P1 fit failed show no P1 bar. Written atomically."""
+    plt = _pyplot()
+    methods = list(p2_summary["method"])
+    p1 = {r.method: (r.rel_mae_pct if r.status == "ok" else np.nan)
+          for r in p1_table.itertuples(index=False)}
+    idx = np.arange(len(methods))
+    fig, ax = plt.subplots(figsize=(max(7, 0.75 * len(methods)), 4.2))
+    w = 0.27
+    ax.bar(idx - w, [p1.get(m, np.nan) for m in methods], w, label="P1: Pythia → Llama-2",
+           color="#4c72b0")
+    ax.bar(idx, p2_summary["mean_rel_mae_pct"], w, label="P2: mean over held-out families",
+           color="#dd8452")
+    ax.bar(idx + w, p2_summary["median_rel_mae_pct"], w, label="P2: median", color="#55a868")
+    ax.set_xticks(idx, methods, rotation=40, ha="right", fontsize=8)
+    ax.set_ylabel("relative MAE (%)")
+    ax.set_title("Held-out family prediction error by method")
+    top = np.nanmax(np.r_[list(p1.values()), p2_summary["mean_rel_mae_pct"].to_numpy(),
+                          p2_summary["median_rel_mae_pct"].to_numpy(), 1.0])
+    ax.set_ylim(0, min(top * 1.1, 100.0))
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------- stage 4: posterior
+
+def _stage_posterior(run: _Run) -> None:
+    rep = run.report
+    rep.heading("4. Posteriors")
+    rep.para("(pending)")
+
+
+_STAGE_FUNCS: dict[str, Callable[[_Run], None]] = {
+    "data": _stage_data, "coupling": _stage_coupling, "ode": _stage_ode,
+    "posterior": _stage_posterior, "holdout": _stage_holdout, "frontier": _stage_frontier,
+}

@@ -38,12 +38,12 @@ import numpy as np
 import pandas as pd
 
 from ._jax import enable_x64
-from ._state import SHORT, N_STATE, feature_names, from_state, polynomial_features, to_state
+from ._state import SHORT, N_FEATURES, N_STATE, feature_names, from_state, polynomial_features, to_state
 from .baselines import (Trajectory, family_trajectories, initial_condition,
                         midpoint_differences, prediction_frame, _targets)
 from .data import BENCHMARKS, log10_params
 
-__all__ = ["SparseCouplingODE", "PAPER_HS_EQUATION", "format_equation"]
+__all__ = ["SparseCouplingODE", "PAPER_HS_EQUATION", "format_equation", "sparse_hs_equation"]
 
 PAPER_HS_EQUATION = {"1": 1.23, "TQA": -0.72, "WG": -0.69}
 """The paper's sparse HS equation, dHS/dx = 1.23 − 0.72·TQA − 0.69·WG (Pythia; the paper's
@@ -84,6 +84,9 @@ class SparseCouplingODE:
         ``"fraction"`` (scores / 100) / ``"standardized"`` (z-score per benchmark over the
         training rows) to display equations in score terms beside the paper's.
     max_iter : STLSQ iterations.
+    degree : library degree, 2 (default, the shared 21-term library) or 1 (constant and
+        linear terms only, the paper's linear form; ``coef_`` keeps shape (5, 21) with the
+        quadratic columns zero).
 
     Attributes
     ----------
@@ -96,13 +99,14 @@ class SparseCouplingODE:
     def __init__(self, thresholds: Sequence[float] = (0.0, 0.03, 0.1, 0.3, 1.0),
                  alphas: Sequence[float] = (1e-2, 1e-1, 1.0, 10.0, 100.0),
                  differentiation: str = "midpoint", unbias: bool = False,
-                 state: str = "latent", max_iter: int = 20):
+                 state: str = "latent", max_iter: int = 20, degree: int = 2):
         self.thresholds = thresholds
         self.alphas = alphas
         self.differentiation = differentiation
         self.unbias = unbias
         self.state = state
         self.max_iter = max_iter
+        self.degree = degree
 
     # -- data --------------------------------------------------------------------------
     def _transform(self, scores: np.ndarray) -> np.ndarray:
@@ -134,14 +138,17 @@ class SparseCouplingODE:
         """
         import pysindy as ps
 
-        theta = np.vstack([polynomial_features(s[1]) for s in samples])
+        n_terms = 1 + N_STATE if self.degree == 1 else N_FEATURES
+        theta = np.vstack([polynomial_features(s[1])[:, :n_terms] for s in samples])
         dz = np.vstack([s[2] for s in samples])
         opt = ps.STLSQ(threshold=threshold, alpha=alpha, unbias=self.unbias, max_iter=self.max_iter)
         with warnings.catch_warnings():
             # STLSQ warns when a threshold removes every term; an all-zero row is a valid answer
             warnings.simplefilter("ignore", UserWarning)
             opt.fit(theta, dz)
-        return np.asarray(opt.coef_, dtype=float).reshape(N_STATE, -1)
+        coef = np.zeros((N_STATE, N_FEATURES))
+        coef[:, :n_terms] = np.asarray(opt.coef_, dtype=float).reshape(N_STATE, n_terms)
+        return coef
 
     def sindy_model(self):
         """The selected fit as a fitted ``pysindy.SINDy`` object (for pysindy's own tools)."""
@@ -152,7 +159,7 @@ class SparseCouplingODE:
         model = ps.SINDy(
             optimizer=ps.STLSQ(threshold=self.threshold_, alpha=self.alpha_,
                                unbias=self.unbias, max_iter=self.max_iter),
-            feature_library=ps.PolynomialLibrary(degree=2))
+            feature_library=ps.PolynomialLibrary(degree=self.degree))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             model.fit([s[1] for s in samples], t=[s[0] for s in samples],
@@ -168,6 +175,8 @@ class SparseCouplingODE:
         if self.differentiation not in ("midpoint", "finite_difference"):
             raise ValueError("differentiation must be 'midpoint' or 'finite_difference', "
                              f"got {self.differentiation!r}")
+        if self.degree not in (1, 2):
+            raise ValueError(f"degree must be 1 or 2, got {self.degree!r}")
         if not len(self.thresholds) or not len(self.alphas):
             raise ValueError("thresholds and alphas need at least one value each")
         trajs = family_trajectories(train_df, min_points=2)
@@ -264,6 +273,29 @@ class SparseCouplingODE:
         name = str(initial_row.get("family", "held-out family")) if hasattr(initial_row, "get") else "held-out family"
         scores = predict_scores(field, FamilyParams.make(), y0, p0, p, name=name)
         return prediction_frame(p, scores)
+
+
+def sparse_hs_equation(train_df: pd.DataFrame, states: Sequence[str] = STATES, **config) -> dict:
+    """The discovered HellaSwag equation beside the paper's, for each state normalisation.
+
+    ``states``: any of ``"latent"`` (our bounded logit state; the one the ODE integrates),
+    ``"standardized"`` (z-score per benchmark over the training rows) and ``"fraction"``
+    (score / 100). Thresholds and alpha are chosen by the same cross-validation as
+    :meth:`SparseCouplingODE.fit` unless given in ``config``. The paper's coefficients
+    belong to its own normalisation, so only signs and sparsity pattern compare.
+    """
+    paper = format_equation("HS", np.array([PAPER_HS_EQUATION.get(n, 0.0) for n in feature_names()]),
+                            feature_names())
+    out = {"paper": paper, "paper_note": "Pythia, the paper's own score normalisation",
+           "training_families": sorted(set(train_df["family"])), "fits": []}
+    for state in states:
+        est = SparseCouplingODE(state=state, **config).fit(train_df)
+        out["fits"].append({"state": state, "equation": est.equations()[0],
+                            "terms": est.equation_terms("hellaswag"),
+                            "threshold": est.threshold_, "alpha": est.alpha_,
+                            "n_terms_hs": len(est.equation_terms("hellaswag")),
+                            "cv_kind": str(est.cv_results_["cv_kind"].iloc[0])})
+    return out
 
 
 def _short(benchmark: str) -> str:

@@ -1,0 +1,388 @@
+"""``capedyn bench``: what JAX buys, measured on the package's own problem.
+
+1. **JAX/Optax against SciPy on the same fit.** The coupling-ODE objective of
+   :mod:`capedyn.fit` — trajectory mean squared error in score points over every later
+   model of every training family, plus the Gaussian-prior penalties — is minimised twice
+   from the same starting point:
+
+   * capedyn's fit: Diffrax Tsit5 solve, gradients by reverse-mode autodiff through the
+     solver, Optax Adam (:class:`capedyn.CouplingODE`, default settings);
+   * a SciPy implementation of the *same* model written here with numpy: the vector field
+     re-implemented term by term (:func:`field_numpy`), ``scipy.integrate.solve_ivp``
+     (RK45, the same tolerances as the Diffrax solve) and ``scipy.optimize.least_squares``
+     (trust-region reflective, forward-difference Jacobian) on the residual vector whose
+     sum of squares *is* the objective.
+
+   Both sides are checked to compute the same thing: the SciPy objective evaluated at the
+   JAX starting point and at the JAX solution must equal the JAX objective there.
+   Reported: wall times (JAX with and without compilation), both final objectives, and the
+   speed ratio at equal loss (time for the slower method to reach the other's final loss).
+
+2. **NUTS effective samples per second** of the posterior module's samplers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .data import BENCHMARKS, log10_params
+
+__all__ = ["field_numpy", "ScipyCouplingFit", "bench_fit_vs_scipy", "bench_nuts", "run_bench",
+           "format_bench", "BENCH_FAMILIES"]
+
+BENCH_FAMILIES: tuple[str, ...] = ("Pythia",)
+"""The fit benchmarked: Pythia alone (8 models, 113 parameters) — the paper's in-sample fit."""
+
+_HS, _TQA = BENCHMARKS.index("hellaswag"), BENCHMARKS.index("truthfulqa")
+_PAIRS = tuple(itertools.combinations_with_replacement(range(len(BENCHMARKS)), 2))
+
+
+# --------------------------------------------------------------------------- the field in numpy
+
+def _library(z: np.ndarray) -> np.ndarray:
+    """[1, z_0..z_4, z_i·z_j (i ≤ j)]: the degree-2 polynomial library, 21 terms."""
+    return np.concatenate([[1.0], z, [z[i] * z[j] for i, j in _PAIRS]])
+
+
+def _degree_mask(degree: int) -> np.ndarray:
+    order = np.array([0] + [1] * len(BENCHMARKS) + [2] * len(_PAIRS))
+    return (order <= degree).astype(float)
+
+
+def field_numpy(x: float, z: np.ndarray, coef: np.ndarray, gamma0: float, log10_nc: float,
+                h: np.ndarray, *, degree: int = 2, coupling: str = "score",
+                kappa_max: float = 4.0) -> np.ndarray:
+    """dz/dx of :class:`capedyn.ode.CouplingField` written in numpy (latent units per decade).
+
+    rate = (coef ⊙ mask) @ Θ(z) + h; with the coupling on, TQA's rate gains
+    γ12(x)·κ(z)·rate_HS, γ12 = gamma0·(x − log10 Nc) and κ = min(s'_HS / s'_TQA, kappa_max)
+    where s'_k = (100 − floor_k)·u(1 − u), u = sigmoid(z_k) ("score") or κ = 1 ("latent").
+    """
+    from scipy.special import expit
+
+    from ._state import CEILING, FLOORS
+
+    z = np.asarray(z, dtype=float)
+    rate = (np.asarray(coef) * _degree_mask(degree)) @ _library(z) + np.asarray(h)
+    if coupling == "none":
+        return rate
+    if coupling == "score":
+        u = expit(z)
+        slope = (CEILING - FLOORS) * u * (1.0 - u)
+        kappa = min(slope[_HS] / slope[_TQA], kappa_max)
+    else:
+        kappa = 1.0
+    out = rate.copy()
+    out[_TQA] += gamma0 * (x - log10_nc) * kappa * rate[_HS]
+    return out
+
+
+# --------------------------------------------------------------------------- SciPy fit
+
+@dataclass
+class ScipyCouplingFit:
+    """The objective of :mod:`capedyn.fit` as a least-squares residual vector, in numpy/SciPy.
+
+    Parameters are packed as [coef (5×21), gamma0, log10_nc (F), h (F×5), mu_nc] — the
+    trainable leaves of the JAX ``Population``. ``residuals(θ)·residuals(θ)`` equals the
+    JAX objective: √(w_f / Σ w n)·(pred − actual) for every later model and benchmark, then
+    √λ times each penalised quantity.
+    """
+
+    trajs: Sequence[Any]          # capedyn.fit.Trajectory (x, scores) per family
+    penalties: dict[str, Any]     # l2, l2_const, l2_gamma, l2_h, l2_nc, nc_prior_*, h_center
+    degree: int = 2
+    coupling: str = "score"
+    kappa_max: float = 4.0
+    family_weight: str = "models"
+    rtol: float = 1e-7
+    atol: float = 1e-9
+    log: list[tuple[float, float]] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.n_fam = len(self.trajs)
+        n_obs = [len(t.params_b) - 1 for t in self.trajs]
+        w = np.ones(self.n_fam) if self.family_weight == "models" else 1.0 / np.array(n_obs)
+        total = float(np.sum(w * np.array(n_obs) * len(BENCHMARKS)))
+        self._data_scale = np.sqrt(w / total)
+        self._t_start = time.perf_counter()
+        self._last: tuple[np.ndarray, np.ndarray] | None = None
+
+    # -- packing
+    def pack(self, coef, gamma0, log10_nc, h, mu_nc) -> np.ndarray:
+        return np.concatenate([np.ravel(coef), [float(gamma0)], np.ravel(log10_nc),
+                               np.ravel(h), [float(mu_nc)]])
+
+    def unpack(self, theta: np.ndarray):
+        f, k = self.n_fam, len(BENCHMARKS)
+        n_coef = k * len(_degree_mask(2))
+        coef = theta[:n_coef].reshape(k, -1)
+        gamma0 = theta[n_coef]
+        log10_nc = theta[n_coef + 1:n_coef + 1 + f]
+        h = theta[n_coef + 1 + f:n_coef + 1 + f + f * k].reshape(f, k)
+        return coef, gamma0, log10_nc, h, theta[-1]
+
+    # -- model
+    def trajectory(self, theta: np.ndarray, i: int) -> np.ndarray | None:
+        """Scores (percent) of family ``i`` at its sizes from its first model; None if the solve fails."""
+        from scipy.integrate import solve_ivp
+
+        from ._state import from_state, to_state
+
+        coef, gamma0, log10_nc, h, _ = self.unpack(theta)
+        t = self.trajs[i]
+        xs = log10_params(t.params_b)
+        fun = lambda x, z: field_numpy(x, z, coef, gamma0, log10_nc[i], h[i], degree=self.degree,
+                                       coupling=self.coupling, kappa_max=self.kappa_max)
+        with np.errstate(over="ignore", invalid="ignore"):
+            sol = solve_ivp(fun, (xs[0], xs[-1]), to_state(t.scores[0]), method="RK45",
+                            t_eval=xs, rtol=self.rtol, atol=self.atol)
+        if sol.status != 0 or not np.all(np.isfinite(sol.y)) or sol.y.shape[1] != len(xs):
+            return None
+        return from_state(sol.y.T)
+
+    def _raw_residuals(self, theta: np.ndarray) -> np.ndarray:
+        p = self.penalties
+        coef, gamma0, log10_nc, h, mu = self.unpack(theta)
+        data = []
+        for i, t in enumerate(self.trajs):
+            pred = self.trajectory(theta, i)
+            err = np.full((len(t.params_b) - 1, len(BENCHMARKS)), 1e3) if pred is None \
+                else pred[1:] - t.scores[1:]
+            data.append(self._data_scale[i] * err.ravel())
+        mc = coef * _degree_mask(self.degree)
+        pen = [np.sqrt(p["l2"]) * mc[:, 1:].ravel(), np.sqrt(p["l2_const"]) * mc[:, 0],
+               [np.sqrt(p["l2_gamma"]) * gamma0],
+               np.sqrt(p["l2_h"]) * (h - p["h_center"]).ravel(),
+               np.sqrt(p["l2_nc"]) * (log10_nc - mu),
+               [np.sqrt(1e-3) * (mu - p["nc_prior_mean"]) / p["nc_prior_sd"]]]
+        return np.concatenate(data + [np.asarray(v, float).ravel() for v in pen])
+
+    def residuals(self, theta: np.ndarray) -> np.ndarray:
+        """Residual vector; every call is logged as (seconds since start, objective)."""
+        r = self._raw_residuals(theta)
+        self.log.append((time.perf_counter() - self._t_start, float(r @ r)))
+        self._last = (theta.copy(), r)
+        return r
+
+    def objective(self, theta: np.ndarray) -> float:
+        r = self._raw_residuals(np.asarray(theta, float))
+        return float(r @ r)
+
+    def jacobian(self, theta: np.ndarray) -> np.ndarray:
+        """Forward differences (SciPy's '2-point' step rule), not logged as iterates."""
+        if self._last is not None and np.array_equal(self._last[0], theta):
+            r0 = self._last[1]
+        else:
+            r0 = self._raw_residuals(theta)
+        step = np.sqrt(np.finfo(float).eps) * np.maximum(1.0, np.abs(theta))
+        jac = np.empty((r0.size, theta.size))
+        for j in range(theta.size):
+            t = theta.copy()
+            t[j] += step[j]
+            jac[:, j] = (self._raw_residuals(t) - r0) / step[j]
+        return jac
+
+    def fit(self, theta0: np.ndarray, max_nfev: int = 200, time_limit: float = 600.0) -> dict:
+        """``least_squares`` (TRF) from ``theta0``; stops at convergence, ``max_nfev``
+        iterate evaluations or ``time_limit`` seconds (the best logged point is kept)."""
+        from scipy.optimize import least_squares
+
+        self.log.clear()
+        self._t_start = time.perf_counter()
+        best = {"theta": np.asarray(theta0, float), "cost": self.objective(theta0)}
+
+        def fun(theta):
+            if time.perf_counter() - self._t_start > time_limit:
+                raise _TimeUp
+            r = self.residuals(theta)
+            if r @ r < best["cost"]:
+                best.update(theta=theta.copy(), cost=float(r @ r))
+            return r
+
+        status = "converged"
+        try:
+            res = least_squares(fun, np.asarray(theta0, float), jac=lambda th: self.jacobian(th),
+                                method="trf", max_nfev=max_nfev)
+            status = res.message
+            nfev, njev = res.nfev, res.njev
+        except _TimeUp:
+            status, nfev, njev = f"stopped at the {time_limit:g} s limit", len(self.log), None
+        seconds = time.perf_counter() - self._t_start
+        return {"theta": best["theta"], "objective": best["cost"], "seconds": seconds,
+                "status": str(status), "nfev": nfev, "njev": njev,
+                "n_params": int(np.size(theta0))}
+
+
+class _TimeUp(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------- fit benchmark
+
+def _population_arrays(pop, n_fam: int) -> tuple:
+    fam = pop.families
+    return (np.asarray(pop.field.coef), float(pop.field.gamma0),
+            np.asarray(fam.log10_nc)[:n_fam], np.asarray(fam.h)[:n_fam], float(pop.mu_nc))
+
+
+def _time_to(loss: float, times: np.ndarray, values: np.ndarray) -> float | None:
+    """First time at which the running minimum of ``values`` is ≤ ``loss`` (None: never)."""
+    run = np.minimum.accumulate(values)
+    hit = np.flatnonzero(run <= loss)
+    return float(times[hit[0]]) if hit.size else None
+
+
+def bench_fit_vs_scipy(df: pd.DataFrame | None = None, families: Sequence[str] = BENCH_FAMILIES,
+                       *, steps: int | None = None, max_nfev: int = 200,
+                       time_limit: float = 600.0, seed: int = 0,
+                       progress: bool = True) -> dict[str, Any]:
+    """Fit the same coupling ODE on ``families`` with capedyn (JAX) and with SciPy from one
+    starting point; return wall times, objectives, agreement checks and speed ratios."""
+    import jax.numpy as jnp
+
+    from . import fit as F
+    from ._jax import enable_x64
+    from .data import load_base_models, select_families
+
+    enable_x64()
+    df = load_base_models() if df is None else df
+    data = select_families(df, list(families))
+    cfg = {"seed": seed, "progress": False}
+    if steps is not None:
+        cfg["steps"] = steps
+    est = F.CouplingODE(**cfg)
+    trajs = F.trajectories(data)
+    start = est._initial_population(trajs, len(trajs))
+    pen = est._penalties()
+    pen_np = {k: np.asarray(getattr(pen, k)) for k in (
+        "l2", "l2_const", "l2_gamma", "l2_h", "l2_nc", "nc_prior_mean", "nc_prior_sd", "h_center")}
+    sp = ScipyCouplingFit(trajs, pen_np, degree=est.degree, coupling=est.coupling,
+                          kappa_max=est.kappa_max, family_weight=est.family_weight)
+    theta0 = sp.pack(*_population_arrays(start, len(trajs)))
+
+    def say(msg):
+        if progress:
+            import sys
+            sys.stderr.write(f"bench: {msg}\n")
+            sys.stderr.flush()
+
+    say(f"JAX fit on {', '.join(families)}: first fit (includes compilation)")
+    t0 = time.perf_counter()
+    F.CouplingODE(**cfg).fit(data)
+    jax_cold = time.perf_counter() - t0
+    say("JAX fit: timed fit (compiled)")
+    t0 = time.perf_counter()
+    jest = F.CouplingODE(**cfg).fit(data)
+    jax_warm = time.perf_counter() - t0
+    hist = np.asarray(jest.history_, float)
+    jax_theta = sp.pack(*_population_arrays(jest.population(), len(trajs)))
+
+    say(f"SciPy fit: least_squares (TRF, {theta0.size} parameters), up to {max_nfev} "
+        f"evaluations or {time_limit:g} s")
+    res = sp.fit(theta0, max_nfev=max_nfev, time_limit=time_limit)
+    times = np.array([t for t, _ in sp.log])
+    values = np.array([v for _, v in sp.log])
+
+    jax_loss = float(np.nanmin(hist))
+    scipy_loss = float(res["objective"])
+    # equal-loss speed: the slower method's time to reach the other's final loss
+    jax_step_s = jax_warm / max(len(hist) - 1, 1)
+    if scipy_loss <= jax_loss:
+        t_scipy = _time_to(jax_loss, times, values)
+        ratio = t_scipy / jax_warm if t_scipy is not None else None
+        equal = {"loss": jax_loss, "jax_s": jax_warm, "scipy_s": t_scipy}
+    else:
+        k = _time_to(scipy_loss, np.arange(len(hist), dtype=float), hist)
+        t_jax = None if k is None else k * jax_step_s
+        ratio = res["seconds"] / t_jax if t_jax else None
+        equal = {"loss": scipy_loss, "jax_s": t_jax, "scipy_s": res["seconds"]}
+    return {
+        "problem": {"families": list(families), "n_models": int(sum(len(t.params_b) for t in trajs)),
+                    "n_params": int(theta0.size), "n_residuals": int(sp._raw_residuals(theta0).size),
+                    "field": {"degree": est.degree, "coupling": est.coupling},
+                    "jax_optimiser": f"Optax Adam, {est.steps} steps (warm-up + cosine)",
+                    "scipy_optimiser": "least_squares TRF, forward-difference Jacobian, "
+                                       "solve_ivp RK45 rtol 1e-7 atol 1e-9"},
+        "checks": {"start_objective_jax": float(hist[0]),
+                   "start_objective_scipy": sp.objective(theta0),
+                   "jax_solution_objective_jax": jax_loss,
+                   "jax_solution_objective_scipy": sp.objective(jax_theta)},
+        "jax": {"seconds_with_compile": jax_cold, "seconds": jax_warm,
+                "final_objective": jax_loss, "final_mse_points2": float(jest.mse_),
+                "steps": int(est.steps)},
+        "scipy": {"seconds": res["seconds"], "final_objective": scipy_loss,
+                  "status": res["status"], "nfev": res["nfev"], "njev": res["njev"]},
+        "speedup_wall": res["seconds"] / jax_warm,
+        "speedup_wall_with_compile": res["seconds"] / jax_cold,
+        "speedup_at_equal_loss": ratio,
+        "equal_loss": equal,
+    }
+
+
+# --------------------------------------------------------------------------- NUTS
+
+def bench_nuts(quick: bool = False, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """Effective samples per second of the posterior module's NUTS samplers."""
+    raise NotImplementedError
+
+
+# --------------------------------------------------------------------------- entry point
+
+def run_bench(quick: bool = False, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """Both benchmarks. ``quick`` shrinks budgets to a smoke test (numbers not meaningful)."""
+    from . import __version__
+
+    fit = bench_fit_vs_scipy(steps=150 if quick else None, max_nfev=4 if quick else 200,
+                             time_limit=60.0 if quick else 900.0, seed=seed, progress=progress)
+    nuts = bench_nuts(quick=quick, seed=seed, progress=progress)
+    return {"version": __version__, "quick": quick, "seed": seed, "cpu_count": os.cpu_count(),
+            "loadavg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+            "fit": fit, "nuts": nuts}
+
+
+def format_bench(r: dict[str, Any]) -> str:
+    """Human-readable benchmark report."""
+    from .cli import format_table
+
+    f = r["fit"]
+    p = f["problem"]
+    eq = f["equal_loss"]
+    g = lambda v, d=3: "–" if v is None else (f"{v:.{d}g}" if isinstance(v, float) else str(v))
+    lines = []
+    if r.get("quick"):
+        lines.append("QUICK RUN: budgets cut to a smoke test; the numbers are not the benchmark.")
+    lines += [f"coupling-ODE fit on {', '.join(p['families'])} ({p['n_models']} models, "
+              f"{p['n_params']} parameters, {p['n_residuals']} residuals)", ""]
+    rows = [
+        {"": "JAX (Diffrax + Optax)", "wall s": f["jax"]["seconds"],
+         "wall s incl. compile": f["jax"]["seconds_with_compile"],
+         "final objective": f["jax"]["final_objective"], "notes": p["jax_optimiser"]},
+        {"": "SciPy (solve_ivp + least_squares)", "wall s": f["scipy"]["seconds"],
+         "wall s incl. compile": None, "final objective": f["scipy"]["final_objective"],
+         "notes": f"{f['scipy']['status']} ({f['scipy']['nfev']} evaluations)"},
+    ]
+    lines += [format_table(rows), ""]
+    c = f["checks"]
+    lines.append(f"same objective? start: JAX {c['start_objective_jax']:.6g} vs SciPy "
+                 f"{c['start_objective_scipy']:.6g}; at the JAX solution: JAX "
+                 f"{c['jax_solution_objective_jax']:.6g} vs SciPy {c['jax_solution_objective_scipy']:.6g}")
+    lines.append(f"speed ratio (SciPy / JAX wall): {g(f['speedup_wall'])}× compiled, "
+                 f"{g(f['speedup_wall_with_compile'])}× including compilation")
+    lines.append(f"at equal loss ({g(eq['loss'], 5)}): JAX {g(eq['jax_s'])} s, SciPy "
+                 f"{g(eq['scipy_s'])} s → {g(f['speedup_at_equal_loss'])}×")
+    n = r.get("nuts")
+    if n:
+        lines += ["", "NUTS effective samples per second"]
+        lines.append(format_table(n.get("rows", [])))
+    lines.append("")
+    lines.append(f"cpu_count {r.get('cpu_count')}, 1-min load {g(r.get('loadavg_1min'))}")
+    return "\n".join(lines)

@@ -1,0 +1,144 @@
+"""The coupling field and its solve: correctness against independent computations.
+
+Every test that differentiates or fits uses the estimator's default field configuration
+and the Pythia-shaped batch (2 padded families × 8 save points) so that one compilation
+serves the whole file (and test_fit.py)."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+
+import capedyn as cd
+from capedyn._jax import enable_x64
+from capedyn._state import FLOORS, N_FEATURES, polynomial_features, to_state, from_state
+from capedyn.data import BENCHMARKS
+from capedyn.fit import (CouplingODE, Population, loss_and_grad, stack_trajectories,
+                         trajectories)
+from capedyn.ode import CouplingField, FamilyParams, solve
+
+HS, TQA = 0, 1
+
+
+def _random_field(seed=0, scale=0.05, gamma0=0.3, coupling="score"):
+    enable_x64()
+    rng = np.random.default_rng(seed)
+    coef = scale * rng.standard_normal((5, N_FEATURES))
+    coef[:, 0] = [0.9, -0.2, 0.5, 0.3, 0.1]
+    field = CouplingField.zeros(coupling=coupling)
+    return eqx.tree_at(lambda f: (f.coef, f.gamma0), field,
+                       (jnp.asarray(coef), jnp.asarray(gamma0, jnp.float64)))
+
+
+def test_polynomial_field_solution_matches_scipy():
+    """A pure polynomial field integrated by diffrax agrees with scipy's LSODA/RK45."""
+    field = _random_field(seed=1)
+    poly = CouplingField.from_polynomial(np.asarray(field.coef))
+    fam = FamilyParams.make(9.0, np.zeros(5))
+    coef = np.asarray(field.coef)
+    z0 = to_state(np.array([30.0, 45.0, 22.0, 51.0, 25.5]))
+    xs = np.array([8.0, 8.5, 9.0, 9.7, 10.2])
+    ours = np.asarray(solve(poly, z0, 8.0, xs, fam))
+    rhs = lambda x, z: coef @ polynomial_features(z)
+    ref = solve_ivp(rhs, (8.0, 10.2), z0, t_eval=xs, rtol=1e-10, atol=1e-12, method="DOP853")
+    np.testing.assert_allclose(ours, ref.y.T, rtol=1e-5, atol=1e-6)
+
+
+def test_score_coupling_adds_gamma_times_hs_rate_in_points():
+    """coupling='score': with only an HS source, dTQA/dx (points) = γ12(x) · dHS/dx (points)."""
+    enable_x64()
+    field = CouplingField.zeros(coupling="score", kappa_max=1e6)
+    field = eqx.tree_at(lambda f: f.gamma0, field, jnp.asarray(0.4, jnp.float64))
+    fam = FamilyParams.make(9.5, [0.7, 0.0, 0.0, 0.0, 0.0])
+    z = to_state(np.array([55.0, 40.0, 30.0, 60.0, 26.0]))
+    x = 10.3
+    dz = np.asarray(field(x, jnp.asarray(z), fam))
+    # score slope ds/dz by central differences of from_state (independent of the code's formula)
+    eps = 1e-6
+    slope = (from_state(z + eps) - from_state(z - eps)) / (2 * eps)
+    ds = slope * dz
+    gamma = 0.4 * (x - 9.5)
+    assert ds[TQA] == pytest.approx(gamma * ds[HS], rel=1e-6)
+    np.testing.assert_allclose(dz[2:], 0.0, atol=1e-14)
+
+
+def test_latent_coupling_and_no_coupling():
+    enable_x64()
+    fam = FamilyParams.make(9.0, [0.5, 0.1, 0.0, 0.0, 0.0])
+    z = jnp.zeros(5)
+    lat = CouplingField.zeros(coupling="latent")
+    lat = eqx.tree_at(lambda f: f.gamma0, lat, jnp.asarray(0.2, jnp.float64))
+    assert float(lat(10.0, z, fam)[TQA]) == pytest.approx(0.1 + 0.2 * 1.0 * 0.5)
+    none = CouplingField.from_polynomial(np.zeros((5, N_FEATURES)))
+    assert float(none(10.0, z, fam)[TQA]) == pytest.approx(0.1)
+
+
+def test_gradient_matches_central_finite_differences(base_df):
+    """d(objective)/d(parameters) through the diffrax solve vs central differences (float64)."""
+    enable_x64()
+    trajs = trajectories(base_df[base_df["family"] == "Pythia"])
+    batch = stack_trajectories(trajs)
+    field = _random_field(seed=2, scale=0.03)
+    fams = FamilyParams(jnp.asarray([9.3, 9.3]), jnp.asarray(np.tile([0.1, -0.05, 0.0, 0.02, 0.0], (2, 1))))
+    pop = Population(field, fams, jnp.asarray(9.4))
+    pen = CouplingODE(l2_h=0.1, l2_nc=0.2)._penalties()
+    (value, _), grad = loss_and_grad(pop, batch, pen)
+
+    probes = {
+        "gamma0": (lambda p: p.field.gamma0, lambda g: g.field.gamma0, ()),
+        "log10_nc": (lambda p: p.families.log10_nc, lambda g: g.families.log10_nc, (0,)),
+        "h_tqa": (lambda p: p.families.h, lambda g: g.families.h, (0, 1)),
+        "coef_hs_const": (lambda p: p.field.coef, lambda g: g.field.coef, (0, 0)),
+        "coef_tqa_hs*wg": (lambda p: p.field.coef, lambda g: g.field.coef, (1, 9)),
+        "mu_nc": (lambda p: p.mu_nc, lambda g: g.mu_nc, ()),
+    }
+    eps = 1e-4
+    for name, (get, gget, idx) in probes.items():
+        base = get(pop)
+        bump = lambda d: eqx.tree_at(get, pop, base.at[idx].add(d))
+        up = float(loss_and_grad(bump(eps), batch, pen)[0][0])
+        down = float(loss_and_grad(bump(-eps), batch, pen)[0][0])
+        fd = (up - down) / (2 * eps)
+        ad = float(np.asarray(gget(grad))[idx])
+        assert ad == pytest.approx(fd, rel=2e-4, abs=1e-6), name
+
+
+def test_solve_failure_names_the_family():
+    enable_x64()
+    field = CouplingField.from_polynomial(np.zeros((5, N_FEATURES)))
+    coef = np.zeros((5, N_FEATURES))
+    coef[0, 0], coef[0, 6] = 2.0, 3.0  # dz_HS = 2 + 3 z_HS² blows up in finite x
+    field = CouplingField.from_polynomial(coef)
+    with pytest.raises(cd.SolveError, match="Exploding"):
+        solve(field, np.zeros(5), 8.0, np.array([9.0, 12.0]), FamilyParams.make(), name="Exploding")
+    with pytest.raises(cd.SolveError, match="Exploding"):
+        cd.predict_scores(field, FamilyParams.make(), [30, 40, 25, 50, 25], 0.1, [1000.0],
+                          name="Exploding")
+
+
+def test_solve_rejects_bad_save_points():
+    field = CouplingField.from_polynomial(np.zeros((5, N_FEATURES)))
+    with pytest.raises(ValueError, match="sorted"):
+        solve(field, np.zeros(5), 8.0, np.array([9.0, 8.5]), FamilyParams.make())
+    with pytest.raises(ValueError, match="x0"):
+        solve(field, np.zeros(5), 9.0, np.array([8.5, 9.5]), FamilyParams.make())
+    with pytest.raises(ValueError, match="below the initial"):
+        cd.predict_scores(field, FamilyParams.make(), [30, 40, 25, 50, 25], 7.0, [1.0])
+
+
+def test_predict_scores_keeps_requested_order_and_initial_point():
+    """A constant latent drift has the closed form z(x) = z0 + c·(x − x0)."""
+    coef = np.zeros((5, N_FEATURES))
+    coef[:, 0] = [0.8, -0.3, 0.4, 0.2, 0.1]
+    field = CouplingField.from_polynomial(coef)
+    s0 = np.array([30.0, 45.0, 24.0, 52.0, 25.0])
+    sizes = np.array([70.0, 1.0, 13.0])
+    got = cd.predict_scores(field, FamilyParams.make(), s0, 1.0, sizes)
+    dx = np.log10(sizes / 1.0)
+    expect = from_state(to_state(s0)[None, :] + dx[:, None] * coef[:, 0][None, :])
+    np.testing.assert_allclose(got, expect, rtol=1e-6)
+    np.testing.assert_allclose(got[1], s0, rtol=1e-9)
+    assert np.all(got > FLOORS) and np.all(got < 100)
