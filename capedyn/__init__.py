@@ -51,6 +51,8 @@ _EXPORTS: dict[str, str] = {
     # coupling ODE (ode.py: field + solve; fit.py: estimator, saved fits, per-phase analysis)
     "CouplingField": "ode", "FamilyParams": "ode", "solve": "ode", "predict_scores": "ode",
     "CouplingODE": "fit", "load_fit": "fit", "per_phase_analysis": "fit",
+    # the whole analysis in one call, and the JAX-vs-SciPy / NUTS benchmark
+    "reproduce": "report", "run_bench": "bench",
 }
 
 

@@ -24,7 +24,6 @@
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -241,14 +240,85 @@ def _time_to(loss: float, times: np.ndarray, values: np.ndarray) -> float | None
     return float(times[hit[0]]) if hit.size else None
 
 
-def bench_fit_vs_scipy(df: pd.DataFrame | None = None, families: Sequence[str] = BENCH_FAMILIES,
-                       *, steps: int | None = None, max_nfev: int = 200,
-                       time_limit: float = 600.0, seed: int = 0,
-                       progress: bool = True) -> dict[str, Any]:
-    """Fit the same coupling ODE on ``families`` with capedyn (JAX) and with SciPy from one
-    starting point; return wall times, objectives, agreement checks and speed ratios."""
+def _jax_residuals(trajs, pen: dict[str, np.ndarray], degree: int, coupling: str,
+                   kappa_max: float, data_scale: np.ndarray):
+    """The same residual vector in JAX, built on capedyn's own field and Diffrax solve."""
     import jax.numpy as jnp
 
+    from ._state import from_state, to_state
+    from .ode import CouplingField, FamilyParams, solve_unchecked
+
+    n_fam, k = len(trajs), len(BENCHMARKS)
+    n_coef = k * len(_degree_mask(2))
+    xs = [jnp.asarray(log10_params(t.params_b)) for t in trajs]
+    ys = [jnp.asarray(t.scores) for t in trajs]
+    mask = jnp.asarray(_degree_mask(degree))
+
+    def residuals(theta, args=None):
+        coef = theta[:n_coef].reshape(k, -1)
+        gamma0 = theta[n_coef]
+        log10_nc = theta[n_coef + 1:n_coef + 1 + n_fam]
+        h = theta[n_coef + 1 + n_fam:n_coef + 1 + n_fam + n_fam * k].reshape(n_fam, k)
+        mu = theta[-1]
+        field = CouplingField(coef=coef, gamma0=gamma0, degree=degree, coupling=coupling,
+                              kappa_max=kappa_max)
+        out = []
+        for i in range(n_fam):
+            zs, ok = solve_unchecked(field, to_state(ys[i][0]), xs[i][0], xs[i],
+                                     FamilyParams(log10_nc[i], h[i]))
+            err = from_state(zs)[1:] - ys[i][1:]
+            out.append(data_scale[i] * jnp.where(ok, err, 1e3).ravel())
+        mc = coef * mask
+        out += [jnp.sqrt(pen["l2"]) * mc[:, 1:].ravel(), jnp.sqrt(pen["l2_const"]) * mc[:, 0],
+                (jnp.sqrt(pen["l2_gamma"]) * gamma0)[None],
+                jnp.sqrt(pen["l2_h"]) * (h - pen["h_center"]).ravel(),
+                jnp.sqrt(pen["l2_nc"]) * (log10_nc - mu),
+                (jnp.sqrt(1e-3) * (mu - pen["nc_prior_mean"]) / pen["nc_prior_sd"])[None]]
+        return jnp.concatenate(out)
+
+    return residuals
+
+
+def _jax_lm(residuals, theta0: np.ndarray, max_steps: int) -> tuple[dict, dict]:
+    """Levenberg–Marquardt (optimistix) with exact Jacobians (reverse mode through the
+    solve), jitted; timed cold (with compilation) and warm. Returns (result, timings)."""
+    import equinox as eqx
+    import jax.numpy as jnp
+    import optimistix as optx
+
+    solver = optx.LevenbergMarquardt(rtol=1e-8, atol=1e-8)
+
+    @eqx.filter_jit
+    def run(th0):
+        return optx.least_squares(residuals, solver, th0, options={"jac": "bwd"},
+                                  max_steps=max_steps, throw=False)
+
+    t0 = time.perf_counter()
+    jax_block(run(jnp.asarray(theta0)).value)
+    cold = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sol = run(jnp.asarray(theta0))
+    theta = np.asarray(jax_block(sol.value))
+    warm = time.perf_counter() - t0
+    return ({"theta": theta, "steps": int(sol.stats["num_steps"]),
+             "status": "converged" if sol.result == optx.RESULTS.successful
+             else str(sol.result)}, {"seconds": warm, "seconds_with_compile": cold})
+
+
+def jax_block(x):
+    import jax
+
+    return jax.block_until_ready(x)
+
+
+def bench_fit_vs_scipy(df: pd.DataFrame | None = None, families: Sequence[str] = BENCH_FAMILIES,
+                       *, steps: int | None = None, lm_steps: int = 500, max_nfev: int = 200,
+                       time_limit: float = 600.0, seed: int = 0,
+                       progress: bool = True) -> dict[str, Any]:
+    """Fit the same coupling ODE on ``families`` from one starting point three ways —
+    capedyn's Optax Adam fit, JAX Levenberg–Marquardt (optimistix, exact Jacobians) and
+    SciPy (solve_ivp + least_squares) — and return wall times, objectives, agreement
+    checks and speed ratios at equal loss."""
     from . import fit as F
     from ._jax import enable_x64
     from .data import load_base_models, select_families
@@ -275,64 +345,124 @@ def bench_fit_vs_scipy(df: pd.DataFrame | None = None, families: Sequence[str] =
             sys.stderr.write(f"bench: {msg}\n")
             sys.stderr.flush()
 
-    say(f"JAX fit on {', '.join(families)}: first fit (includes compilation)")
+    say(f"JAX Adam fit on {', '.join(families)}: first fit (includes compilation)")
     t0 = time.perf_counter()
     F.CouplingODE(**cfg).fit(data)
-    jax_cold = time.perf_counter() - t0
-    say("JAX fit: timed fit (compiled)")
+    adam_cold = time.perf_counter() - t0
+    say("JAX Adam fit: timed fit (compiled)")
     t0 = time.perf_counter()
     jest = F.CouplingODE(**cfg).fit(data)
-    jax_warm = time.perf_counter() - t0
+    adam_warm = time.perf_counter() - t0
     hist = np.asarray(jest.history_, float)
-    jax_theta = sp.pack(*_population_arrays(jest.population(), len(trajs)))
+    adam_theta = sp.pack(*_population_arrays(jest.population(), len(trajs)))
+    adam_loss = float(np.nanmin(hist))
+
+    say(f"JAX Levenberg–Marquardt (optimistix), up to {lm_steps} steps: cold then warm")
+    residuals = _jax_residuals(trajs, pen_np, est.degree, est.coupling, est.kappa_max,
+                               sp._data_scale)
+    lm, lm_t = _jax_lm(residuals, theta0, lm_steps)
+    lm_loss = sp.objective(lm["theta"])
 
     say(f"SciPy fit: least_squares (TRF, {theta0.size} parameters), up to {max_nfev} "
         f"evaluations or {time_limit:g} s")
     res = sp.fit(theta0, max_nfev=max_nfev, time_limit=time_limit)
     times = np.array([t for t, _ in sp.log])
     values = np.array([v for _, v in sp.log])
-
-    jax_loss = float(np.nanmin(hist))
     scipy_loss = float(res["objective"])
-    # equal-loss speed: the slower method's time to reach the other's final loss
-    jax_step_s = jax_warm / max(len(hist) - 1, 1)
-    if scipy_loss <= jax_loss:
-        t_scipy = _time_to(jax_loss, times, values)
-        ratio = t_scipy / jax_warm if t_scipy is not None else None
-        equal = {"loss": jax_loss, "jax_s": jax_warm, "scipy_s": t_scipy}
-    else:
-        k = _time_to(scipy_loss, np.arange(len(hist), dtype=float), hist)
-        t_jax = None if k is None else k * jax_step_s
-        ratio = res["seconds"] / t_jax if t_jax else None
-        equal = {"loss": scipy_loss, "jax_s": t_jax, "scipy_s": res["seconds"]}
+
+    def equal_loss(jax_loss, jax_s, jax_curve=None):
+        """(loss level, JAX s, SciPy s, SciPy/JAX): the slower one's time to the other's loss."""
+        if jax_loss <= scipy_loss * (1 + 1e-6):
+            t_sp = _time_to(jax_loss * (1 + 1e-6), times, values)
+            return {"loss": jax_loss, "jax_s": jax_s, "scipy_s": t_sp,
+                    "ratio": None if t_sp is None else t_sp / jax_s,
+                    "note": "SciPy never reached the JAX loss" if t_sp is None else ""}
+        if jax_curve is None:
+            return {"loss": scipy_loss, "jax_s": None, "scipy_s": res["seconds"], "ratio": None,
+                    "note": "JAX stopped above the SciPy loss"}
+        k = _time_to(scipy_loss, np.arange(len(jax_curve), dtype=float), jax_curve)
+        t_j = None if k is None else k * jax_s / max(len(jax_curve) - 1, 1)
+        return {"loss": scipy_loss, "jax_s": t_j, "scipy_s": res["seconds"],
+                "ratio": res["seconds"] / t_j if t_j else None,
+                "note": "" if t_j else "JAX (Adam) never reached the SciPy loss; "
+                                       "SciPy's time to the Adam loss is below"}
+
+    adam_eq = equal_loss(adam_loss, adam_warm, hist)
+    if adam_eq["ratio"] is None and adam_loss > scipy_loss:
+        t_sp = _time_to(adam_loss, times, values)
+        adam_eq.update(loss=adam_loss, jax_s=adam_warm, scipy_s=t_sp,
+                       ratio=None if t_sp is None else t_sp / adam_warm)
     return {
         "problem": {"families": list(families), "n_models": int(sum(len(t.params_b) for t in trajs)),
                     "n_params": int(theta0.size), "n_residuals": int(sp._raw_residuals(theta0).size),
-                    "field": {"degree": est.degree, "coupling": est.coupling},
-                    "jax_optimiser": f"Optax Adam, {est.steps} steps (warm-up + cosine)",
-                    "scipy_optimiser": "least_squares TRF, forward-difference Jacobian, "
-                                       "solve_ivp RK45 rtol 1e-7 atol 1e-9"},
+                    "field": {"degree": est.degree, "coupling": est.coupling}},
         "checks": {"start_objective_jax": float(hist[0]),
                    "start_objective_scipy": sp.objective(theta0),
-                   "jax_solution_objective_jax": jax_loss,
-                   "jax_solution_objective_scipy": sp.objective(jax_theta)},
-        "jax": {"seconds_with_compile": jax_cold, "seconds": jax_warm,
-                "final_objective": jax_loss, "final_mse_points2": float(jest.mse_),
-                "steps": int(est.steps)},
-        "scipy": {"seconds": res["seconds"], "final_objective": scipy_loss,
-                  "status": res["status"], "nfev": res["nfev"], "njev": res["njev"]},
-        "speedup_wall": res["seconds"] / jax_warm,
-        "speedup_wall_with_compile": res["seconds"] / jax_cold,
-        "speedup_at_equal_loss": ratio,
-        "equal_loss": equal,
+                   "adam_solution_objective_jax": adam_loss,
+                   "adam_solution_objective_scipy": sp.objective(adam_theta)},
+        "methods": {
+            "jax_adam": {"label": "JAX: capedyn CouplingODE.fit (Diffrax + Optax Adam)",
+                         "settings": f"{est.steps} Adam steps, warm-up + cosine schedule",
+                         "seconds": adam_warm, "seconds_with_compile": adam_cold,
+                         "final_objective": adam_loss, "final_mse_points2": float(jest.mse_)},
+            "jax_lm": {"label": "JAX: Levenberg–Marquardt (optimistix), exact Jacobian",
+                       "settings": f"{lm['steps']} steps, {lm['status']}",
+                       "seconds": lm_t["seconds"], "seconds_with_compile": lm_t["seconds_with_compile"],
+                       "final_objective": lm_loss},
+            "scipy": {"label": "SciPy: solve_ivp (RK45) + least_squares (TRF, 2-point Jacobian)",
+                      "settings": f"{res['nfev']} evaluations, {res['status']}",
+                      "seconds": res["seconds"], "seconds_with_compile": None,
+                      "final_objective": scipy_loss},
+        },
+        "equal_loss": {"jax_adam_vs_scipy": adam_eq,
+                       "jax_lm_vs_scipy": equal_loss(lm_loss, lm_t["seconds"])},
     }
 
 
 # --------------------------------------------------------------------------- NUTS
 
-def bench_nuts(quick: bool = False, seed: int = 0, progress: bool = True) -> dict[str, Any]:
-    """Effective samples per second of the posterior module's NUTS samplers."""
-    raise NotImplementedError
+def bench_nuts(quick: bool = False, seed: int = 0, progress: bool = True,
+               ode_fit=None) -> dict[str, Any]:
+    """Effective samples per second of :func:`capedyn.posterior.sample_posterior`.
+
+    For each model (coupling-level; ODE-level with the universal field at ``ode_fit``, by
+    default a short all-family fit made here) a tiny run (10 + 10 draws) measures the fixed
+    cost — tracing and XLA compilation — and a real run gives the bulk ESS (the minimum over
+    reported quantities, from ArviZ) and its wall time. ESS/s is given with and without the
+    fixed cost."""
+    from .data import load_base_models
+    from .posterior import sample_posterior
+
+    df = load_base_models()
+    plans = [("coupling", 4, 200 if quick else 1000)]
+    if ode_fit is None:
+        from .fit import CouplingODE
+
+        ode_fit = CouplingODE(steps=100 if quick else 1500, seed=seed, progress=False).fit(df)
+    plans.append(("ode", 2, 20 if quick else 100))
+    rows = []
+    for model, chains, samples in plans:
+        kw = dict(model=model, chains=chains, seed=seed, progress=False)
+        if model == "ode":
+            kw["fit"] = ode_fit
+        if progress:
+            import sys
+            sys.stderr.write(f"bench: NUTS {model}-level, {chains} chains × {samples} draws\n")
+        t0 = time.perf_counter()
+        sample_posterior(df, samples=10, warmup=10, **kw)
+        fixed = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        post = sample_posterior(df, samples=samples, warmup=samples, **kw)
+        wall = time.perf_counter() - t0
+        ess = float(post.table["ess_bulk_min"].min())
+        sampling = max(wall - fixed, 1e-9)
+        rows.append({"model": model, "chains": chains, "draws_per_chain": samples,
+                     "warmup_per_chain": samples, "wall_s": wall, "fixed_cost_s": fixed,
+                     "ess_bulk_min": ess, "ess_per_s": ess / wall,
+                     "ess_per_s_sampling_only": ess / sampling,
+                     "rhat_max": float(post.table["rhat_max"].max()),
+                     "divergences": int(post.divergences)})
+    return {"rows": rows}
 
 
 # --------------------------------------------------------------------------- entry point
@@ -341,12 +471,20 @@ def run_bench(quick: bool = False, seed: int = 0, progress: bool = True) -> dict
     """Both benchmarks. ``quick`` shrinks budgets to a smoke test (numbers not meaningful)."""
     from . import __version__
 
-    fit = bench_fit_vs_scipy(steps=150 if quick else None, max_nfev=4 if quick else 200,
-                             time_limit=60.0 if quick else 900.0, seed=seed, progress=progress)
+    t0 = time.perf_counter()
+    fit = bench_fit_vs_scipy(steps=150 if quick else None, lm_steps=10 if quick else 500,
+                             max_nfev=4 if quick else 200, time_limit=60.0 if quick else 900.0,
+                             seed=seed, progress=progress)
     nuts = bench_nuts(quick=quick, seed=seed, progress=progress)
     return {"version": __version__, "quick": quick, "seed": seed, "cpu_count": os.cpu_count(),
             "loadavg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-            "fit": fit, "nuts": nuts}
+            "seconds_total": time.perf_counter() - t0, "fit": fit, "nuts": nuts}
+
+
+def _g(v: Any, d: int = 3) -> str:
+    if v is None:
+        return "–"
+    return f"{v:.{d}g}" if isinstance(v, float) else str(v)
 
 
 def format_bench(r: dict[str, Any]) -> str:
@@ -355,34 +493,32 @@ def format_bench(r: dict[str, Any]) -> str:
 
     f = r["fit"]
     p = f["problem"]
-    eq = f["equal_loss"]
-    g = lambda v, d=3: "–" if v is None else (f"{v:.{d}g}" if isinstance(v, float) else str(v))
     lines = []
     if r.get("quick"):
         lines.append("QUICK RUN: budgets cut to a smoke test; the numbers are not the benchmark.")
-    lines += [f"coupling-ODE fit on {', '.join(p['families'])} ({p['n_models']} models, "
-              f"{p['n_params']} parameters, {p['n_residuals']} residuals)", ""]
-    rows = [
-        {"": "JAX (Diffrax + Optax)", "wall s": f["jax"]["seconds"],
-         "wall s incl. compile": f["jax"]["seconds_with_compile"],
-         "final objective": f["jax"]["final_objective"], "notes": p["jax_optimiser"]},
-        {"": "SciPy (solve_ivp + least_squares)", "wall s": f["scipy"]["seconds"],
-         "wall s incl. compile": None, "final objective": f["scipy"]["final_objective"],
-         "notes": f"{f['scipy']['status']} ({f['scipy']['nfev']} evaluations)"},
-    ]
-    lines += [format_table(rows), ""]
+    lines += [f"Coupling-ODE fit on {', '.join(p['families'])}: {p['n_models']} models, "
+              f"{p['n_params']} parameters, {p['n_residuals']} residuals; same objective, "
+              "same starting point.", ""]
+    rows = [{"method": m["label"], "wall s": m["seconds"],
+             "wall s incl. compile": m["seconds_with_compile"],
+             "final objective": m["final_objective"], "stopped": m["settings"]}
+            for m in f["methods"].values()]
+    lines += [format_table(rows, floatfmt=".4g"), ""]
     c = f["checks"]
-    lines.append(f"same objective? start: JAX {c['start_objective_jax']:.6g} vs SciPy "
-                 f"{c['start_objective_scipy']:.6g}; at the JAX solution: JAX "
-                 f"{c['jax_solution_objective_jax']:.6g} vs SciPy {c['jax_solution_objective_scipy']:.6g}")
-    lines.append(f"speed ratio (SciPy / JAX wall): {g(f['speedup_wall'])}× compiled, "
-                 f"{g(f['speedup_wall_with_compile'])}× including compilation")
-    lines.append(f"at equal loss ({g(eq['loss'], 5)}): JAX {g(eq['jax_s'])} s, SciPy "
-                 f"{g(eq['scipy_s'])} s → {g(f['speedup_at_equal_loss'])}×")
+    lines.append(f"same objective in both codes: at the start JAX {c['start_objective_jax']:.7g} vs "
+                 f"SciPy {c['start_objective_scipy']:.7g}; at the Adam solution JAX "
+                 f"{c['adam_solution_objective_jax']:.7g} vs SciPy "
+                 f"{c['adam_solution_objective_scipy']:.7g}")
+    for key, name in (("jax_lm_vs_scipy", "JAX Levenberg–Marquardt"),
+                      ("jax_adam_vs_scipy", "JAX Adam (capedyn's fit)")):
+        e = f["equal_loss"][key]
+        lines.append(f"{name} vs SciPy at equal loss {_g(e['loss'], 5)}: JAX {_g(e['jax_s'])} s, "
+                     f"SciPy {_g(e['scipy_s'])} s → SciPy/JAX = {_g(e['ratio'])}×"
+                     + (f" ({e['note']})" if e.get("note") else ""))
     n = r.get("nuts")
     if n:
-        lines += ["", "NUTS effective samples per second"]
-        lines.append(format_table(n.get("rows", [])))
-    lines.append("")
-    lines.append(f"cpu_count {r.get('cpu_count')}, 1-min load {g(r.get('loadavg_1min'))}")
+        lines += ["", "NUTS effective samples per second (bulk ESS, minimum over parameters)"]
+        lines.append(format_table(n.get("rows", []), floatfmt=".4g"))
+    lines += ["", f"cpu_count {r.get('cpu_count')}, 1-min load average "
+                  f"{_g(r.get('loadavg_1min'))}, total {_g(r.get('seconds_total'))} s"]
     return "\n".join(lines)

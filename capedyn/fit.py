@@ -176,6 +176,7 @@ class Penalties(eqx.Module):
     """Regularisation weights (dynamic leaves, so changing them never recompiles)."""
 
     l2: Float[Array, ""]
+    l2_quad: Float[Array, ""]
     l2_const: Float[Array, ""]
     l2_gamma: Float[Array, ""]
     l2_h: Float[Array, ""]
@@ -212,7 +213,9 @@ def penalty(pop: Population, pen: Penalties, valid=None) -> Array:
     valid = jnp.ones(fam.log10_nc.shape, bool) if valid is None else valid
     h2 = jnp.sum((fam.h - pen.h_center) ** 2, axis=-1)
     nc2 = (fam.log10_nc - pop.mu_nc) ** 2
-    return (pen.l2 * jnp.sum(coef[:, 1:] ** 2) + pen.l2_const * jnp.sum(coef[:, 0] ** 2)
+    n_lin = 1 + coef.shape[0]
+    return (pen.l2 * jnp.sum(coef[:, 1:n_lin] ** 2) + pen.l2_quad * jnp.sum(coef[:, n_lin:] ** 2)
+            + pen.l2_const * jnp.sum(coef[:, 0] ** 2)
             + pen.l2_gamma * pop.field.gamma0 ** 2
             + pen.l2_h * jnp.sum(jnp.where(valid, h2, 0.0))
             + pen.l2_nc * jnp.sum(jnp.where(valid, nc2, 0.0))
@@ -353,7 +356,7 @@ class _Saved(eqx.Module):
 # --------------------------------------------------------------------------- estimator
 
 _DEFAULTS: dict[str, Any] = dict(
-    steps=1500, learning_rate=0.02, warmup=100, l2=3e-2, l2_const=1e-3,
+    steps=1500, learning_rate=0.02, warmup=100, l2=3e-2, l2_quad=None, l2_const=1e-3,
     l2_gamma=1e-2, l2_h=0.3, l2_nc=0.3, nc_prior_mean=9.5, nc_prior_sd=1.0, degree=2,
     coupling="score", kappa_max=4.0, transfer_alpha=1.0, family_weight="models", seed=0,
     progress=True)
@@ -391,8 +394,10 @@ class CouplingODE:
     # ---- fitting
     def _penalties(self, h_center=None) -> Penalties:
         c = self.config
-        scalars = (jnp.asarray(float(c[k])) for k in (
-            "l2", "l2_const", "l2_gamma", "l2_h", "l2_nc", "nc_prior_mean", "nc_prior_sd"))
+        quad = c["l2"] if c["l2_quad"] is None else c["l2_quad"]
+        scalars = (jnp.asarray(float(c[k] if k != "l2_quad" else quad)) for k in (
+            "l2", "l2_quad", "l2_const", "l2_gamma", "l2_h", "l2_nc", "nc_prior_mean",
+            "nc_prior_sd"))
         center = jnp.zeros(N_STATE) if h_center is None else jnp.asarray(h_center, float)
         return Penalties(*scalars, h_center=center)
 

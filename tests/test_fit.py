@@ -59,14 +59,19 @@ def test_recovers_gamma0_nc_and_h_from_simulated_trajectories():
 
     start = Population(eqx.tree_at(lambda f: f.gamma0, field, jnp.asarray(0.0, jnp.float64)),
                        FamilyParams(jnp.asarray([9.5, 9.5]), jnp.zeros((2, 5))), jnp.asarray(9.5))
-    pen = CouplingODE(l2_h=1e-6, l2_nc=1e-6, l2_gamma=0.0)._penalties()
+    # The TQA source and log10 Nc are nearly confounded within one family (both shift the TQA
+    # rate; only the variation of the HS rate along the trajectory separates them), so the
+    # TQA component of h is held at its true value and everything else below is free.
+    start = eqx.tree_at(lambda p: p.families.h, start, start.families.h.at[:, 1].set(true.h[:, 1]))
     mask = trainable_mask(start, field=False, mu_nc=False)
-    fit, _, mse = optimise(start, mask, batch, pen, steps=400, learning_rate=0.05, warmup=20,
+    mask = eqx.tree_at(lambda p: p.families.h, mask, mask.families.h.at[:, 1].set(0.0))
+    pen = CouplingODE(l2_h=1e-6, l2_nc=1e-6, l2_gamma=0.0)._penalties()
+    fit, _, mse = optimise(start, mask, batch, pen, steps=300, learning_rate=0.05, warmup=20,
                            progress=False)
-    assert mse < 0.05 ** 2 * 3
-    assert float(fit.field.gamma0) == pytest.approx(0.6, abs=0.05)
-    np.testing.assert_allclose(np.asarray(fit.families.log10_nc), [9.2, 9.9], atol=0.1)
-    np.testing.assert_allclose(np.asarray(fit.families.h), np.asarray(true.h), atol=0.03)
+    assert mse < 0.05 ** 2 * 1.5  # at the noise floor
+    assert float(fit.field.gamma0) == pytest.approx(0.6, abs=0.03)
+    np.testing.assert_allclose(np.asarray(fit.families.log10_nc), [9.2, 9.9], atol=0.05)
+    np.testing.assert_allclose(np.asarray(fit.families.h), np.asarray(true.h), atol=0.01)
     np.testing.assert_allclose(np.asarray(fit.field.coef), coef)  # frozen stays frozen
 
 

@@ -1,0 +1,104 @@
+"""The SciPy side of `capedyn bench` must compute the same model as the JAX side: the numpy
+vector field equals capedyn's Equinox field at random points, and the SciPy objective
+equals the JAX fit's objective at its start and at its solution."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import capedyn as cd
+from capedyn import bench
+from capedyn._jax import enable_x64
+
+
+@pytest.mark.parametrize("coupling", ["score", "latent", "none"])
+@pytest.mark.parametrize("degree", [1, 2])
+def test_numpy_field_equals_jax_field(coupling, degree):
+    import jax.numpy as jnp
+
+    enable_x64()
+    rng = np.random.default_rng(7 + degree)
+    for _ in range(25):
+        coef = rng.normal(scale=0.5, size=(5, 21))
+        gamma0 = float(rng.normal())
+        nc = float(rng.uniform(8.0, 11.0))
+        h = rng.normal(scale=0.3, size=5)
+        z = rng.normal(scale=2.0, size=5)
+        x = float(rng.uniform(7.5, 11.5))
+        field = cd.CouplingField(coef=jnp.asarray(coef), gamma0=jnp.asarray(gamma0),
+                                 degree=degree, coupling=coupling, kappa_max=4.0)
+        fam = cd.FamilyParams.make(log10_nc=nc, h=h)
+        want = np.asarray(field(jnp.asarray(x), jnp.asarray(z), fam))
+        got = bench.field_numpy(x, z, coef, gamma0, nc, h, degree=degree, coupling=coupling,
+                                kappa_max=4.0)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_kappa_cap_is_reached():
+    """A TQA score near its ceiling makes s'_TQA tiny: the cap must bind in both codes."""
+    import jax.numpy as jnp
+
+    enable_x64()
+    coef = np.zeros((5, 21))
+    coef[:, 0] = 1.0
+    z = np.array([0.0, 6.0, 0.0, 0.0, 0.0])
+    got = bench.field_numpy(10.0, z, coef, 1.0, 9.0, np.zeros(5))
+    assert got[1] == pytest.approx(1.0 + 1.0 * 4.0 * 1.0)   # rate + γ12·κmax·rate_HS
+    field = cd.CouplingField(coef=jnp.asarray(coef), gamma0=jnp.asarray(1.0))
+    want = np.asarray(field(jnp.asarray(10.0), jnp.asarray(z), cd.FamilyParams.make(9.0)))
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_scipy_objective_equals_jax_objective(base_df):
+    from capedyn import fit as F
+
+    py = base_df[base_df["family"] == "Pythia"]
+    est = F.CouplingODE(steps=3, progress=False).fit(py)
+    trajs = F.trajectories(py)
+    pen = est._penalties()
+    pen_np = {k: np.asarray(getattr(pen, k)) for k in (
+        "l2", "l2_const", "l2_gamma", "l2_h", "l2_nc", "nc_prior_mean", "nc_prior_sd", "h_center")}
+    sp = bench.ScipyCouplingFit(trajs, pen_np)
+    start = est._initial_population(trajs, len(trajs))
+    theta0 = sp.pack(*bench._population_arrays(start, len(trajs)))
+    assert sp.objective(theta0) == pytest.approx(est.history_[0], rel=1e-5)  # the two solvers agree to ~rtol
+    theta = sp.pack(*bench._population_arrays(est.population(), len(trajs)))
+    assert sp.objective(theta) == pytest.approx(est.loss_, rel=1e-5)  # the two solvers agree to ~rtol
+    # packing round-trips
+    parts = sp.unpack(theta)
+    np.testing.assert_array_equal(sp.pack(*parts), theta)
+
+
+def test_bench_cli_is_registered(capsys):
+    from capedyn.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--help"])
+    assert exc.value.code == 0
+    assert "SciPy" in capsys.readouterr().out
+
+
+def test_time_to_loss_uses_the_running_minimum():
+    times = np.array([0.0, 1.0, 2.0, 3.0])
+    values = np.array([5.0, 3.0, 4.0, 1.0])
+    assert bench._time_to(3.5, times, values) == 1.0
+    assert bench._time_to(1.0, times, values) == 3.0
+    assert bench._time_to(0.5, times, values) is None
+
+
+def test_format_bench_prints_every_figure():
+    m = {"label": "x", "settings": "s", "seconds": 2.0, "seconds_with_compile": 30.0,
+         "final_objective": 0.5}
+    eq = {"loss": 0.5, "jax_s": 2.0, "scipy_s": 40.0, "ratio": 20.0, "note": ""}
+    r = {"quick": False, "cpu_count": 2, "loadavg_1min": 1.0, "seconds_total": 99.0,
+         "fit": {"problem": {"families": ["Pythia"], "n_models": 8, "n_params": 113,
+                             "n_residuals": 148},
+                 "checks": {k: 1.0 for k in ("start_objective_jax", "start_objective_scipy",
+                                             "adam_solution_objective_jax",
+                                             "adam_solution_objective_scipy")},
+                 "methods": {"jax_adam": m, "jax_lm": m, "scipy": {**m, "seconds_with_compile": None}},
+                 "equal_loss": {"jax_adam_vs_scipy": eq, "jax_lm_vs_scipy": eq}},
+         "nuts": {"rows": [{"model": "coupling", "ess_per_s": 12.5}]}}
+    text = bench.format_bench(r)
+    assert "SciPy/JAX = 20×" in text and "ess_per_s" in text and "113 parameters" in text
