@@ -51,6 +51,12 @@ _EXPORTS: dict[str, str] = {
     # coupling ODE (ode.py: field + solve; fit.py: estimator, saved fits, per-phase analysis)
     "CouplingField": "ode", "FamilyParams": "ode", "solve": "ode", "predict_scores": "ode",
     "CouplingODE": "fit", "load_fit": "fit", "per_phase_analysis": "fit",
+    # posteriors over Nc and h (SPEC section 4, NumPyro)
+    "sample_posterior": "posterior", "posterior_family": "posterior",
+    "load_posterior": "posterior", "plot_nc_forest": "posterior",
+    "calibration_check": "posterior", "NcPosterior": "posterior",
+    "coupling_model": "posterior", "ode_model": "posterior",
+    "POSTERIOR_PAPER_REFERENCE": "posterior",
     # the whole analysis in one call, and the JAX-vs-SciPy / NUTS benchmark
     "reproduce": "report", "run_bench": "bench",
 }

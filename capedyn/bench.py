@@ -1,24 +1,26 @@
 """``capedyn bench``: what JAX buys, measured on the package's own problem.
 
-1. **JAX/Optax against SciPy on the same fit.** The coupling-ODE objective of
+1. **JAX against SciPy on the same fit.** The coupling-ODE objective of
    :mod:`capedyn.fit` — trajectory mean squared error in score points over every later
-   model of every training family, plus the Gaussian-prior penalties — is minimised twice
-   from the same starting point:
+   model of every training family, plus the Gaussian-prior penalties — is minimised from
+   one starting point (the estimator's own initial population) three ways:
 
-   * capedyn's fit: Diffrax Tsit5 solve, gradients by reverse-mode autodiff through the
-     solver, Optax Adam (:class:`capedyn.CouplingODE`, default settings);
-   * a SciPy implementation of the *same* model written here with numpy: the vector field
-     re-implemented term by term (:func:`field_numpy`), ``scipy.integrate.solve_ivp``
-     (RK45, the same tolerances as the Diffrax solve) and ``scipy.optimize.least_squares``
-     (trust-region reflective, forward-difference Jacobian) on the residual vector whose
-     sum of squares *is* the objective.
+   * capedyn's fit, :class:`capedyn.CouplingODE` with its defaults: Diffrax Tsit5 solve,
+     gradients by reverse-mode autodiff through the solver, Optax Adam;
+   * JAX Levenberg–Marquardt (optimistix) on the same residuals, built on capedyn's own
+     field and solve, with exact Jacobians by reverse mode through the solver;
+   * SciPy: the vector field re-implemented term by term in numpy (:func:`field_numpy`),
+     ``scipy.integrate.solve_ivp`` (RK45, the tolerances of the Diffrax solve) and
+     ``scipy.optimize.least_squares`` (trust-region reflective, forward-difference
+     Jacobian) on the residual vector whose sum of squares *is* the objective.
 
-   Both sides are checked to compute the same thing: the SciPy objective evaluated at the
-   JAX starting point and at the JAX solution must equal the JAX objective there.
-   Reported: wall times (JAX with and without compilation), both final objectives, and the
-   speed ratio at equal loss (time for the slower method to reach the other's final loss).
+   The two codes are checked to compute the same objective, at the starting point and at
+   the Adam solution. Reported: wall times (JAX with and without compilation), final
+   objectives, and the speed ratio at equal loss — the time the slower method needs to
+   reach the other's final objective — because a faster fit that fits worse is not a win.
 
-2. **NUTS effective samples per second** of the posterior module's samplers.
+2. **NUTS effective samples per second** of :func:`capedyn.posterior.sample_posterior`,
+   coupling-level and ODE-level models.
 """
 
 from __future__ import annotations

@@ -1,0 +1,221 @@
+"""Posteriors over Nc (capedyn.posterior, SPEC §4).
+
+Expected values come from simulation with known parameters (recovery, calibration), from
+the CSV by hand (two-model families), or from a second solver (Diffrax adaptive vs the
+fixed grid used inside the NUTS model). Chains and draws are tiny: these check behaviour,
+not convergence (the benchmark in the report does that).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import capedyn as cd
+from capedyn import posterior as po
+from capedyn.cli import main
+
+TINY = dict(chains=2, samples=150, warmup=150, progress=False)
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    """One small coupling-level run through the CLI: JSON, netCDF and PNG outputs."""
+    out = tmp_path_factory.mktemp("posterior")
+    nc, png = out / "post.nc", out / "forest.png"
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = main(["posterior", "--json", "--chains", "2", "--samples", "150", "--warmup",
+                     "150", "--no-progress", "--out", str(nc), "--plot", str(png)])
+    assert code == 0
+    return json.loads(buf.getvalue()), nc, png
+
+
+# ----------------------------------------------------------------------------- simulation
+
+def test_simulated_families_recovered_small_calibration_run():
+    """Known Nc (simulated from the model at the real pair design) inside the intervals."""
+    res = po.calibration_check(n_families=10, seed=5, chains=2, samples=200, warmup=200)
+    t = res["table"]
+    assert res["n_total"] == 10 and len(t) == 10
+    covered = (t["lo95"] <= t["true_log10_nc"]) & (t["true_log10_nc"] <= t["hi95"])
+    assert (t["covered95"] == covered).all()
+    # nominal 95%: fewer than 8 of 10 covered has probability ~1% when calibrated
+    assert covered.sum() >= 8, t
+    # families with many pairs are informed: narrower than the prior (±2 decades) and
+    # centred near the truth
+    rich = t[t["n_pairs"] >= 5]
+    assert len(rich) >= 2
+    assert ((rich["hi95"] - rich["lo95"]) < 4.0).all()
+    assert np.median(np.abs(rich["median"] - rich["true_log10_nc"])) < 0.6
+    assert res["divergences"] == 0
+
+
+def test_simulation_uses_given_truth():
+    data, truth = po.simulate_coupling_data(200, seed=1)
+    assert truth.mean() == pytest.approx(po.CALIBRATION_TRUTH["mu"], abs=0.15)
+    assert truth.std() == pytest.approx(po.CALIBRATION_TRUTH["tau"], rel=0.2)
+    assert data.gamma12.shape == data.log10_n.shape == data.family_idx.shape
+
+
+# ----------------------------------------------------------------------------- real data
+
+def test_json_shape_and_values(cli_run, base_df):
+    res, _, _ = cli_run
+    assert set(res) >= {"families", "population", "new_family", "divergences", "model"}
+    assert res["model"] == "coupling"
+    assert isinstance(res["divergences"], int) and res["divergences"] >= 0
+    names = [f["family"] for f in res["families"]]
+    # every family with at least one usable pair (|ΔHS| >= 0.5), by hand from the CSV
+    expect = []
+    for fam, g in base_df.dropna(subset=["hellaswag", "truthfulqa"]).groupby("family", sort=False):
+        hs = g.sort_values("params_b")["hellaswag"].to_numpy()
+        if np.any(np.abs(np.diff(hs)) >= 0.5):
+            expect.append(fam)
+    assert sorted(names) == sorted(expect)
+    for f in res["families"] + [res["population"], res["new_family"]]:
+        assert set(f) >= {"family", "nc_median_b", "nc_ci68_b", "nc_ci95_b", "rhat_max",
+                          "ess_bulk_min"}
+        lo95, hi95 = f["nc_ci95_b"]
+        lo68, hi68 = f["nc_ci68_b"]
+        assert 0 < lo95 <= lo68 <= f["nc_median_b"] <= hi68 <= hi95 < math.inf
+        assert f["rhat_max"] > 0.9 and f["ess_bulk_min"] > 0
+
+
+def test_two_model_family_gets_wide_finite_interval(cli_run, base_df):
+    res, _, _ = cli_run
+    by = {f["family"]: f for f in res["families"]}
+    two = [f for f, g in base_df.groupby("family") if len(g) == 2 and f in by]
+    assert two, "the shipped table has two-model families (OLMo, Llama-3, EleutherAI)"
+    widest_many = max(math.log10(by[f]["nc_ci95_b"][1] / by[f]["nc_ci95_b"][0])
+                      for f in ("Falcon", "Phi"))
+    for f in two:
+        lo, hi = by[f]["nc_ci95_b"]
+        assert by[f]["n_obs"] == 1
+        assert math.isfinite(lo) and math.isfinite(hi) and hi > lo > 0
+        # one pair constrains little: wider than families whose pairs straddle the crossing
+        assert math.log10(hi / lo) > widest_many
+
+
+def test_netcdf_round_trip(cli_run):
+    res, nc, png = cli_run
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import arviz as az
+        idata = az.from_netcdf(str(nc))
+    assert idata.posterior.sizes["chain"] == 2 and idata.posterior.sizes["draw"] == 150
+    assert list(idata.posterior["log10_nc"].coords["family"].values) == \
+        [f["family"] for f in res["families"]]
+    loaded = po.load_posterior(nc)
+    for f in res["families"]:
+        row = loaded.row(f["family"])
+        assert row["nc_median_b"] == pytest.approx(f["nc_median_b"], rel=1e-9)
+        assert row["rhat_max"] == pytest.approx(f["rhat_max"], rel=1e-9)
+    # the median recomputed straight from the stored draws
+    draws = idata.posterior["log10_nc"].sel(family="OPT").values.reshape(-1)
+    assert loaded.row("OPT")["nc_median_b"] == pytest.approx(10 ** (np.median(draws) - 9))
+    assert loaded.divergences == res["divergences"]
+    assert not list(nc.parent.glob(".*.tmp"))
+
+
+def test_posterior_family_two_models_with_population_prior(cli_run):
+    _, nc, _ = cli_run
+    pop = po.load_posterior(nc)
+    new = pd.DataFrame({"model": ["New-1B", "New-7B"], "family": ["NewFam", "NewFam"],
+                        "params_b": [1.0, 7.0], "hellaswag": [60.0, 75.0],
+                        "truthfulqa": [38.0, 36.0], "arc": [np.nan] * 2,
+                        "winogrande": [np.nan] * 2, "mmlu": [np.nan] * 2})
+    out = po.posterior_family(pop, new, **TINY, seed=3)
+    row = out.row("NewFam")
+    assert row["n_obs"] == 1
+    assert 0 < row["nc_ci95_lo_b"] < row["nc_median_b"] < row["nc_ci95_hi_b"] < math.inf
+    # γ12 = -2/15 < 0 at the pair's geometric mean (sqrt(7) B): tax, so Nc lies above it
+    assert row["nc_median_b"] > math.sqrt(7.0)
+    with pytest.raises(po.PosteriorError, match="already part"):
+        po.posterior_family(pop, pd.concat([new.assign(family="OPT")]), **TINY)
+
+
+# ----------------------------------------------------------------------------- errors
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(chains=0), "chains"), (dict(samples=2), "samples"), (dict(warmup=-1), "warmup"),
+    (dict(chains=2.5), "chains"), (dict(model="bogus"), "model"),
+])
+def test_invalid_sampler_settings_raise(kw, match):
+    with pytest.raises(po.PosteriorError, match=match):
+        po.sample_posterior(**{"progress": False, **kw})
+
+
+def test_unknown_family_raises(base_df):
+    with pytest.raises(cd.DataError, match="Atlantis"):
+        po.sample_posterior(base_df, families=["Atlantis"], progress=False)
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--chains", "0"], "chains"), (["--samples", "-5"], "samples"),
+    (["--warmup", "-1"], "warmup"), (["--family", "Atlantis"], "Atlantis"),
+    (["--family", "Qwen3"], "no data"), (["--model", "ode", "--family", "Gemma-3"], "no data"),
+    (["--chains", "many"], "invalid int"),
+])
+def test_cli_errors_exit_2(argv, match, capsys):
+    try:
+        code = main(["posterior", "--no-progress", *argv])
+    except SystemExit as exc:  # argparse rejects non-integers itself
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert match in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- ODE level
+
+def _toy_field():
+    """A small, stable field: constant drift plus weak damping, coupling on."""
+    import jax.numpy as jnp
+
+    from capedyn.ode import CouplingField
+
+    f = CouplingField.zeros()
+    coef = np.zeros((5, 21))
+    coef[:, 0] = [0.6, -0.1, 0.4, 0.3, 0.1]
+    coef[np.arange(5), 1 + np.arange(5)] = -0.05
+    import equinox as eqx
+    f = eqx.tree_at(lambda m: m.coef, f, jnp.asarray(coef))
+    return eqx.tree_at(lambda m: m.gamma0, f, jnp.asarray(0.3))
+
+
+def test_fixed_grid_solve_matches_adaptive_diffrax(base_df):
+    import jax.numpy as jnp
+
+    cd_fit_field = _toy_field()
+    data = po.trajectory_data(base_df)
+    rng = np.random.default_rng(0)
+    lnc = jnp.asarray(9.5 + rng.normal(0, 0.7, len(data.families)))
+    h = jnp.asarray(rng.normal(0, 0.3, (len(data.families), 5)))
+    args = (cd_fit_field, jnp.asarray(data.z0), jnp.asarray(data.x0), jnp.asarray(data.xs), lnc, h)
+    ref, ok_ref = po.solve_families(*args, solver="adaptive")
+    fixed, ok = po.solve_families(*args, solver="fixed", steps=5)
+    assert bool(ok_ref.all()) and bool(ok.all())
+    err = np.abs(np.asarray(cd.from_state(fixed)) - np.asarray(cd.from_state(ref)))
+    assert err.max() < 0.02  # points; the score noise is ~1-3 points
+
+
+def test_ode_model_runs_and_reports(base_df):
+    sub = base_df[base_df["family"].isin(["Pythia", "OLMo"])]
+    post = po.sample_posterior(sub, model="ode", fit=_toy_field(), chains=1, samples=15,
+                               warmup=15, progress=False)
+    fam = post.family_rows()
+    assert list(fam["family"]) == ["OLMo", "Pythia"]
+    assert list(fam["n_obs"]) == [1, 7]
+    assert (fam["nc_ci95_lo_b"] > 0).all() and np.isfinite(fam["nc_ci95_hi_b"]).all()
+    assert {f"h_{b}" for b in cd.BENCHMARKS} <= set(fam.columns)
+    assert post.idata.posterior["h"].shape[-2:] == (2, 5)
