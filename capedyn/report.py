@@ -81,9 +81,10 @@ class RunConfig:
     ode_steps: int | None = None       # Optax steps of every coupling-ODE fit (None: the
     pythia_steps: int | None = None    #   CouplingODE default, as in the shipped fits and
     holdout_steps: int | None = None   #   in capedyn.holdout's benchmark)
-    nuts_warmup: int = 1_000
-    nuts_samples: int = 1_000
-    nuts_chains: int = 4
+    nuts_chains: int | None = None     # coupling-level NUTS (None: the posterior module's
+    nuts_samples: int | None = None    #   SAMPLER_DEFAULTS, tuned there for R-hat ≤ 1.01)
+    nuts_warmup: int | None = None
+    ode_nuts_chains: int = 4
     ode_posterior: bool = True         # ODE-level NUTS (a solve per family per gradient):
     ode_nuts_samples: int = 150        #   4 × 150 draws fit the 10-minute budget (measured)
 
@@ -92,8 +93,8 @@ class RunConfig:
         if not quick:
             return cls(quick=False, seed=seed)
         return cls(quick=True, seed=seed, n_bootstrap=1_000, frontier_bootstrap=300,
-                   ode_steps=150, pythia_steps=150, holdout_steps=60, nuts_warmup=150,
-                   nuts_samples=150, nuts_chains=2, ode_posterior=False)
+                   ode_steps=150, pythia_steps=150, holdout_steps=60, nuts_chains=2,
+                   nuts_samples=150, nuts_warmup=150, ode_posterior=False)
 
 
 # --------------------------------------------------------------------------- the document
@@ -1126,15 +1127,16 @@ def _stage_posterior(run: _Run) -> None:
     po = _module("posterior")
     cfg, rep, df = run.cfg, run.report, run.results["df"]
     rep.heading("4. Posteriors of Nc (NumPyro NUTS)")
-    run.log(f"posterior: coupling-level NUTS, {cfg.nuts_chains} chains × {cfg.nuts_samples} draws")
+    run.log("posterior: coupling-level NUTS")
     post = po.sample_posterior(df, model="coupling", chains=cfg.nuts_chains,
                                samples=cfg.nuts_samples, warmup=cfg.nuts_warmup, seed=cfg.seed,
                                progress=False)
+    pc = post.config
     rep.para(f"Hierarchical model on the running-coupling pairs: per family "
              f"γ12 = γ0_f·(log10 N − log10 Nc_f) with log10 Nc_f ~ Normal(μ, τ), pair noise "
              f"from the score noise through the ratio ΔTQA/ΔHS (see `capedyn.posterior`). "
-             f"NUTS, {cfg.nuts_chains} chains × {cfg.nuts_samples} draws after "
-             f"{cfg.nuts_warmup} warm-up; {post.divergences} divergent transitions; "
+             f"NUTS, {pc['chains']} chains × {pc['samples']} draws after "
+             f"{pc['warmup']} warm-up; {post.divergences} divergent transitions; "
              f"largest R-hat {fmt(float(post.table['rhat_max'].max()))}, smallest bulk ESS "
              f"{fmt(float(post.table['ess_bulk_min'].min()))}; {fmt(post.runtime_s)} s.")
     _posterior_table(rep, post, po.POSTERIOR_PAPER_REFERENCE)
@@ -1154,14 +1156,15 @@ def _stage_posterior(run: _Run) -> None:
     if not cfg.ode_posterior:
         rep.para(ODE_POSTERIOR_NOTE)
         return
-    run.log(f"posterior: ODE-level NUTS, {cfg.nuts_chains} chains × {cfg.ode_nuts_samples} draws")
+    run.log(f"posterior: ODE-level NUTS, {cfg.ode_nuts_chains} chains × "
+            f"{cfg.ode_nuts_samples} draws")
     ode_post = po.sample_posterior(df, model="ode", fit=run.results["ode_all"],
-                                   chains=cfg.nuts_chains, samples=cfg.ode_nuts_samples,
+                                   chains=cfg.ode_nuts_chains, samples=cfg.ode_nuts_samples,
                                    warmup=cfg.ode_nuts_samples, seed=cfg.seed, progress=False)
     rep.para(f"ODE-level model: the observed scores given the coupling-ODE solution, the "
              f"universal field held at this run's Optax fit (empirical Bayes), "
              f"log10 Nc_f ~ Normal(μ, τ), h_f ~ Normal(0, σ_h), noise per benchmark. NUTS, "
-             f"{cfg.nuts_chains} chains × {cfg.ode_nuts_samples} draws after "
+             f"{cfg.ode_nuts_chains} chains × {cfg.ode_nuts_samples} draws after "
              f"{cfg.ode_nuts_samples} warm-up; {ode_post.divergences} divergent transitions; "
              f"largest R-hat {fmt(float(ode_post.table['rhat_max'].max()))}, smallest bulk "
              f"ESS {fmt(float(ode_post.table['ess_bulk_min'].min()))}; "
