@@ -603,7 +603,9 @@ def _checks_table(df, table, ref, cp) -> list[dict[str, str]]:
                                  f"{g.loc[r.model_to, 'truthfulqa']:g}, HS "
                                  f"{g.loc[r.model_from, 'hellaswag']:g} → "
                                  f"{g.loc[r.model_to, 'hellaswag']:g})",
-                     "paper": f"{ref['olmo_1b_7b']['gamma12']:.3f} (TQA 36.0 → 36.0, HS 62.5 → 76.4)"})
+                     "paper": "{:.3f} (TQA {:.1f} → {:.1f}, HS {:.1f} → {:.1f})".format(
+                         ref["olmo_1b_7b"]["gamma12"], *ref["olmo_1b_7b"]["tqa"],
+                         *ref["olmo_1b_7b"]["hs"])})
     opt = df[df["family"] == "OPT"].set_index("params_b")
     for key, (a, b) in (("2.7B->6.7B", (2.7, 6.7)), ("6.7B->30B", (6.7, 30.0))):
         if a in opt.index and b in opt.index:

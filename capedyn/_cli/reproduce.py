@@ -26,13 +26,17 @@ def register(sub) -> None:
 
     b = sub.add_parser(
         "bench", help="time the JAX fit against SciPy, and NUTS effective samples per second",
-        description="On one data set and one model (the coupling ODE on Pythia): capedyn's "
+        description="On one data set and one model (the coupling ODE on four families by "
+                    "default): capedyn's "
                     "JAX/Optax fit and a JAX Levenberg-Marquardt fit against a SciPy "
                     "implementation of the same model (solve_ivp + least_squares; the same "
                     "parameterisation, loss and starting point), then NUTS effective samples "
                     "per second. Prints wall times, final losses and the speed ratio at equal "
                     "loss. Takes several minutes (the SciPy fit dominates).")
     b.add_argument("--quick", action="store_true", help="smaller budgets (a smoke test)")
+    b.add_argument("--families", metavar="F[,G...]", default=None,
+                   help="families of the benchmarked fit (default Pythia,OPT,Cerebras-GPT,"
+                        "BLOOM; 'all' = every family with two complete models)")
     b.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     add_json_flag(b)
     b.set_defaults(handler=_bench, human=_bench_human)
@@ -76,7 +80,13 @@ def _reproduce_human(r: dict[str, Any]) -> str:
 def _bench(args) -> dict[str, Any]:
     from ..bench import run_bench
 
-    return run_bench(quick=args.quick, seed=args.seed, progress=True)
+    from ..cli import split_list
+    from ..data import load_base_models, select_families
+
+    names = split_list(args.families)
+    if names and [n.lower() for n in names] != ["all"]:
+        select_families(load_base_models(), names)  # unknown names: a clear error, no work
+    return run_bench(quick=args.quick, seed=args.seed, progress=True, families=names)
 
 
 def _bench_human(r: dict[str, Any]) -> str:
