@@ -34,17 +34,19 @@ several chains) is separate in :func:`sample_posterior`.
     misfit are in points, while the logit state stretches near-floor noise (an MMLU of
     25 ± 1 spans several latent units) and would let the least informative models dominate.
     The universal part of the field (``coef``, ``gamma0``) is held at its Optax fit
-    (empirical Bayes): sampling its 106 coefficients with 13 families of 2-8 models would
-    multiply the cost of every gradient by the dimension and leave the posterior dominated
-    by the ridge of coef/h/Nc trade-offs the fit's penalties resolve; it is not offered.
+    (empirical Bayes) and sampling it is not offered: its 106 coefficients, on top of 78
+    family parameters, face 215 scored (model, benchmark) values from 13 families of 2-8
+    models, so the posterior would be a long ridge of coef/h/Nc trade-offs (which the fit
+    resolves with its penalties) and NUTS would need far longer trajectories, while a
+    single ODE-level run already takes minutes.
     The solve inside the model is ``diffrax.diffeqsolve`` with Tsit5 on a fixed grid of
     ``ode_steps`` steps per family (``solver="fixed"``, default) or :func:`capedyn.ode.
     solve_unchecked` with its adaptive PID controller (``solver="adaptive"``). The fixed
     grid keeps the log density smooth in the parameters (an adaptive controller's
     accept/reject decisions make it piecewise) and the cost per gradient constant; with the
     default 5 steps it agrees with the adaptive solve to ~0.002 points (0.007 at 4 steps),
-    a thousandth of the fitted score noise (1.3-2.7 points), also away from the Optax fit
-    (checked by the tests). A solve that fails or goes non-finite contributes a finite
+    well under 1% of the fitted score noise (1.3-2.7 points), also away from the Optax fit
+    (the tests check it). A solve that fails or goes non-finite contributes a finite
     penalty (and is counted in ``solve_failures``), never a NaN.
 
 Results
@@ -74,7 +76,7 @@ import pandas as pd
 from ._errors import CapedynError, FitFileError
 from ._io import atomic_write
 from ._jax import enable_x64
-from .data import BENCHMARKS, DataError, log10_params
+from .data import BENCHMARKS, DataError
 
 __all__ = [
     "POSTERIOR_PAPER_REFERENCE", "POSTERIOR_MODELS", "NcPosterior", "CouplingData",
