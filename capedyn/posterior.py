@@ -104,8 +104,10 @@ SAMPLER_DEFAULTS: dict[str, dict[str, Any]] = {
     # follow the curved γ0-Nc ridge) and had a divergent seed.
     "coupling": {"chains": 4, "samples": 5000, "warmup": 1500, "target_accept": 0.95,
                  "dense_mass": False},
-    # Each gradient integrates every family: fewer, costlier draws.
-    "ode": {"chains": 4, "samples": 500, "warmup": 500, "target_accept": 0.8,
+    # Each gradient integrates every family: fewer, costlier draws. 4 x 1000 at target 0.9:
+    # R-hat 1.003, min bulk ESS 916, 3 divergences in 4000 draws, 3.5 min on 2 cores;
+    # 4 x 500 at 0.8: R-hat 1.012, 2 divergences, 2.8 min.
+    "ode": {"chains": 4, "samples": 1000, "warmup": 500, "target_accept": 0.9,
             "dense_mass": False, "ode_steps": 5},
 }
 """Default NUTS settings per model (see the benchmark in the report/docs)."""

@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chains", type=int, default=None, metavar="N",
                    help="NUTS chains (default 4)")
     p.add_argument("--samples", type=int, default=None, metavar="N",
-                   help="kept draws per chain (default 5000 coupling, 500 ode)")
+                   help="kept draws per chain (default 5000 coupling, 1000 ode)")
     p.add_argument("--warmup", type=int, default=None, metavar="N",
                    help="adaptation draws per chain (default 1500 coupling, 500 ode)")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
