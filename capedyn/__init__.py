@@ -34,10 +34,10 @@ _EXPORTS: dict[str, str] = {
     # held-out family benchmark (SPEC section 5): SINDy, baselines, splits, metrics, figures
     "SparseCouplingODE": "sindy", "PAPER_HS_EQUATION": "sindy",
     "LinearODE": "baselines", "PolynomialBaseline": "baselines",
-    "holdout": "holdout", "crossval": "holdout", "p1": "holdout", "make_split": "holdout",
-    "HoldoutResult": "holdout", "mae_points": "holdout", "relative_mae_pct": "holdout",
-    "plot_holdout_trajectories": "holdout", "plot_method_errors": "holdout",
-    "HOLDOUT_METHODS": "holdout", "HOLDOUT_PAPER_REFERENCE": "holdout",
+    "holdout": "heldout", "crossval": "heldout", "p1": "heldout", "make_split": "heldout",
+    "HoldoutResult": "heldout", "mae_points": "heldout", "relative_mae_pct": "heldout",
+    "plot_holdout_trajectories": "heldout", "plot_method_errors": "heldout",
+    "HOLDOUT_METHODS": "heldout", "HOLDOUT_PAPER_REFERENCE": "heldout",
     # state transform shared by all dynamics
     "to_state": "_state", "from_state": "_state", "polynomial_features": "_state",
     # frontier h-field (SPEC section 6)

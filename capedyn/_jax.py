@@ -1,11 +1,35 @@
-"""JAX set-up done at the library boundary (fits, solves, bootstraps), not on import."""
+"""Float64 for capedyn's numerics, scoped: the user's global JAX setting is never changed.
+
+Every public entry point that fits, solves or samples runs inside ``jax.enable_x64(True)``
+(a thread-local context in JAX ≥ 0.6), applied with the :func:`scoped_x64` decorator. On the
+way out the process is as it was: ``jax.config.jax_enable_x64`` keeps the user's value, and
+arrays created outside capedyn keep their dtype. Arrays capedyn returns are float64; used
+later outside capedyn under the default float32 setting they are computed in float32.
+"""
 
 from __future__ import annotations
 
+import functools
+from typing import Callable, TypeVar
 
-def enable_x64() -> None:
-    """Switch JAX to float64; idempotent. Called by every public entry point that fits."""
+F = TypeVar("F", bound=Callable)
+
+
+def scoped_x64(fn: F) -> F:
+    """Run ``fn`` with float64 enabled for the duration of the call only."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import jax
+
+        with jax.enable_x64(True):
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def x64():
+    """Context manager form of :func:`scoped_x64`: ``with x64(): ...``."""
     import jax
 
-    if not jax.config.read("jax_enable_x64"):
-        jax.config.update("jax_enable_x64", True)
+    return jax.enable_x64(True)

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from .data import BENCHMARKS, log10_params
+from ._jax import scoped_x64
 
 __all__ = ["field_numpy", "ScipyCouplingFit", "bench_fit_vs_scipy", "bench_nuts", "run_bench",
            "format_bench", "BENCH_FAMILIES", "resolve_bench_families"]
@@ -316,6 +317,7 @@ def jax_block(x):
     return jax.block_until_ready(x)
 
 
+@scoped_x64
 def bench_fit_vs_scipy(df: pd.DataFrame | None = None, families: Sequence[str] = BENCH_FAMILIES,
                        *, steps: int | None = None, lm_steps: int = 500, max_nfev: int = 200,
                        time_limit: float = 600.0, seed: int = 0,
@@ -325,10 +327,8 @@ def bench_fit_vs_scipy(df: pd.DataFrame | None = None, families: Sequence[str] =
     SciPy (solve_ivp + least_squares) — and return wall times, objectives, agreement
     checks and speed ratios at equal loss."""
     from . import fit as F
-    from ._jax import enable_x64
     from .data import load_base_models, select_families
 
-    enable_x64()
     df = load_base_models() if df is None else df
     data = select_families(df, list(families))
     cfg = {"seed": seed, "progress": False}
@@ -432,6 +432,7 @@ def bench_fit_vs_scipy(df: pd.DataFrame | None = None, families: Sequence[str] =
 
 # --------------------------------------------------------------------------- NUTS
 
+@scoped_x64
 def bench_nuts(quick: bool = False, seed: int = 0, progress: bool = True,
                ode_fit=None) -> dict[str, Any]:
     """Effective samples per second of :func:`capedyn.posterior.sample_posterior`.
@@ -486,6 +487,7 @@ def resolve_bench_families(names: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(names)
 
 
+@scoped_x64
 def run_bench(quick: bool = False, seed: int = 0, progress: bool = True,
               families: Sequence[str] | None = None) -> dict[str, Any]:
     """Both benchmarks. ``quick`` shrinks budgets to a smoke test (numbers not meaningful);

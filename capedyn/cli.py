@@ -110,7 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0 if args.command is None else 2
     try:
-        result = args.handler(args)
+        from ._jax import x64
+
+        with x64():  # the CLI owns its process: all its numerics in float64
+            result = args.handler(args)
     except (CapedynError, ValueError, OSError) as exc:
         print(f"capedyn {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -25,6 +25,7 @@ import pandas as pd
 
 from ._errors import CapedynError
 from .data import CURATED_FAMILIES, WEB_TRAINED_PAPER, DataError
+from ._jax import scoped_x64
 
 if TYPE_CHECKING:  # annotations only: keep JAX out of `import capedyn.coupling`
     from jaxtyping import Array, Float
@@ -450,6 +451,7 @@ def _bootstrap_slopes(x: np.ndarray, y: np.ndarray, n_resamples: int, seed: int,
     return (np.concatenate(a_out)[:n_resamples], np.concatenate(b_out)[:n_resamples])
 
 
+@scoped_x64
 def bootstrap_nc(table, n_resamples: int = 10_000, seed: int = 0,
                  families: Sequence[str] | None = None, progress=None) -> NcBootstrap:
     """Bootstrap the critical scale Nc = 10^(−B/A) of the population fit (JAX, float64).
@@ -467,9 +469,7 @@ def bootstrap_nc(table, n_resamples: int = 10_000, seed: int = 0,
     the key is ``jax.random.PRNGKey(seed)`` and resample i does not depend on
     ``n_resamples``.
     """
-    from ._jax import enable_x64
 
-    enable_x64()
     if not (isinstance(n_resamples, (int, np.integer)) and n_resamples >= 1):
         raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
     if isinstance(table, pd.DataFrame):
@@ -502,6 +502,7 @@ def bootstrap_nc(table, n_resamples: int = 10_000, seed: int = 0,
                        nc_b=_crossing(a0, b0)[0], families=fams)
 
 
+@scoped_x64
 def bench_bootstrap(n: int = 10_000, table: pd.DataFrame | None = None,
                     families: Sequence[str] | None = WEB_TRAINED_PAPER) -> float:
     """Seconds for ``n`` bootstrap resamples after compilation (default: the shipped table,

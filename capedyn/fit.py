@@ -83,7 +83,7 @@ from jaxtyping import Array, Bool, Float
 
 from ._errors import CapedynError, FitFileError
 from ._io import atomic_write, atomic_write_json, check_writable_dir
-from ._jax import enable_x64
+from ._jax import scoped_x64
 from ._progress import Progress
 from ._state import N_STATE, SHORT, from_state, to_state
 from .data import BENCHMARKS, complete_models, log10_params
@@ -152,11 +152,11 @@ def _bucket_points(m: int) -> int:
     return max(8, -(-m // 4) * 4)
 
 
+@scoped_x64
 def stack_trajectories(trajs: Sequence[Trajectory], family_weight: str = "models") -> TrajectoryBatch:
     """Pad trajectories into a :class:`TrajectoryBatch`: save points repeat the last size,
     padding families copy the first family with zero weight. ``family_weight``: "models"
     weighs every observation equally, "equal" every family."""
-    enable_x64()
     n_f, m = _bucket_families(len(trajs)), _bucket_points(max(len(t.models) for t in trajs))
     xs = np.zeros((n_f, m))
     ys = np.zeros((n_f, m, N_STATE))
@@ -351,8 +351,8 @@ class TransferRule(eqx.Module):
     weights: Float[Array, "6 6"]
 
     @classmethod
+    @scoped_x64
     def fit(cls, z0: np.ndarray, x0: np.ndarray, fams: FamilyParams, alpha: float) -> "TransferRule":
-        enable_x64()
         feats = np.column_stack([np.asarray(z0), np.asarray(x0)])
         targets = np.column_stack([np.asarray(fams.log10_nc), np.asarray(fams.h)])
         mean, tmean = feats.mean(axis=0), targets.mean(axis=0)
@@ -444,9 +444,9 @@ class CouplingODE:
                             h=jnp.zeros((n_rows, N_STATE)))
         return Population(field, fams, jnp.asarray(float(self.nc_prior_mean)))
 
+    @scoped_x64
     def fit(self, df: pd.DataFrame) -> "CouplingODE":
         """Fit on every family of ``df`` with ≥ 2 complete models (base-model table format)."""
-        enable_x64()
         trajs = trajectories(df)
         if not trajs:
             raise CapedynError("no family has two or more complete models (all five scores); "
@@ -490,6 +490,7 @@ class CouplingODE:
                             jnp.stack([self.families_[n].h for n in names]))
         return Population(self.field_, fams, jnp.asarray(self.mu_nc_))
 
+    @scoped_x64
     def fit_family(self, df_new: pd.DataFrame, name: str | None = None, *,
                    steps: int = 300) -> FamilyParams:
         """Fit one new family's log10 Nc and h with the population (field, μ) frozen.
@@ -498,7 +499,6 @@ class CouplingODE:
         the main fit's ``l2_nc`` and ``l2_h``, toward the transfer rule's prediction from the
         family's smallest model. The result is stored in ``families_`` and returned."""
         self._check_fitted()
-        enable_x64()
         trajs = trajectories(df_new)
         if name is not None:
             trajs = [t for t in trajs if t.family == name]
@@ -537,6 +537,7 @@ class CouplingODE:
         z0 = to_state(np.asarray(initial_scores, float))
         return self.transfer_.predict(z0, log10_params(float(initial_params_b)))
 
+    @scoped_x64
     def predict(self, initial, params_b, *, family: str | None = None) -> pd.DataFrame:
         """Scores at ``params_b`` (billions; scalar or list) from one initial model.
 
@@ -545,7 +546,6 @@ class CouplingODE:
         they come from the transfer rule applied to ``initial``. Returns one row per requested
         size: ``params_b`` and the five score columns."""
         self._check_fitted()
-        enable_x64()
         scores, p0 = _initial_from(initial)
         sizes = np.atleast_1d(np.asarray(params_b, dtype=float))
         fam = self.family_params(scores, p0, family)
@@ -555,6 +555,7 @@ class CouplingODE:
         out.insert(0, "params_b", sizes)
         return out
 
+    @scoped_x64
     def score(self, df: pd.DataFrame, *, use_fitted_families: bool = True) -> dict:
         """Errors of trajectories integrated from each family's smallest complete model.
 
@@ -707,11 +708,11 @@ def _resolve(path: str | Path) -> Path:
                        f"`capedyn fit`, or a shipped fit name ({', '.join(shipped_fits()) or 'none'})")
 
 
+@scoped_x64
 def load_fit(path: str | Path) -> CouplingODE:
     """Load a saved fit: a folder (``model.eqx`` + ``meta.json``) or a shipped fit's name
     (e.g. ``"all_families"``). Raises :class:`~capedyn.FitFileError` for a missing or corrupt
     file, or a fit made for a different field configuration."""
-    enable_x64()
     folder = _resolve(path)
     meta_file, model_file = folder / "meta.json", folder / "model.eqx"
     if not meta_file.is_file():
@@ -777,6 +778,7 @@ def load_fit(path: str | Path) -> CouplingODE:
 
 # --------------------------------------------------------------------------- analyses
 
+@scoped_x64
 def per_phase_analysis(df: pd.DataFrame, family: str = "Pythia", split_b: float = 1.2,
                        sensitivity: Sequence[float] = (0.1, 1.0, 3.0), **config) -> dict:
     """Fit the field separately on a family's tax models (≤ ``split_b`` billions: Pythia
@@ -795,7 +797,6 @@ def per_phase_analysis(df: pd.DataFrame, family: str = "Pythia", split_b: float 
     the two 5×5 linear matrices (latent, and score-space Jacobians) is summarised by its
     singular values; rank-1-ness = s1 / Σ s."""
     from ._state import FLOORS, CEILING
-    enable_x64()
     rows = complete_models(df[df["family"] == family]).sort_values("params_b")
     if len(rows) < 4:
         raise CapedynError(f"per-phase analysis needs ≥ 4 complete models of '{family}', "
@@ -842,6 +843,7 @@ def per_phase_analysis(df: pd.DataFrame, family: str = "Pythia", split_b: float 
     return result
 
 
+@scoped_x64
 def bench_fit(df: pd.DataFrame | None = None, repeats: int = 1, **config) -> dict:
     """Time a fit on all families with ≥ 2 complete models: compile once (a short warm-up fit
     with the same shapes and settings), then ``repeats`` timed fits."""

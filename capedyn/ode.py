@@ -37,7 +37,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float
 
 from ._errors import SolveError
-from ._jax import enable_x64
+from ._jax import scoped_x64
 from ._state import (CEILING, FLOORS, N_FEATURES, N_STATE, QUADRATIC_PAIRS, from_state,
                      polynomial_features, to_state)
 from .data import BENCHMARKS, log10_params
@@ -62,8 +62,8 @@ class FamilyParams(eqx.Module):
     h: Float[Array, "5"]
 
     @classmethod
+    @scoped_x64
     def make(cls, log10_nc=9.5, h=None) -> "FamilyParams":
-        enable_x64()
         h = jnp.zeros(N_STATE) if h is None else jnp.asarray(h, dtype=float)
         return cls(log10_nc=jnp.asarray(log10_nc, dtype=float), h=h)
 
@@ -103,17 +103,17 @@ class CouplingField(eqx.Module):
         library_mask(self.degree)
 
     @classmethod
+    @scoped_x64
     def zeros(cls, *, degree: int = 2, coupling: CouplingKind = "score",
               kappa_max: float = 4.0) -> "CouplingField":
-        enable_x64()
         return cls(coef=jnp.zeros((N_STATE, N_FEATURES)), gamma0=jnp.zeros(()),
                    degree=degree, coupling=coupling, kappa_max=kappa_max)
 
     @classmethod
+    @scoped_x64
     def from_polynomial(cls, coef) -> "CouplingField":
         """A pure polynomial field dz/dx = coef @ Θ(z) (no coupling term, gamma0 = 0), e.g. a
         SINDy fit, so it is integrated by exactly the same solve as the learned field."""
-        enable_x64()
         coef = jnp.asarray(coef, dtype=float)
         if coef.shape != (N_STATE, N_FEATURES):
             raise ValueError(f"coef must have shape ({N_STATE}, {N_FEATURES}), got {coef.shape}")
@@ -177,6 +177,7 @@ def solve_unchecked(field: CouplingField, z0: Float[Array, "5"], x0, xs: Float[A
 _solve_jit = eqx.filter_jit(solve_unchecked)
 
 
+@scoped_x64
 def solve(field: CouplingField, z0, x0, xs, family: FamilyParams, *, name: str = "family",
           max_steps: int = DEFAULT_MAX_STEPS) -> Float[Array, "n 5"]:
     """Integrate dz/dx from (x0, z0) and return z at ``xs`` (log10 N, sorted, ≥ x0).
@@ -185,7 +186,6 @@ def solve(field: CouplingField, z0, x0, xs, family: FamilyParams, *, name: str =
     :class:`~capedyn.SolveError` naming ``name`` when the step budget runs out or the state
     becomes non-finite. Use :func:`solve_unchecked` inside jitted losses or NumPyro models.
     """
-    enable_x64()
     xs = jnp.asarray(xs, dtype=float)
     if xs.ndim != 1 or xs.size == 0:
         raise ValueError("xs must be a non-empty 1-D array of log10 N")
@@ -211,12 +211,12 @@ def solve(field: CouplingField, z0, x0, xs, family: FamilyParams, *, name: str =
     return zs
 
 
+@scoped_x64
 def predict_scores(field: CouplingField, family: FamilyParams, initial_scores, initial_params_b,
                    params_b, *, name: str = "family") -> np.ndarray:
     """Scores (percent, shape (n, 5), columns in ``BENCHMARKS`` order) at ``params_b``
     (billions), integrating from one model's five scores at ``initial_params_b`` (billions).
     Sizes may come in any order but must not be below the initial size."""
-    enable_x64()
     s0 = np.asarray(initial_scores, dtype=float).reshape(-1)
     if s0.shape != (N_STATE,) or not np.all(np.isfinite(s0)):
         raise ValueError(f"initial_scores must be {N_STATE} finite percentages "

@@ -75,7 +75,7 @@ import pandas as pd
 
 from ._errors import CapedynError, FitFileError
 from ._io import atomic_write
-from ._jax import enable_x64
+from ._jax import scoped_x64
 from .data import BENCHMARKS, DataError
 
 __all__ = [
@@ -640,6 +640,7 @@ def _resolve_fit(fit):
     return fit.field_, dict(fit.families_), float(fit.mu_nc_)
 
 
+@scoped_x64
 def sample_posterior(df=None, *, model: str | None = None,
                      chains: int | None = None, samples: int | None = None,
                      warmup: int | None = None, seed: int = 0,
@@ -669,7 +670,6 @@ def sample_posterior(df=None, *, model: str | None = None,
     """
     from .data import load_base_models
 
-    enable_x64()
     if model is None:
         model = "ode" if isinstance(df, TrajectoryData) else "coupling"
     if model not in POSTERIOR_MODELS:
@@ -775,6 +775,7 @@ def _coupling_hyper_prior(post: NcPosterior):
     return u.mean(axis=0), np.linalg.cholesky(cov)
 
 
+@scoped_x64
 def posterior_family(fit: NcPosterior, df_new: pd.DataFrame, family: str | None = None, *,
                      chains: int = 4, samples: int | None = None, warmup: int | None = None,
                      seed: int = 0, progress: bool = False,
@@ -790,7 +791,6 @@ def posterior_family(fit: NcPosterior, df_new: pd.DataFrame, family: str | None 
     σ_h, σ_b at their posterior medians; the universal field at its Optax fit) is frozen
     and only the family's log10 Nc and h are sampled.
     """
-    enable_x64()
     if not isinstance(fit, NcPosterior):
         raise PosteriorError("fit must be an NcPosterior from sample_posterior or load_posterior")
     names = list(dict.fromkeys(df_new["family"]))
@@ -985,6 +985,7 @@ def simulate_coupling_data(n_families: int, seed: int, truth: dict | None = None
     return data, np.array(lncs)
 
 
+@scoped_x64
 def calibration_check(n_families: int = 20, seed: int = 0, *, n_datasets: int = 1,
                       chains: int | None = None, samples: int | None = None,
                       warmup: int | None = None, progress: bool = False) -> dict:
@@ -997,7 +998,6 @@ def calibration_check(n_families: int = 20, seed: int = 0, *, n_datasets: int = 
     interval, the per-family table (log10 N), divergences and the largest R-hat."""
     from .data import load_base_models
 
-    enable_x64()
     if not (isinstance(n_families, (int, np.integer)) and n_families >= 2):
         raise PosteriorError(f"n_families must be a whole number >= 2, got {n_families!r}")
     dflt = SAMPLER_DEFAULTS["coupling"]

@@ -47,6 +47,7 @@ import pandas as pd
 
 from ._io import atomic_write, atomic_write_json, atomic_write_text, check_writable_dir
 from .data import BENCHMARKS
+from ._jax import scoped_x64
 
 __all__ = ["reproduce", "RunConfig", "Report", "STAGES", "FIGURES", "SUMMARY_KEYS",
            "plot_tqa_phases", "plot_gamma12", "plot_ode_trajectories", "plot_holdout_errors"]
@@ -80,7 +81,7 @@ class RunConfig:
     frontier_bootstrap: int = 2_000    # resamples of the SWE → GPQA line
     ode_steps: int | None = None       # Optax steps of every coupling-ODE fit (None: the
     pythia_steps: int | None = None    #   CouplingODE default, as in the shipped fits and
-    holdout_steps: int | None = None   #   in capedyn.holdout's benchmark)
+    holdout_steps: int | None = None   #   in capedyn.heldout's benchmark)
     nuts_chains: int | None = None     # coupling-level NUTS (None: the posterior module's
     nuts_samples: int | None = None    #   SAMPLER_DEFAULTS, tuned there for R-hat ≤ 1.01)
     nuts_warmup: int | None = None
@@ -326,6 +327,7 @@ class _Run:
         self.report.figure(rel, caption)
 
 
+@scoped_x64
 def reproduce(out_dir: str | Path = "reproduce_out", quick: bool = False, seed: int = 0,
               progress: bool = True) -> dict[str, Any]:
     """Run the whole analysis and write ``report.md``, ``report.html``, ``figures/*.png``
@@ -369,7 +371,7 @@ def reproduce(out_dir: str | Path = "reproduce_out", quick: bool = False, seed: 
 
 def _module(name: str):
     """A capedyn submodule by name (``from . import x`` would return the lazily exported
-    function of the same name, e.g. ``capedyn.holdout``)."""
+    function of the same name)."""
     import importlib
 
     return importlib.import_module(f"capedyn.{name}")
@@ -996,7 +998,7 @@ def _holdout_methods(cfg: RunConfig) -> dict[str, Callable[[], Any]]:
     import functools
 
     from .fit import CouplingODE
-    from .holdout import METHODS
+    from .heldout import METHODS
 
     from .sindy import SparseCouplingODE
 
@@ -1010,7 +1012,7 @@ def _holdout_methods(cfg: RunConfig) -> dict[str, Callable[[], Any]]:
 
 
 def _stage_holdout(run: _Run) -> None:
-    ho = _module("holdout")
+    ho = _module("heldout")
     from .fit import PAPER_REFERENCE as FIT_REF
     from .sindy import PAPER_HS_EQUATION, SparseCouplingODE
 

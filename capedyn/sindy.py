@@ -37,7 +37,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ._jax import enable_x64
+from ._jax import scoped_x64
 from ._state import SHORT, N_FEATURES, N_STATE, feature_names, from_state, polynomial_features, to_state
 from .baselines import (Trajectory, family_trajectories, initial_condition,
                         midpoint_differences, prediction_frame, _targets)
@@ -167,6 +167,7 @@ class SparseCouplingODE:
                       feature_names=[SHORT[b] for b in BENCHMARKS])
         return model
 
+    @scoped_x64
     def fit(self, train_df: pd.DataFrame) -> "SparseCouplingODE":
         """Discover the sparse field from every training family with ≥ 2 complete models
         (rows with a missing score are dropped; ≥ 3 with ``finite_difference``)."""
@@ -261,12 +262,12 @@ class SparseCouplingODE:
 
         return CouplingField.from_polynomial(self.coef_)
 
+    @scoped_x64
     def predict(self, initial_row, params_b) -> pd.DataFrame:
         """Scores (percent) at ``params_b`` (billions), integrating from ``initial_row``'s
         five scores with the Diffrax solve of :mod:`capedyn.ode`."""
         from .ode import FamilyParams, predict_scores
 
-        enable_x64()
         field = self.to_field()
         p0, y0 = initial_condition(initial_row)
         p = _targets(params_b)
@@ -333,13 +334,13 @@ def _batched_solve():
     return _batched_solve_fn
 
 
+@scoped_x64
 def _trajectory_errors(coefs: np.ndarray, held: Trajectory) -> np.ndarray:
     """Relative MAE (%) of each candidate field (k, 5, 21) integrated from ``held``'s first
     model over its other models; inf where the solve fails. Sizes are padded to a multiple
     of 8 (repeating the last) so every family shares one compiled solve."""
     import jax.numpy as jnp
 
-    enable_x64()
     xs = held.x[1:]
     n = len(xs)
     padded = np.concatenate([xs, np.repeat(xs[-1], -n % _PAD)])

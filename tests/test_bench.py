@@ -9,7 +9,14 @@ import pytest
 
 import capedyn as cd
 from capedyn import bench
-from capedyn._jax import enable_x64
+from capedyn._jax import x64
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    """capedyn scopes float64 to its own calls; these tests build JAX arrays directly."""
+    with x64():
+        yield
 
 
 @pytest.mark.parametrize("coupling", ["score", "latent", "none"])
@@ -17,7 +24,6 @@ from capedyn._jax import enable_x64
 def test_numpy_field_equals_jax_field(coupling, degree):
     import jax.numpy as jnp
 
-    enable_x64()
     rng = np.random.default_rng(7 + degree)
     for _ in range(25):
         coef = rng.normal(scale=0.5, size=(5, 21))
@@ -39,7 +45,6 @@ def test_kappa_cap_is_reached():
     """A TQA score near its ceiling makes s'_TQA tiny: the cap must bind in both codes."""
     import jax.numpy as jnp
 
-    enable_x64()
     coef = np.zeros((5, 21))
     coef[:, 0] = 1.0
     z = np.array([0.0, 6.0, 0.0, 0.0, 0.0])

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import capedyn as cd
-from capedyn._jax import enable_x64
+from capedyn._jax import x64
 from capedyn._state import N_FEATURES, to_state, from_state
 from capedyn.cli import main
 from capedyn.data import BENCHMARKS, complete_models
@@ -25,6 +25,13 @@ from capedyn.fit import (CouplingODE, Population, Trajectory, TransferRule, opti
 from capedyn.ode import CouplingField, FamilyParams
 
 SHIPPED = ("all_families", "pythia")
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    """capedyn scopes float64 to its own calls; these tests build JAX arrays directly."""
+    with x64():
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +44,6 @@ def pythia_fit(base_df):
 def test_recovers_gamma0_nc_and_h_from_simulated_trajectories():
     """Simulate two families with the module itself (known γ0, Nc_f, h_f and a fixed
     universal field), add 0.05-point noise, refit γ0, Nc_f, h_f with the field frozen."""
-    enable_x64()
     coef = np.zeros((5, N_FEATURES))
     coef[:, 0] = [0.9, -0.1, 0.5, 0.3, 0.2]
     coef[:, 1:6] = -0.15 * np.eye(5)
@@ -97,7 +103,6 @@ def test_single_family_transfer_rule_returns_that_family(pythia_fit):
 
 def test_transfer_rule_is_the_ridge_solution():
     """Compare with ridge solved as an augmented least-squares problem (numpy lstsq)."""
-    enable_x64()
     rng = np.random.default_rng(3)
     z0, x0 = rng.normal(size=(7, 5)), rng.uniform(7.5, 10, 7)
     targets = rng.normal(size=(7, 6))

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-import capedyn.holdout as H
+import capedyn.heldout as H
 from capedyn import cli
 from capedyn._errors import SolveError
 from capedyn.data import BENCHMARKS, DataError

@@ -13,7 +13,7 @@ import pytest
 from scipy.integrate import solve_ivp
 
 import capedyn as cd
-from capedyn._jax import enable_x64
+from capedyn._jax import x64
 from capedyn._state import FLOORS, N_FEATURES, polynomial_features, to_state, from_state
 from capedyn.data import BENCHMARKS
 from capedyn.fit import (CouplingODE, Population, loss_and_grad, stack_trajectories,
@@ -23,8 +23,14 @@ from capedyn.ode import CouplingField, FamilyParams, solve
 HS, TQA = 0, 1
 
 
+@pytest.fixture(autouse=True)
+def _float64():
+    """capedyn scopes float64 to its own calls; these tests build JAX arrays directly."""
+    with x64():
+        yield
+
+
 def _random_field(seed=0, scale=0.05, gamma0=0.3, coupling="score"):
-    enable_x64()
     rng = np.random.default_rng(seed)
     coef = scale * rng.standard_normal((5, N_FEATURES))
     coef[:, 0] = [0.9, -0.2, 0.5, 0.3, 0.1]
@@ -49,7 +55,6 @@ def test_polynomial_field_solution_matches_scipy():
 
 def test_score_coupling_adds_gamma_times_hs_rate_in_points():
     """coupling='score': with only an HS source, dTQA/dx (points) = γ12(x) · dHS/dx (points)."""
-    enable_x64()
     field = CouplingField.zeros(coupling="score", kappa_max=1e6)
     field = eqx.tree_at(lambda f: f.gamma0, field, jnp.asarray(0.4, jnp.float64))
     fam = FamilyParams.make(9.5, [0.7, 0.0, 0.0, 0.0, 0.0])
@@ -66,7 +71,6 @@ def test_score_coupling_adds_gamma_times_hs_rate_in_points():
 
 
 def test_latent_coupling_and_no_coupling():
-    enable_x64()
     fam = FamilyParams.make(9.0, [0.5, 0.1, 0.0, 0.0, 0.0])
     z = jnp.zeros(5)
     lat = CouplingField.zeros(coupling="latent")
@@ -78,7 +82,6 @@ def test_latent_coupling_and_no_coupling():
 
 def test_gradient_matches_central_finite_differences(base_df):
     """d(objective)/d(parameters) through the diffrax solve vs central differences (float64)."""
-    enable_x64()
     trajs = trajectories(base_df[base_df["family"] == "Pythia"])
     batch = stack_trajectories(trajs)
     field = _random_field(seed=2, scale=0.03)
@@ -107,7 +110,6 @@ def test_gradient_matches_central_finite_differences(base_df):
 
 
 def test_solve_failure_names_the_family():
-    enable_x64()
     field = CouplingField.from_polynomial(np.zeros((5, N_FEATURES)))
     coef = np.zeros((5, N_FEATURES))
     coef[0, 0], coef[0, 6] = 2.0, 3.0  # dz_HS = 2 + 3 z_HS² blows up in finite x

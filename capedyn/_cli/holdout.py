@@ -56,7 +56,7 @@ def _check_plot_path(path: str | None) -> None:
 
 
 def _holdout(args) -> dict:
-    from ..holdout import holdout, plot_holdout_trajectories
+    from ..heldout import holdout, plot_holdout_trajectories
 
     _check_plot_path(args.plot)
     df = _load(args)
@@ -69,7 +69,7 @@ def _holdout(args) -> dict:
 
 
 def _crossval(args) -> dict:
-    from ..holdout import crossval, plot_method_errors
+    from ..heldout import crossval, plot_method_errors
 
     _check_plot_path(args.plot)
     df = _load(args)

@@ -41,6 +41,7 @@ from ._errors import CapedynError
 from ._progress import Progress
 from .baselines import LinearODE, PolynomialBaseline
 from .data import BENCHMARKS, DataError, complete_models
+from ._jax import scoped_x64
 
 __all__ = ["METHODS", "PAPER_REFERENCE", "HOLDOUT_METHODS", "HOLDOUT_PAPER_REFERENCE", "Split", "HoldoutResult", "make_split", "holdout",
            "crossval", "p1", "mae_points", "relative_mae_pct", "summarize",
@@ -277,6 +278,7 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
                                        "mean_mae_pp", "n_families", "n_failed"])
 
 
+@scoped_x64
 def _run_splits(splits: list[Split], methods, *, curves: bool, progress: bool, label: str,
                 skipped: list[dict]) -> HoldoutResult:
     factories = _resolve_methods(methods)
