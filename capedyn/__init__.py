@@ -11,7 +11,7 @@ touch JAX until a function that needs it is called::
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -31,35 +31,117 @@ _EXPORTS: dict[str, str] = {
     "COUPLING_PAPER_REFERENCE": "coupling",
     # errors
     "CapedynError": "_errors", "SolveError": "_errors", "FitFileError": "_errors",
-    # held-out family benchmark (SPEC section 5): SINDy, baselines, splits, metrics, figures
+    # held-out family benchmark (docs/protocol.md): SINDy, baselines, splits, metrics, figures
     "SparseCouplingODE": "sindy", "PAPER_HS_EQUATION": "sindy",
     "LinearODE": "baselines", "PolynomialBaseline": "baselines",
     "holdout": "heldout", "crossval": "heldout", "p1": "heldout", "make_split": "heldout",
     "HoldoutResult": "heldout", "mae_points": "heldout", "relative_mae_pct": "heldout",
-    "plot_holdout_trajectories": "heldout", "plot_method_errors": "heldout",
+    "plot_holdout_trajectories": "plotting", "plot_method_errors": "plotting",
     "HOLDOUT_METHODS": "heldout", "HOLDOUT_PAPER_REFERENCE": "heldout",
     # state transform shared by all dynamics
     "to_state": "_state", "from_state": "_state", "polynomial_features": "_state",
-    # frontier h-field (SPEC section 6)
+    # frontier h-field (docs/concepts.md)
     "PAPER_COEFFICIENTS": "frontier", "PAPER_REFERENCE": "frontier", "CASCADE": "frontier",
     "CascadeScale": "frontier", "PopulationLine": "frontier",
     "population_line": "frontier", "h_field": "frontier", "h_direction": "frontier",
     "is_specialist": "frontier", "reading": "frontier", "release_key": "frontier",
     "lab_summary": "frontier", "model_fields": "frontier",
     "leave_one_lab_out": "frontier", "extrapolation_check": "frontier",
-    "saturation": "frontier", "plot_frontier": "frontier",
+    "saturation": "frontier",
+    # figures: draw onto an Axes and return it; the caller saves
+    "plot_frontier": "plotting", "plot_tqa_phases": "plotting", "plot_gamma12": "plotting",
+    "plot_ode_trajectories": "plotting", "plot_holdout_errors": "plotting",
     # coupling ODE (ode.py: field + solve; fit.py: estimator, saved fits, per-phase analysis)
     "CouplingField": "ode", "FamilyParams": "ode", "solve": "ode", "predict_scores": "ode",
     "CouplingODE": "fit", "load_fit": "fit", "per_phase_analysis": "fit",
-    # posteriors over Nc and h (SPEC section 4, NumPyro)
+    # posteriors over Nc and h (NumPyro; docs/nc.md)
     "sample_posterior": "posterior", "posterior_family": "posterior",
-    "load_posterior": "posterior", "plot_nc_forest": "posterior",
+    "load_posterior": "posterior", "plot_nc_forest": "plotting",
     "calibration_check": "posterior", "NcPosterior": "posterior",
     "coupling_model": "posterior", "ode_model": "posterior",
     "POSTERIOR_PAPER_REFERENCE": "posterior",
     # the whole analysis in one call, and the JAX-vs-SciPy / NUTS benchmark
     "reproduce": "report", "run_bench": "bench",
+    # your own scores: lm-evaluation-harness and Open LLM Leaderboard v1 result files
+    "read_lm_eval": "ingest", "read_leaderboard_v1": "ingest",
+    # the field's peer methods, nested selection, the second-generation shared-logit ODE
+    "LogitRateModel": "peers", "PCACapabilityModel": "peers", "LatentSkillModel": "peers",
+    "NestedSelection": "selection", "SharedLogitODE": "latent_ode",
+    # the ODE-implied critical scale: where dTQA/dHS on a solved trajectory changes sign
+    "ImpliedNc": "ode_nc", "implied_nc": "ode_nc", "implied_nc_draws": "ode_nc",
+    "implied_nc_table": "ode_nc",
 }
+
+
+if TYPE_CHECKING:  # the lazy exports above, spelled out for type checkers and IDEs
+    # generated from _EXPORTS by scripts/update_type_checking_block.py
+    from ._errors import (
+        CapedynError, FitFileError, SolveError,
+    )
+    from ._state import (
+        from_state, polynomial_features, to_state,
+    )
+    from .baselines import (
+        LinearODE, PolynomialBaseline,
+    )
+    from .bench import (
+        run_bench,
+    )
+    from .coupling import (
+        bench_bootstrap, bootstrap_nc, COUPLING_PAPER_REFERENCE, CouplingError,
+        CouplingFit, family_couplings, NcBootstrap, paper_web_trained_families,
+        phase_classifier, PhaseResult, population_fit, running_coupling, sign_test,
+        SignTest, usable_pairs, web_trained_families,
+    )
+    from .data import (
+        BENCHMARKS, complete_models, DataError, load_base_models, load_frontier_models,
+        log10_params, validate_base_models, validate_frontier_models,
+    )
+    from .fit import (
+        CouplingODE, load_fit, per_phase_analysis,
+    )
+    from .frontier import (
+        CASCADE, CascadeScale, extrapolation_check, h_direction, h_field, is_specialist,
+        lab_summary, leave_one_lab_out, model_fields, PAPER_COEFFICIENTS,
+        PAPER_REFERENCE, population_line, PopulationLine, reading, release_key,
+        saturation,
+    )
+    from .heldout import (
+        crossval, holdout, HOLDOUT_METHODS, HOLDOUT_PAPER_REFERENCE, HoldoutResult,
+        mae_points, make_split, p1, relative_mae_pct,
+    )
+    from .ingest import (
+        read_leaderboard_v1, read_lm_eval,
+    )
+    from .latent_ode import (
+        SharedLogitODE,
+    )
+    from .ode import (
+        CouplingField, FamilyParams, predict_scores, solve,
+    )
+    from .ode_nc import (
+        implied_nc, implied_nc_draws, implied_nc_table, ImpliedNc,
+    )
+    from .peers import (
+        LatentSkillModel, LogitRateModel, PCACapabilityModel,
+    )
+    from .plotting import (
+        plot_frontier, plot_gamma12, plot_holdout_errors, plot_holdout_trajectories,
+        plot_method_errors, plot_nc_forest, plot_ode_trajectories, plot_tqa_phases,
+    )
+    from .posterior import (
+        calibration_check, coupling_model, load_posterior, NcPosterior, ode_model,
+        posterior_family, POSTERIOR_PAPER_REFERENCE, sample_posterior,
+    )
+    from .report import (
+        reproduce,
+    )
+    from .selection import (
+        NestedSelection,
+    )
+    from .sindy import (
+        PAPER_HS_EQUATION, SparseCouplingODE,
+    )
 
 
 def __getattr__(name: str) -> Any:

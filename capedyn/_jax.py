@@ -1,9 +1,10 @@
 """Float64 for capedyn's numerics, scoped: the user's global JAX setting is never changed.
 
 Every public entry point that fits, solves or samples runs inside ``jax.enable_x64(True)``
-(a thread-local context in JAX ≥ 0.6), applied with the :func:`scoped_x64` decorator. On the
-way out the process is as it was: ``jax.config.jax_enable_x64`` keeps the user's value, and
-arrays created outside capedyn keep their dtype. Arrays capedyn returns are float64; used
+(a thread-local context, public since JAX 0.8, which pyproject.toml pins), applied with
+the :func:`scoped_x64` decorator. On the way out the process is as it was:
+``jax.config.jax_enable_x64`` keeps the user's value, and arrays created outside capedyn
+keep their dtype. Arrays capedyn returns are float64; used
 later outside capedyn under the default float32 setting they are computed in float32.
 """
 
@@ -20,9 +21,7 @@ def scoped_x64(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        import jax
-
-        with jax.enable_x64(True):
+        with x64():
             return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
@@ -32,4 +31,4 @@ def x64():
     """Context manager form of :func:`scoped_x64`: ``with x64(): ...``."""
     import jax
 
-    return jax.enable_x64(True)
+    return jax.enable_x64(True)  # a thread-local context in the pinned JAX (>= 0.8)

@@ -1,31 +1,65 @@
-"""A dependency-free progress line on stderr for anything that runs more than a few seconds."""
+"""Progress bars on stderr for anything that runs more than a few seconds (a thin tqdm wrapper).
+
+``enabled``: ``None`` shows the bar only when stderr is a terminal (quiet in logs, pipes and
+test runs); ``True`` forces it; ``False`` hides it.
+"""
 
 from __future__ import annotations
 
 import sys
-import time
+from typing import Any
+
+from tqdm import tqdm
+
+
+def stderr_is_terminal() -> bool:
+    """True when stderr is an interactive terminal."""
+    try:
+        return bool(sys.stderr.isatty())
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False
+
+
+def resolve(enabled: bool | None) -> bool:
+    """Whether a bar with this ``enabled`` setting is shown (None: only on a terminal)."""
+    return stderr_is_terminal() if enabled is None else bool(enabled)
 
 
 class Progress:
-    """``with Progress(total, "fit") as p: p.update(k, loss=...)``; silent when ``enabled`` is False."""
+    """``with Progress(total, "fit") as p: p.update(k, loss=...)``.
 
-    def __init__(self, total: int, label: str, enabled: bool = True, every: float = 0.5):
-        self.total, self.label, self.enabled, self.every = total, label, enabled, every
-        self._t0 = self._last = time.perf_counter()
+    ``update(done, **info)`` takes the absolute number of finished units (not an
+    increment) and shows ``info`` after the bar (floats to four significant digits).
+    ``every``: the least number of seconds between two redraws.
+    """
+
+    def __init__(self, total: int, label: str, enabled: bool | None = None,
+                 every: float = 0.5):
+        self.total, self.label, self.every = int(total), label, every
+        self.enabled = resolve(enabled)
+        self._bar: Any = None
 
     def __enter__(self) -> "Progress":
+        self._bar = tqdm(total=self.total, desc=self.label, file=sys.stderr,
+                         disable=not self.enabled, mininterval=self.every, leave=True,
+                         dynamic_ncols=True)
         return self
 
-    def update(self, done: int, **info) -> None:
-        now = time.perf_counter()
-        if not self.enabled or (now - self._last < self.every and done < self.total):
+    def update(self, done: int, **info: Any) -> None:
+        if not self.enabled:
             return
-        self._last = now
-        extra = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in info.items())
-        sys.stderr.write(f"\r{self.label}: {done}/{self.total} [{now - self._t0:5.1f}s] {extra}   ")
-        sys.stderr.flush()
+        bar = self._bar if self._bar is not None else self.__enter__()._bar
+        if info:
+            bar.set_postfix({k: (f"{v:.4g}" if isinstance(v, float) else v)
+                             for k, v in info.items()}, refresh=False)
+        step = int(done) - bar.n
+        if step > 0:
+            bar.update(step)
+        elif step < 0:  # restarted count: move the bar back
+            bar.n = int(done)
+            bar.refresh()
 
-    def __exit__(self, *exc) -> None:
-        if self.enabled:
-            sys.stderr.write(f"\r{self.label}: done in {time.perf_counter() - self._t0:.1f}s" + " " * 30 + "\n")
-            sys.stderr.flush()
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

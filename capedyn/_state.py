@@ -49,7 +49,8 @@ def to_state(scores):
     """Percent scores (..., 5) → latent state z (..., 5). Works on numpy and JAX arrays."""
     xp = _xp(scores)
     s = xp.asarray(scores)
-    u = (s - FLOORS) / (CEILING - FLOORS)
+    floors = FLOORS if xp is np else xp.asarray(FLOORS, dtype=xp.result_type(s, 1.0))  # no f32/f64 mixing
+    u = (s - floors) / (CEILING - floors)
     u = xp.clip(u, EPS, 1.0 - EPS)
     return xp.log(u) - xp.log1p(-u)
 
@@ -59,7 +60,8 @@ def from_state(z):
     xp = _xp(z)
     z = xp.asarray(z)
     u = 1.0 / (1.0 + xp.exp(-z))
-    return FLOORS + (CEILING - FLOORS) * u
+    floors = FLOORS if xp is np else xp.asarray(FLOORS, dtype=u.dtype)  # no f32/f64 mixing
+    return floors + (CEILING - floors) * u
 
 
 def polynomial_features(z):

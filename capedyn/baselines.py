@@ -1,4 +1,4 @@
-"""Reference methods for the held-out family benchmark (SPEC §5).
+"""Reference methods for the held-out family benchmark.
 
 * :class:`LinearODE` — the paper's linear ODE ``dy/dx = C·y + c`` in raw percent scores,
   fit by least squares on finite differences of the training families' trajectories and
@@ -6,7 +6,9 @@
 * :class:`PolynomialBaseline` — per benchmark, a polynomial in x = log10 N pooled over
   the training families, as fitted or shifted to pass through the initial model.
 
-Both follow the estimator convention of the package: configuration in the constructor,
+Both follow the estimator convention of the package (scikit-learn's: explicit keyword
+arguments in the constructor stored as given, so ``sklearn.base.clone`` and
+``get_params``/``set_params`` work; fitted state in trailing-underscore attributes),
 ``fit(train_df)`` learns from a base-model table, ``predict(initial_row, params_b)``
 returns a DataFrame with ``params_b`` (billions), the five scores (percent) and an
 ``out_of_range`` flag. Predictions are never clipped: a baseline that leaves [0, 100]
@@ -24,7 +26,9 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 
+from ._errors import InputError, NotFittedError
 from .data import BENCHMARKS, log10_params
 
 
@@ -75,7 +79,7 @@ def initial_condition(initial_row) -> tuple[float, np.ndarray]:
     missing = [b for b in ("params_b", *BENCHMARKS) if b not in row.index or pd.isna(row[b])]
     if missing:
         name = row.get("model", "the initial row")
-        raise ValueError(f"initial condition {name!r} lacks {missing}; the held-out family's "
+        raise InputError(f"initial condition {name!r} lacks {missing}; the held-out family's "
                          "smallest model needs params_b and all five scores")
     return float(row["params_b"]), row[list(BENCHMARKS)].to_numpy(dtype=float)
 
@@ -92,14 +96,17 @@ def prediction_frame(params_b: Sequence[float], scores: np.ndarray) -> pd.DataFr
 def _targets(params_b) -> np.ndarray:
     p = np.atleast_1d(np.asarray(params_b, dtype=float))
     if p.size == 0 or not np.all(np.isfinite(p)) or np.any(p <= 0):
-        raise ValueError(f"params_b must be positive finite sizes in billions, got {list(p)}")
+        raise InputError(f"params_b must be positive finite sizes in billions, got {list(p)}")
     return p
 
 
-class _NotFitted:
+class _NotFitted(BaseEstimator):
+    """scikit-learn estimator base (``get_params``/``set_params``/``sklearn.base.clone``)
+    plus a not-fitted check."""
+
     def _check_fitted(self, attr: str) -> None:
         if not hasattr(self, attr):
-            raise ValueError(f"{type(self).__name__} is not fitted; call fit(train_df) first")
+            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit(train_df) first")
 
 
 # ---------------------------------------------------------------------------------------
@@ -124,7 +131,7 @@ class LinearODE(_NotFitted):
     def fit(self, train_df: pd.DataFrame) -> "LinearODE":
         trajs = family_trajectories(train_df, min_points=2)
         if not trajs:
-            raise ValueError("LinearODE needs at least one training family with two complete models")
+            raise InputError("LinearODE needs at least one training family with two complete models")
         mids, slopes = [], []
         for t in trajs:
             _, y_mid, dy = midpoint_differences(t.x, t.scores)
@@ -183,13 +190,13 @@ class PolynomialBaseline(_NotFitted):
         from numpy.polynomial import Polynomial
 
         if not isinstance(self.degree, (int, np.integer)) or self.degree < 0:
-            raise ValueError(f"degree must be a non-negative integer, got {self.degree!r}")
+            raise InputError(f"degree must be a non-negative integer, got {self.degree!r}")
         self.polynomials_, self.n_points_ = {}, {}
         for b in BENCHMARKS:
             rows = train_df.dropna(subset=[b])
             x = log10_params(rows["params_b"].to_numpy())
             if len(np.unique(x)) < self.degree + 1:
-                raise ValueError(f"a degree-{self.degree} polynomial for {b} needs at least "
+                raise InputError(f"a degree-{self.degree} polynomial for {b} needs at least "
                                  f"{self.degree + 1} distinct sizes in training; got {len(np.unique(x))}")
             self.polynomials_[b] = Polynomial.fit(x, rows[b].to_numpy(dtype=float), self.degree)
             self.n_points_[b] = len(rows)

@@ -5,10 +5,14 @@
    model of every training family, plus the Gaussian-prior penalties — is minimised from
    one starting point (the estimator's own initial population) three ways:
 
-   * capedyn's fit, :class:`capedyn.CouplingODE` with its defaults: Diffrax Tsit5 solve,
-     gradients by reverse-mode autodiff through the solver, Optax Adam;
-   * JAX Levenberg–Marquardt (optimistix) on the same residuals, built on capedyn's own
-     field and solve, with exact Jacobians by reverse mode through the solver;
+   * capedyn's fit, :class:`capedyn.CouplingODE` with its defaults (``default``):
+     optimistix Levenberg–Marquardt on the residual vector, Jacobians by forward mode
+     through the Diffrax Tsit5 solve (``diffrax.ForwardMode``), all families batched, one
+     compiled step;
+   * the same estimator with ``optimizer="adam"`` (``jax_adam``): gradients by reverse mode
+     through the solver, Optax Adam;
+   * a stand-alone JAX Levenberg–Marquardt (``jax_lm``, optimistix) on a per-family
+     residual function with reverse-mode Jacobians (the earlier, unbatched route);
    * SciPy: the vector field re-implemented term by term in numpy (:func:`field_numpy`),
      ``scipy.integrate.solve_ivp`` (RK45, the tolerances of the Diffrax solve) and
      ``scipy.optimize.least_squares`` (trust-region reflective, forward-difference
@@ -19,8 +23,9 @@
    objectives, and the speed ratio at equal loss — the time the slower method needs to
    reach the other's final objective — because a faster fit that fits worse is not a win.
 
-2. **NUTS effective samples per second** of :func:`capedyn.posterior.sample_posterior`,
-   coupling-level and ODE-level models.
+2. **NUTS effective samples per second** of :func:`capedyn.posterior.sample_posterior`:
+   the coupling-level model, and the ODE-level model at the posterior's default settings
+   (:data:`capedyn.posterior.SAMPLER_DEFAULTS`), with R-hat, bulk ESS and divergences.
 """
 
 from __future__ import annotations
@@ -319,13 +324,16 @@ def jax_block(x):
 
 @scoped_x64
 def bench_fit_vs_scipy(df: pd.DataFrame | None = None, families: Sequence[str] = BENCH_FAMILIES,
-                       *, steps: int | None = None, lm_steps: int = 500, max_nfev: int = 200,
+                       *, steps: int | None = None, adam_steps: int | None = None,
+                       lm_steps: int = 500, max_nfev: int = 200,
                        time_limit: float = 600.0, seed: int = 0,
                        progress: bool = True) -> dict[str, Any]:
-    """Fit the same coupling ODE on ``families`` from one starting point three ways —
-    capedyn's Optax Adam fit, JAX Levenberg–Marquardt (optimistix, exact Jacobians) and
-    SciPy (solve_ivp + least_squares) — and return wall times, objectives, agreement
-    checks and speed ratios at equal loss."""
+    """Fit the same coupling ODE on ``families`` from one starting point four ways —
+    capedyn's default fit (Levenberg–Marquardt, forward-mode Jacobians), the estimator with
+    Optax Adam, a stand-alone JAX Levenberg–Marquardt and SciPy (solve_ivp +
+    least_squares) — and return wall times, objectives, agreement checks and speed ratios
+    at equal loss. ``steps``: the default fit's iteration cap (None: its default);
+    ``adam_steps``: Adam's (None: its default)."""
     from . import fit as F
     from .data import load_base_models, select_families
 
@@ -356,13 +364,25 @@ def bench_fit_vs_scipy(df: pd.DataFrame | None = None, families: Sequence[str] =
             sys.stderr.write(f"bench: {msg}\n")
             sys.stderr.flush()
 
-    say(f"JAX Adam fit on {', '.join(families)}: first fit (includes compilation)")
+    say(f"capedyn default fit ({est.optimizer}) on {', '.join(families)}: first fit "
+        "(includes compilation), then a timed fit")
     t0 = time.perf_counter()
     F.CouplingODE(**cfg).fit(data)
-    adam_cold = time.perf_counter() - t0
-    say("JAX Adam fit: timed fit (compiled)")
+    default_cold = time.perf_counter() - t0
     t0 = time.perf_counter()
-    jest = F.CouplingODE(**cfg).fit(data)
+    dest = F.CouplingODE(**cfg).fit(data)
+    default_warm = time.perf_counter() - t0
+    default_hist = np.asarray(dest.history_, float)
+    default_theta = sp.pack(*_population_arrays(dest.population(), len(trajs)))
+    default_loss = float(np.nanmin(default_hist))
+
+    acfg = {**cfg, "optimizer": "adam", "steps": adam_steps}
+    say("JAX Adam fit (optimizer='adam'): first fit (includes compilation), then a timed fit")
+    t0 = time.perf_counter()
+    F.CouplingODE(**acfg).fit(data)
+    adam_cold = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    jest = F.CouplingODE(**acfg).fit(data)
     adam_warm = time.perf_counter() - t0
     hist = np.asarray(jest.history_, float)
     adam_theta = sp.pack(*_population_arrays(jest.population(), len(trajs)))
@@ -385,9 +405,13 @@ def bench_fit_vs_scipy(df: pd.DataFrame | None = None, families: Sequence[str] =
         """(loss level, JAX s, SciPy s, SciPy/JAX): the slower one's time to the other's loss."""
         if jax_loss <= scipy_loss * (1 + 1e-6):
             t_sp = _time_to(jax_loss * (1 + 1e-6), times, values)
-            return {"loss": jax_loss, "jax_s": jax_s, "scipy_s": t_sp,
-                    "ratio": None if t_sp is None else t_sp / jax_s,
-                    "note": "SciPy never reached the JAX loss" if t_sp is None else ""}
+            if t_sp is None:  # SciPy stopped above: its whole run is a lower bound
+                return {"loss": jax_loss, "jax_s": jax_s, "scipy_s": res["seconds"],
+                        "ratio": res["seconds"] / jax_s,
+                        "note": "SciPy never reached the JAX loss: ratio uses SciPy's whole "
+                                "run (a lower bound)"}
+            return {"loss": jax_loss, "jax_s": jax_s, "scipy_s": t_sp, "ratio": t_sp / jax_s,
+                    "note": ""}
         if jax_curve is None:
             return {"loss": scipy_loss, "jax_s": None, "scipy_s": res["seconds"], "ratio": None,
                     "note": "JAX stopped above the SciPy loss"}
@@ -398,6 +422,13 @@ def bench_fit_vs_scipy(df: pd.DataFrame | None = None, families: Sequence[str] =
                 "note": "" if t_j else "JAX (Adam) never reached the SciPy loss; "
                                        "SciPy's time to the Adam loss is below"}
 
+    default_eq = equal_loss(default_loss, default_warm, default_hist)
+    default_eq["ratio_with_compile"] = (None if default_eq.get("scipy_s") is None
+                                        or default_eq.get("jax_s") is None else
+                                        default_eq["scipy_s"] / (default_eq["jax_s"]
+                                                                 + default_cold - default_warm))
+    default_eq["jax_s_with_compile"] = (None if default_eq.get("jax_s") is None
+                                        else default_eq["jax_s"] + default_cold - default_warm)
     adam_eq = equal_loss(adam_loss, adam_warm, hist)
     if adam_eq["ratio"] is None and adam_loss > scipy_loss:
         t_sp = _time_to(adam_loss, times, values)
@@ -408,12 +439,19 @@ def bench_fit_vs_scipy(df: pd.DataFrame | None = None, families: Sequence[str] =
                     "n_params": int(theta0.size), "n_residuals": int(sp._raw_residuals(theta0).size),
                     "field": {"degree": est.degree, "coupling": est.coupling}},
         "checks": {"start_objective_jax": float(hist[0]),
+                   "default_solution_objective_jax": default_loss,
+                   "default_solution_objective_scipy": sp.objective(default_theta),
                    "start_objective_scipy": sp.objective(theta0),
                    "adam_solution_objective_jax": adam_loss,
                    "adam_solution_objective_scipy": sp.objective(adam_theta)},
         "methods": {
-            "jax_adam": {"label": "JAX: capedyn CouplingODE.fit (Diffrax + Optax Adam)",
-                         "settings": f"{est.steps} Adam steps, warm-up + cosine schedule",
+            "default": {"label": "JAX: capedyn CouplingODE.fit, default (optimistix "
+                                 "Levenberg–Marquardt, forward-mode Jacobian through Diffrax)",
+                        "settings": f"{dest.n_iter_} LM steps (tol {dest.tol:g})",
+                        "seconds": default_warm, "seconds_with_compile": default_cold,
+                        "final_objective": default_loss, "final_mse_points2": float(dest.mse_)},
+            "jax_adam": {"label": "JAX: capedyn CouplingODE.fit(optimizer='adam') (Diffrax + Optax Adam)",
+                         "settings": f"{jest.n_iter_} Adam steps, warm-up + cosine schedule",
                          "seconds": adam_warm, "seconds_with_compile": adam_cold,
                          "final_objective": adam_loss, "final_mse_points2": float(jest.mse_)},
             "jax_lm": {"label": "JAX: Levenberg–Marquardt (optimistix), exact Jacobian",
@@ -425,7 +463,8 @@ def bench_fit_vs_scipy(df: pd.DataFrame | None = None, families: Sequence[str] =
                       "seconds": res["seconds"], "seconds_with_compile": None,
                       "final_objective": scipy_loss},
         },
-        "equal_loss": {"jax_adam_vs_scipy": adam_eq,
+        "equal_loss": {"default_vs_scipy": default_eq,
+                       "jax_adam_vs_scipy": adam_eq,
                        "jax_lm_vs_scipy": equal_loss(lm_loss, lm_t["seconds"])},
     }
 
@@ -441,36 +480,46 @@ def bench_nuts(quick: bool = False, seed: int = 0, progress: bool = True,
     default the shipped ``all_families`` fit) a tiny run (10 + 10 draws) measures the fixed
     cost — tracing and XLA compilation — and a real run gives the bulk ESS (the minimum over
     reported quantities, from ArviZ) and its wall time. ESS/s is given with and without the
-    fixed cost."""
+    fixed cost. The ODE-level row runs the posterior's default settings
+    (``SAMPLER_DEFAULTS["ode"]``: chains, draws, warm-up, solver); ``quick`` shrinks both."""
     from .data import load_base_models
-    from .posterior import sample_posterior
+    from .posterior import SAMPLER_DEFAULTS, sample_posterior
 
     df = load_base_models()
-    plans = [("coupling", 4, 200 if quick else 1000), ("ode", 2, 20 if quick else 100)]
+    ode = SAMPLER_DEFAULTS["ode"]
+    # (model, chains, draws, warm-up): the ODE row runs the posterior's default settings
+    plans = [("coupling", 4, 200 if quick else 1000, 200 if quick else 1000),
+             ("ode", 2 if quick else ode["chains"], 20 if quick else ode["samples"],
+              20 if quick else ode["warmup"])]
     rows = []
-    for model, chains, samples in plans:
+    for model, chains, samples, warmup in plans:
         kw = dict(model=model, chains=chains, seed=seed, progress=False)
         if model == "ode" and ode_fit is not None:
             kw["fit"] = ode_fit   # default: the shipped all_families fit
         if progress:
             import sys
-            sys.stderr.write(f"bench: NUTS {model}-level, {chains} chains × {samples} draws\n")
+            sys.stderr.write(f"bench: NUTS {model}-level, {chains} chains × {samples} draws "
+                             f"(+ {warmup} warm-up)\n")
         t0 = time.perf_counter()
         sample_posterior(df, samples=10, warmup=10, **kw)
         fixed = time.perf_counter() - t0
         t0 = time.perf_counter()
-        post = sample_posterior(df, samples=samples, warmup=samples, **kw)
+        post = sample_posterior(df, samples=samples, warmup=warmup, **kw)
         wall = time.perf_counter() - t0
         ess = float(post.table["ess_bulk_min"].min())
         sampling = wall - fixed
         # the fixed cost is itself noisy: below a quarter of the wall time the difference
         # says nothing, so no sampling-only figure is given
+        fam = post.family_rows()
         rows.append({"model": model, "chains": chains, "draws_per_chain": samples,
-                     "warmup_per_chain": samples, "wall_s": wall, "fixed_cost_s": fixed,
+                     "warmup_per_chain": warmup, "wall_s": wall, "fixed_cost_s": fixed,
                      "ess_bulk_min": ess, "ess_per_s": ess / wall,
                      "ess_per_s_sampling_only": ess / sampling if sampling > 0.25 * wall else None,
                      "rhat_max": float(post.table["rhat_max"].max()),
-                     "divergences": int(post.divergences)})
+                     "family_rhat_max": float(fam["rhat_max"].max()),
+                     "family_ess_bulk_min": float(fam["ess_bulk_min"].min()),
+                     "divergences": int(post.divergences),
+                     "defaults": model == "ode" and not quick})
     return {"rows": rows}
 
 
@@ -496,7 +545,8 @@ def run_bench(quick: bool = False, seed: int = 0, progress: bool = True,
 
     t0 = time.perf_counter()
     fit = bench_fit_vs_scipy(families=resolve_bench_families(families),
-                             steps=150 if quick else None, lm_steps=10 if quick else 500,
+                             steps=10 if quick else None, adam_steps=150 if quick else None,
+                             lm_steps=10 if quick else 500,
                              max_nfev=4 if quick else 200, time_limit=60.0 if quick else 900.0,
                              seed=seed, progress=progress)
     nuts = bench_nuts(quick=quick, seed=seed, progress=progress)
@@ -513,7 +563,7 @@ def _g(v: Any, d: int = 3) -> str:
 
 def format_bench(r: dict[str, Any]) -> str:
     """Human-readable benchmark report."""
-    from .cli import format_table
+    from ._table import format_table
 
     f = r["fit"]
     p = f["problem"]
@@ -533,11 +583,16 @@ def format_bench(r: dict[str, Any]) -> str:
                  f"SciPy {c['start_objective_scipy']:.7g}; at the Adam solution JAX "
                  f"{c['adam_solution_objective_jax']:.7g} vs SciPy "
                  f"{c['adam_solution_objective_scipy']:.7g}")
-    for key, name in (("jax_lm_vs_scipy", "JAX Levenberg–Marquardt"),
-                      ("jax_adam_vs_scipy", "JAX Adam (capedyn's fit)")):
-        e = f["equal_loss"][key]
+    for key, name in (("default_vs_scipy", "capedyn default fit (LM, forward mode)"),
+                      ("jax_lm_vs_scipy", "stand-alone JAX Levenberg–Marquardt"),
+                      ("jax_adam_vs_scipy", "JAX Adam (optimizer='adam')")):
+        e = f["equal_loss"].get(key)
+        if e is None:
+            continue
         lines.append(f"{name} vs SciPy at equal loss {_g(e['loss'], 5)}: JAX {_g(e['jax_s'])} s, "
                      f"SciPy {_g(e['scipy_s'])} s → SciPy/JAX = {_g(e['ratio'])}×"
+                     + (f"; incl. compilation {_g(e['ratio_with_compile'])}×"
+                        if e.get("ratio_with_compile") is not None else "")
                      + (f" ({e['note']})" if e.get("note") else ""))
     n = r.get("nuts")
     if n:

@@ -16,9 +16,12 @@ import sys
 from typing import Any, Callable, Sequence
 
 from ._errors import CapedynError
+from ._json import to_jsonable
+from ._table import format_table  # noqa: F401  (re-exported for the command modules)
 
 COMMAND_GROUPS: tuple[str, ...] = (
     "coupling", "fit", "posterior", "holdout", "frontier", "reproduce",
+    "predictions", "explore", "ingest",
 )
 
 
@@ -60,47 +63,11 @@ def split_list(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None,
-                 floatfmt: str = ".4g") -> str:
-    """Aligned plain-text table of dict rows (numbers right-aligned)."""
-    if not rows:
-        return "(no rows)"
-    cols = list(columns or rows[0].keys())
-
-    def cell(v: Any) -> str:
-        if v is None:
-            return "-"
-        if isinstance(v, float):
-            return "nan" if v != v else format(v, floatfmt)
-        if isinstance(v, (list, tuple)):
-            return "[" + ", ".join(cell(x) for x in v) + "]"
-        return str(v)
-
-    body = [[cell(r.get(c)) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(cols)]
-    numeric = [all(isinstance(r.get(c), (int, float)) or r.get(c) is None for r in rows) for c in cols]
-    fmt = lambda vals: "  ".join(v.rjust(w) if n else v.ljust(w)
-                                 for v, w, n in zip(vals, widths, numeric)).rstrip()
-    lines = [fmt(cols), "  ".join("-" * w for w in widths)]
-    lines += [fmt(b) for b in body]
-    return "\n".join(lines)
-
-
 def emit(result: dict[str, Any], as_json: bool, human: Callable[[dict[str, Any]], str]) -> None:
     if as_json:
-        print(json.dumps(result, indent=2, default=_default))
+        print(json.dumps(to_jsonable(result), indent=2, default=str))
     else:
         print(human(result))
-
-
-def _default(obj: Any):
-    import numpy as np
-
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -127,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _json_human(result: dict[str, Any]) -> str:
-    return json.dumps(result, indent=2, default=_default)
+    return json.dumps(to_jsonable(result), indent=2, default=str)
 
 
 if __name__ == "__main__":

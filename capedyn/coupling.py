@@ -1,5 +1,5 @@
 """Running coupling γ12 between HellaSwag and TruthfulQA, the critical scale Nc, and the
-algebraic phase classifier (SPEC §2).
+algebraic phase classifier (definitions: docs/concepts.md).
 
 Units used throughout:
 
@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ._errors import CapedynError
-from .data import CURATED_FAMILIES, WEB_TRAINED_PAPER, DataError
+from ._errors import CapedynError, InputError
+from ._json import to_jsonable
+from .data import (CURATED_FAMILIES, WEB_TRAINED_PAPER, DataError, check_percent_scores,
+                   validate_table_columns)
 from ._jax import scoped_x64
 
 if TYPE_CHECKING:  # annotations only: keep JAX out of `import capedyn.coupling`
@@ -39,13 +41,13 @@ __all__ = [
 ]
 
 MIN_DELTA_HS = 0.5
-"""|ΔHS| below this many points makes γ12 ill-conditioned: the pair is skipped (SPEC §2)."""
+"""|ΔHS| below this many points makes γ12 ill-conditioned: the pair is skipped."""
 
 CLASSIFIER_CONSTANT = 0.187
-"""TQA_c = sqrt(0.187·HS), scores as fractions (SPEC §2)."""
+"""TQA_c = sqrt(0.187·HS), scores as fractions."""
 
 PAPER_REFERENCE: dict[str, Any] = {
-    "_note": "The CAPE papers' own figures, from their own data versions (SPEC §2). Shown "
+    "_note": "The CAPE papers' own figures, from their own data versions. Shown "
              "beside capedyn's computed values for comparison; never used in a computation.",
     "population_fit": {"A": 0.629, "B": -5.886, "r2": 0.54, "nc_b": 2.3},
     "nc_bootstrap_paper14": {"n_resamples": 10_000, "median_b": 3.5,
@@ -79,7 +81,7 @@ class CouplingError(CapedynError, ValueError):
 # --------------------------------------------------------------------------- pairs
 
 def running_coupling(df: pd.DataFrame, min_delta_hs: float = MIN_DELTA_HS) -> pd.DataFrame:
-    """γ12 for each consecutive pair of models within each family (SPEC §2).
+    """γ12 for each consecutive pair of models within each family.
 
     ``df`` is a validated base-model table (:func:`capedyn.load_base_models`). Within a
     family sorted by ``params_b``, models lacking HellaSwag or TruthfulQA are left out and
@@ -97,7 +99,9 @@ def running_coupling(df: pd.DataFrame, min_delta_hs: float = MIN_DELTA_HS) -> pd
                         hint="Pass a table from capedyn.load_base_models()")
     if not (isinstance(min_delta_hs, (int, float)) and math.isfinite(min_delta_hs)
             and min_delta_hs >= 0):
-        raise ValueError(f"min_delta_hs must be a finite number >= 0 (points), got {min_delta_hs!r}")
+        raise InputError(f"min_delta_hs must be a finite number >= 0 (points), got {min_delta_hs!r}")
+    df = validate_table_columns(df, sizes=("params_b",), scores=("hellaswag", "truthfulqa"),
+                               names=("model", "family"))
     rows: list[dict[str, Any]] = []
     scored = df.dropna(subset=["hellaswag", "truthfulqa"])
     for fam in dict.fromkeys(df["family"]):
@@ -134,7 +138,7 @@ def usable_pairs(table: pd.DataFrame, families: Sequence[str] | None = None) -> 
     """Non-skipped rows of a :func:`running_coupling` table, optionally for some families."""
     missing = [c for c in ("family", "log10_n_mid", "gamma12", "skipped") if c not in table.columns]
     if missing:
-        raise ValueError(f"expected the output of running_coupling(); missing column(s) {missing}")
+        raise InputError(f"expected the output of running_coupling(); missing column(s) {missing}")
     t = table[~table["skipped"].astype(bool)]
     if families:
         known = list(dict.fromkeys(table["family"]))
@@ -231,7 +235,7 @@ class CouplingFit:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["families"] = list(self.families)
-        return {k: _finite_or_none(v) for k, v in d.items()}
+        return {k: to_jsonable(v) for k, v in d.items()}
 
 
 def population_fit(table: pd.DataFrame, families: Sequence[str] | None = None) -> CouplingFit:
@@ -307,14 +311,14 @@ class SignTest:
 
 def sign_test(table: pd.DataFrame, below_b: float = 3.0, above_b: float = 10.0,
               families: Sequence[str] | None = None) -> SignTest:
-    """SPEC §2 sign test over the usable pairs of a :func:`running_coupling` table.
+    """The sign test over the usable pairs of a :func:`running_coupling` table.
 
     A pair is "below 3B" when its *geometric-mean* size (where γ12 is located) is below
     ``below_b`` billions, and "above 10B" when it is above ``above_b``; pairs in between
     are not tested. Expected: γ12 ≤ 0 below, γ12 > 0 above.
     """
     if not below_b <= above_b:
-        raise ValueError(f"below_b ({below_b}) must not exceed above_b ({above_b})")
+        raise InputError(f"below_b ({below_b}) must not exceed above_b ({above_b})")
     t = usable_pairs(table, families)
     correct, total, bad = 0, 0, []
     for r in t.itertuples(index=False):
@@ -350,16 +354,20 @@ class PhaseResult:
 
 
 def phase_classifier(hs, tqa) -> PhaseResult:
-    """TQA_c = sqrt(0.187·HS) with scores as fractions (SPEC §2); inputs in percent.
+    """TQA_c = sqrt(0.187·HS) with scores as fractions; inputs in percent.
 
     Scalars give scalar fields (``phase`` a str); arrays broadcast and give arrays.
-    Raises ValueError for scores outside [0, 100] or non-finite.
+    Raises :class:`~capedyn._errors.InputError` (a ValueError) for scores outside
+    [0, 100] or non-finite, and when every score given is at most 1: fractions such as
+    ``hs=0.78, tqa=0.357`` would otherwise be read as 0.78% and 0.357% and classified.
     """
-    h = np.asarray(hs, dtype=float)
-    q = np.asarray(tqa, dtype=float)
-    for name, v in (("hs", h), ("tqa", q)):
-        if not np.all(np.isfinite(v)) or np.any((v < 0) | (v > 100)):
-            raise ValueError(f"{name} must be a percentage in [0, 100], got {v.tolist()}")
+    checked = check_percent_scores({"hs": hs, "tqa": tqa})
+    h, q = checked["hs"], checked["tqa"]
+    try:
+        np.broadcast_shapes(h.shape, q.shape)
+    except ValueError:
+        raise InputError(f"hs and tqa have shapes {h.shape} and {q.shape}, which do not "
+                         "broadcast") from None
     crit_frac = np.sqrt(CLASSIFIER_CONSTANT * h / 100.0)
     crit_pct = 100.0 * crit_frac
     margin = q - crit_pct
@@ -398,7 +406,7 @@ class NcBootstrap:
         d = asdict(self)
         d["ci68_b"], d["ci95_b"] = list(self.ci68_b), list(self.ci95_b)
         d["families"] = list(self.families)
-        return {k: _finite_or_none(v) for k, v in d.items()}
+        return {k: to_jsonable(v) for k, v in d.items()}
 
 
 def _weighted_ols(w: Float[Array, " n"], x: Float[Array, " n"], y: Float[Array, " n"]
@@ -471,7 +479,7 @@ def bootstrap_nc(table, n_resamples: int = 10_000, seed: int = 0,
     """
 
     if not (isinstance(n_resamples, (int, np.integer)) and n_resamples >= 1):
-        raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
+        raise InputError(f"n_resamples must be a positive integer, got {n_resamples!r}")
     if isinstance(table, pd.DataFrame):
         t = usable_pairs(table, families)
         x, y = t["log10_n_mid"].to_numpy(float), t["gamma12"].to_numpy(float)
@@ -480,7 +488,7 @@ def bootstrap_nc(table, n_resamples: int = 10_000, seed: int = 0,
         x, y = (np.asarray(v, dtype=float).ravel() for v in table)
         fams = tuple(families or ())
         if x.shape != y.shape or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
-            raise ValueError("bootstrap_nc needs two finite arrays of equal length "
+            raise InputError("bootstrap_nc needs two finite arrays of equal length "
                              "(log10_n_mid, gamma12)")
     if len(x) < 3 or np.ptp(x) == 0.0:
         raise CouplingError(f"the Nc bootstrap needs at least 3 usable pairs at distinct "
@@ -521,10 +529,3 @@ def bench_bootstrap(n: int = 10_000, table: pd.DataFrame | None = None,
     return best
 
 
-def _finite_or_none(v):
-    """JSON-friendly: NaN/inf → None (the ``crossing`` fields say why); tuples → lists."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, (tuple, list)):
-        return [_finite_or_none(x) for x in v]
-    return v

@@ -1,5 +1,5 @@
 """Frontier models: the SWE -> GPQA population line, the h-field, per-lab dynamics,
-benchmark saturation and the paper's cascade of critical scales (SPEC section 6).
+benchmark saturation and the paper's cascade of critical scales (see docs/concepts.md).
 
 Units: SWE-bench Verified (``swe_bench``) and GPQA Diamond (``gpqa_diamond``) are percent
 (0-100); h is in GPQA points; cascade scales are billions of parameters.
@@ -29,12 +29,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ._io import atomic_write
-from .data import DataError
+from ._errors import PERCENT_HINT, InputError, InputTypeError
+from .data import DataError, check_percent_scores
 
 SWE, GPQA = "swe_bench", "gpqa_diamond"
 SPECIALIST_THRESHOLD = 5.0
-"""|h| above this many GPQA points marks a specialist (SPEC section 6)."""
+"""|h| above this many GPQA points marks a specialist."""
 ON_TREND_TOLERANCE = 0.05
 """|h| at or below this (points) reads as "on the trend": it rounds to 0.0 at one decimal."""
 POST_CUTOFF = "post_cutoff"
@@ -47,7 +47,7 @@ PAPER_COEFFICIENTS: dict[str, Any] = {
 """The paper's frozen population line, as published (a reference, not a fit)."""
 
 PAPER_REFERENCE: dict[str, Any] = {
-    "label": "paper's reported values (SPEC section 6); compare, never copy",
+    "label": "paper's reported values (frontier analysis); compare, never copy",
     "slope": 0.513,
     "intercept": 46.4,
     "r": 0.72,
@@ -96,7 +96,7 @@ CASCADE: tuple[CascadeScale, ...] = (
                  "next benchmark hand-off (IFEval -> HLE in the authors' predictions)",
                  "extrapolated, not measured"),
 )
-"""The paper's cascade of critical scales (SPEC section 6), as the paper states them."""
+"""The paper's cascade of critical scales, as the paper states them."""
 
 
 # --------------------------------------------------------------------------- validation
@@ -137,7 +137,7 @@ def _numeric(df: pd.DataFrame, column: str, label: str, *, scores: bool) -> np.n
 def _frontier_rows(df: pd.DataFrame, include_post_cutoff: bool) -> pd.DataFrame:
     """Validated copy of the rows to use, with float score columns."""
     if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
+        raise InputTypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
     label = _label(df)
     if len(df) == 0:
         raise DataError("the table is empty", file=label, hint="Add frontier models")
@@ -148,6 +148,10 @@ def _frontier_rows(df: pd.DataFrame, include_post_cutoff: bool) -> pd.DataFrame:
     out = df.copy()
     out[SWE] = _numeric(df, SWE, label, scores=True)
     out[GPQA] = _numeric(df, GPQA, label, scores=True)
+    both = np.concatenate([out[SWE].to_numpy(float), out[GPQA].to_numpy(float)])
+    if both.size >= 2 and both.max() <= 1.0:
+        raise DataError(f"every score lies in [0, 1] (largest {both.max():g}); the table "
+                        "looks like fractions", file=label, column=SWE, hint=PERCENT_HINT)
     if not include_post_cutoff and "subset" in out.columns:
         out = out[out["subset"].astype(str).str.strip().str.lower() != POST_CUTOFF]
     if len(out) == 0:
@@ -160,11 +164,11 @@ def _check_scores(values, name: str) -> np.ndarray:
     arr = np.asarray(values, dtype=float)
     bad = ~np.isfinite(arr) | (arr < 0.0) | (arr > 100.0)
     if np.any(~np.isfinite(arr)):
-        raise ValueError(f"{name} must be a finite number (a percentage), got "
+        raise InputError(f"{name} must be a finite number (a percentage), got "
                          f"{arr[~np.isfinite(arr)].ravel()[0]}")
     if np.any(bad):
         v = arr[bad].ravel()[0]
-        raise ValueError(f"{name} = {v:g} is outside [0, 100]; scores are percentages "
+        raise InputError(f"{name} = {v:g} is outside [0, 100]; scores are percentages "
                          "(pass e.g. 87.6, not 0.876)")
     return arr
 
@@ -175,7 +179,7 @@ def _least_squares(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     xm, ym = x.mean(), y.mean()
     sxx = float(((x - xm) ** 2).sum())
     if sxx <= 1e-12 * max(1.0, float(np.abs(x).max()) ** 2):
-        raise ValueError("every model has the same SWE score; the slope is undefined")
+        raise InputError("every model has the same SWE score; the slope is undefined")
     slope = float(((x - xm) * (y - ym)).sum() / sxx)
     return slope, float(ym - slope * xm)
 
@@ -245,9 +249,9 @@ def population_line(df: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0, *,
     ``numpy.random.Generator`` seeded with ``seed``; ``n_bootstrap=0`` skips them).
     """
     if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+        raise InputError(f"confidence must lie in (0, 1), got {confidence}")
     if n_bootstrap < 0:
-        raise ValueError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
+        raise InputError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
     rows = _frontier_rows(df, include_post_cutoff)
     if len(rows) < 3:
         raise DataError(f"{len(rows)} model(s): the line needs at least 3", file=_label(df),
@@ -294,12 +298,12 @@ def _coefficients(line) -> tuple[float, float, str]:
         try:
             a, b = float(line["slope"]), float(line["intercept"])
         except KeyError as exc:
-            raise ValueError(f"line mapping lacks {exc}; give 'slope' and 'intercept'") from None
+            raise InputError(f"line mapping lacks {exc}; give 'slope' and 'intercept'") from None
         return a, b, str(line.get("label", f"GPQA = {a:g}*SWE + {b:g}"))
     try:
         a, b = (float(v) for v in line)
     except (TypeError, ValueError):
-        raise TypeError("line must be a PopulationLine, a mapping with 'slope' and "
+        raise InputTypeError("line must be a PopulationLine, a mapping with 'slope' and "
                         "'intercept', or a (slope, intercept) pair") from None
     return a, b, f"GPQA = {a:g}*SWE + {b:g}"
 
@@ -310,12 +314,14 @@ def h_field(swe, gpqa, slope: float, intercept: float):
     """h = GPQA - (slope * SWE + intercept), in GPQA points (vectorised).
 
     ``swe`` and ``gpqa`` are percentages in [0, 100] (scalars or arrays of one shape);
-    anything else raises ValueError naming the argument. Returns a float for scalar input.
+    anything else raises :class:`~capedyn._errors.InputError` (a ValueError) naming the
+    argument, as do two fractions (``swe=0.876, gpqa=0.942``: give 87.6 and 94.2).
+    Returns a float for scalar input.
     """
-    x = _check_scores(swe, "swe")
-    y = _check_scores(gpqa, "gpqa")
+    checked = check_percent_scores({"swe": swe, "gpqa": gpqa})  # refuses fractions too
+    x, y = checked["swe"], checked["gpqa"]
     if not (math.isfinite(slope) and math.isfinite(intercept)):
-        raise ValueError(f"slope and intercept must be finite, got {slope}, {intercept}")
+        raise InputError(f"slope and intercept must be finite, got {slope}, {intercept}")
     h = y - (slope * x + intercept)
     return float(h) if np.ndim(h) == 0 else h
 
@@ -324,7 +330,7 @@ def h_direction(h: float, tolerance: float = ON_TREND_TOLERANCE) -> str:
     """'reasoning-rich' (h > 0), 'coding-rich' (h < 0) or 'on the trend' (|h| <= tolerance)."""
     h = float(h)
     if not math.isfinite(h):
-        raise ValueError(f"h must be finite, got {h}")
+        raise InputError(f"h must be finite, got {h}")
     if abs(h) <= tolerance:
         return "on the trend"
     return "reasoning-rich" if h > 0 else "coding-rich"
@@ -491,7 +497,7 @@ def extrapolation_check(df: pd.DataFrame, fraction: float = 0.5, *,
     models, for scale: the gap is the cost of extrapolating up the SWE axis.
     """
     if not 0.0 < fraction < 1.0:
-        raise ValueError(f"fraction must lie in (0, 1), got {fraction}")
+        raise InputError(f"fraction must lie in (0, 1), got {fraction}")
     rows = _frontier_rows(df, include_post_cutoff)
     order = np.argsort(rows[SWE].to_numpy(), kind="stable")
     k = int(math.floor(fraction * len(rows)))
@@ -517,18 +523,18 @@ def extrapolation_check(df: pd.DataFrame, fraction: float = 0.5, *,
 def saturation(df: pd.DataFrame, column: str, top: int = 5,
                threshold: float = 2.0) -> dict[str, Any]:
     """Spread (max - min, in the column's units) of the ``top`` highest values of a numeric
-    column; the benchmark is "spent" when the spread is below ``threshold`` (SPEC: the top
-    five within 2 points). Works on any table; empty cells are skipped.
+    column; the benchmark is "spent" when the spread is below ``threshold`` (the paper's rule:
+    the top five within 2 points). Works on any table; empty cells are skipped.
     """
     if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
+        raise InputTypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
     label = _label(df)
     if len(df) == 0:
         raise DataError("the table is empty", file=label, hint="Add models")
     if int(top) != top or top < 2:
-        raise ValueError(f"top must be an integer >= 2, got {top}")
+        raise InputError(f"top must be an integer >= 2, got {top}")
     if not (math.isfinite(threshold) and threshold > 0):
-        raise ValueError(f"threshold must be a positive number of points, got {threshold}")
+        raise InputError(f"threshold must be a positive number of points, got {threshold}")
     values = _numeric(df, column, label, scores=False)
     keep = ~np.isnan(values)
     if not keep.any():
@@ -547,52 +553,3 @@ def saturation(df: pd.DataFrame, column: str, top: int = 5,
         "n": int(keep.sum()), "spread": spread, "spent": spread < threshold,
         "leaders": [{"model": str(names[i]), "value": float(values[i])} for i in best],
     }
-
-
-# --------------------------------------------------------------------------- figure
-
-def plot_frontier(df: pd.DataFrame, line, path: str | Path) -> Path:
-    """SWE vs GPQA scatter with the line (and its bootstrap band when ``line`` is a
-    PopulationLine), labs coloured, h as vertical bars from the line to each model, and
-    post-cutoff models marked with stars. Written atomically as PNG; returns the path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    a, b, label = _coefficients(line)
-    rows = _frontier_rows(df, include_post_cutoff=True)
-    x, y = rows[SWE].to_numpy(), rows[GPQA].to_numpy()
-    post = (rows["subset"].astype(str).str.strip().str.lower() == POST_CUTOFF).to_numpy() \
-        if "subset" in rows.columns else np.zeros(len(rows), dtype=bool)
-    labs = list(dict.fromkeys(rows["lab"]))
-    cmap = plt.get_cmap("tab10" if len(labs) <= 10 else "tab20")
-    colour = {lab: cmap(i % cmap.N) for i, lab in enumerate(labs)}
-
-    fig, ax = plt.subplots(figsize=(10, 6), dpi=120)
-    grid = np.linspace(max(0.0, x.min() - 3), min(100.0, x.max() + 3), 200)
-    if isinstance(line, PopulationLine) and line.boot_slopes.size:
-        lo, hi = line.band(grid)
-        ax.fill_between(grid, lo, hi, color="0.85",
-                        label=f"{100 * line.confidence:.0f}% bootstrap band")
-    ax.plot(grid, a * grid + b, color="0.2", lw=1.5, label=label)
-    for lab in labs:
-        m = (rows["lab"] == lab).to_numpy()
-        ax.vlines(x[m], a * x[m] + b, y[m], color=colour[lab], alpha=0.45, lw=1.2)
-        ax.scatter(x[m & ~post], y[m & ~post], color=colour[lab], s=36, label=lab, zorder=3)
-        if (m & post).any():
-            ax.scatter(x[m & post], y[m & post], color=colour[lab], marker="*", s=150,
-                       edgecolors="k", linewidths=0.8, zorder=4)
-    if post.any():
-        ax.scatter([], [], marker="*", s=150, facecolors="none", edgecolors="k",
-                   label="post-cutoff (after the paper's freeze)")
-    ax.set_xlabel("SWE-bench Verified (%)")
-    ax.set_ylabel("GPQA Diamond (%)")
-    ax.set_title("Frontier h-field: h = GPQA - (a*SWE + b), bars from the line")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    try:
-        return atomic_write(path, lambda p: fig.savefig(p, format="png"))
-    finally:
-        plt.close(fig)

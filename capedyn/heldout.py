@@ -1,4 +1,4 @@
-"""The held-out family benchmark (SPEC §5).
+"""The held-out family benchmark.
 
 Protocol (fixed): the held-out family F is removed from training entirely; a method sees
 the training families and F's smallest model only (its five scores and N); it predicts all
@@ -20,6 +20,15 @@ methods (``coupling_ode``, ``sindy_ode``, ``linear_ode``) integrate five-dimensi
 trajectories and so use families with at least two complete models; the polynomial
 baselines fit each benchmark on every row where that score is present.
 
+Methods (:data:`METHODS`): the learned coupling ODE, the second-generation shared-dynamics
+ODE (``shared_ode``), SINDy (minimum-error and one-standard-error thresholds), the paper's
+linear ODE, pooled polynomials in log10 N (as fitted and anchored at the initial model), and
+the field's peers (``logit_rate``, ``pca_capability`` — ObsScaling-style, ``latent_skill`` —
+Sloth-style; :mod:`capedyn.peers`). Every hyper-parameter listed in :data:`SELECTION_GRIDS`
+(floors, numbers of skills or components, penalties, polynomial degree) is chosen by nested
+selection inside each training set (:mod:`capedyn.selection`); ``selection="fixed"`` runs the
+defaults instead, for a before/after comparison.
+
 * P1 (the paper's split, :func:`p1`): train on Pythia only, predict Llama-2.
 * P2 (:func:`crossval`): leave one family out, for every family with at least
   ``min_models`` (3) complete models, training on all other families of the table;
@@ -37,15 +46,15 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ._errors import CapedynError
+from ._errors import CapedynError, InputError
 from ._progress import Progress
 from .baselines import LinearODE, PolynomialBaseline
 from .data import BENCHMARKS, DataError, complete_models
 from ._jax import scoped_x64
 
-__all__ = ["METHODS", "PAPER_REFERENCE", "HOLDOUT_METHODS", "HOLDOUT_PAPER_REFERENCE", "Split", "HoldoutResult", "make_split", "holdout",
-           "crossval", "p1", "mae_points", "relative_mae_pct", "summarize",
-           "plot_holdout_trajectories", "plot_method_errors"]
+__all__ = ["METHODS", "FIXED_METHODS", "SELECTION_GRIDS", "INNER_PARAMS", "DEFAULT_METHODS",
+           "configured_methods", "PAPER_REFERENCE", "HOLDOUT_METHODS", "HOLDOUT_PAPER_REFERENCE", "Split", "HoldoutResult", "make_split", "holdout",
+           "crossval", "p1", "mae_points", "relative_mae_pct", "summarize"]
 
 PAPER_REFERENCE = {
     "P1": {"split": "train Pythia, predict Llama-2",
@@ -68,16 +77,120 @@ def _sindy_ode():
     return SparseCouplingODE()
 
 
-METHODS: dict[str, Callable[[], Any]] = {
+def _sindy_ode_1se():
+    from .sindy import SparseCouplingODE
+
+    return SparseCouplingODE(selection="1se")
+
+
+def _shared_ode():
+    from .latent_ode import SharedLogitODE
+
+    return SharedLogitODE(progress=False)
+
+
+def _peer(name: str):
+    def make():
+        from . import peers
+
+        return getattr(peers, name)()
+    make.__name__ = f"_{name}"
+    return make
+
+
+FIXED_METHODS: dict[str, Callable[[], Any]] = {
     "coupling_ode": _coupling_ode,
     "sindy_ode": _sindy_ode,
     "linear_ode": LinearODE,
     **{f"poly{d}": functools.partial(PolynomialBaseline, d) for d in range(1, 5)},
     **{f"poly{d}_anchored": functools.partial(PolynomialBaseline, d, anchored=True)
        for d in range(1, 5)},
+    "poly_anchored": functools.partial(PolynomialBaseline, 2, anchored=True),
+    "sindy_ode_1se": _sindy_ode_1se,
+    "logit_rate": _peer("LogitRateModel"),
+    "pca_capability": _peer("PCACapabilityModel"),
+    "latent_skill": _peer("LatentSkillModel"),
+    "shared_ode": _shared_ode,
 }
-"""Method name → factory of a fresh, unfitted estimator with ``fit(train_df)`` and
-``predict(initial_row, params_b) -> DataFrame`` (params_b + five score columns)."""
+"""Every method with its hyper-parameters at their fixed defaults (``selection="fixed"``):
+the "before nested selection" configuration. Name → factory of a fresh, unfitted estimator
+with ``fit(train_df)`` and ``predict(initial_row, params_b) -> DataFrame`` (params_b + five
+score columns)."""
+
+SELECTION_GRIDS: dict[str, dict[str, list]] = {
+    "coupling_ode": {"l2": [300.0, 100.0, 1000.0]},
+    "shared_ode": {"floor_slack": [10.0, 5.0], "l2_c": [3.0, 30.0]},
+    "logit_rate": {"floor_slack": [10.0, 5.0, 0.0]},
+    "pca_capability": {"n_components": [2, 1, 3], "floor_slack": [10.0, 5.0, 0.0]},
+    "latent_skill": {"n_skills": [2, 1, 3], "floor_slack": [10.0, 5.0, 0.0]},
+    "poly_anchored": {"degree": [2, 1, 3, 4]},
+}
+"""Hyper-parameter grids selected by nested leave-one-family-out inside each training set
+(:class:`capedyn.selection.NestedSelection`); the first value of each list is the fixed
+default. ``sindy_ode``/``sindy_ode_1se`` select their STLSQ threshold and ridge by their own
+leave-one-training-family-out cross-validation inside the training set; ``linear_ode`` and
+the ``polyD`` variants have no hyper-parameter."""
+
+
+INNER_PARAMS: dict[str, dict] = {"coupling_ode": {"steps": 500}, "shared_ode": {"steps": 300}}
+"""Cheaper optimiser budgets for the inner (selection) fits of the gradient-fitted methods;
+the refit on the whole training set uses the method's own budget."""
+
+
+SELECTIONS = ("nested", "fixed")
+
+
+def _nested_factory(name: str):
+    def make():
+        from .selection import NestedSelection
+
+        return NestedSelection(FIXED_METHODS[name](), SELECTION_GRIDS[name],
+                               inner_params=INNER_PARAMS.get(name))
+    make.__name__ = f"_nested_{name}"
+    return make
+
+
+METHODS: dict[str, Callable[[], Any]] = {
+    name: (_nested_factory(name) if name in SELECTION_GRIDS else factory)
+    for name, factory in FIXED_METHODS.items()}
+"""The benchmark's methods (``selection="nested"``, the default): as :data:`FIXED_METHODS`
+but every hyper-parameter in :data:`SELECTION_GRIDS` chosen inside each training set."""
+
+
+def configured_methods(overrides: Mapping[str, Mapping[str, Any]] | None = None, *,
+                       selection: str = "nested",
+                       grids: Mapping[str, Mapping[str, list]] | None = None,
+                       inner: Mapping[str, Mapping[str, Any]] | None = None,
+                       names: Sequence[str] | None = None) -> dict[str, Callable[[], Any]]:
+    """The benchmark's methods with settings changed, e.g. a shorter optimiser budget.
+
+    ``overrides``: method → estimator settings applied to the base estimator (its
+    ``set_params`` / constructor keywords), e.g. ``{"coupling_ode": {"steps": 60}}``.
+    ``selection``: "nested" wraps the methods of ``grids`` (default
+    :data:`SELECTION_GRIDS`) in :class:`capedyn.selection.NestedSelection` with the inner
+    budgets of ``inner`` (default :data:`INNER_PARAMS`); "fixed" does not. ``names``
+    restricts the methods (default :data:`DEFAULT_METHODS`)."""
+    from .selection import NestedSelection, with_params
+
+    if selection not in SELECTIONS:
+        raise InputError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+    overrides, grids = dict(overrides or {}), dict(SELECTION_GRIDS if grids is None else grids)
+    inner = dict(INNER_PARAMS if inner is None else inner)
+    out = {}
+    for name in (DEFAULT_METHODS if names is None else names):
+        def make(name=name):
+            est = FIXED_METHODS[name]()
+            if overrides.get(name):
+                est = with_params(est, overrides[name])
+            if selection == "nested" and name in grids:
+                return NestedSelection(est, grids[name], inner_params=inner.get(name))
+            return est
+        out[name] = make
+    return out
+
+
+DEFAULT_METHODS: tuple[str, ...] = tuple(METHODS)
+"""Methods run when none are named."""
 
 HOLDOUT_METHODS = METHODS
 HOLDOUT_PAPER_REFERENCE = PAPER_REFERENCE
@@ -95,7 +208,7 @@ def mae_points(pred, actual) -> float:
 
 
 def relative_mae_pct(pred, actual) -> float:
-    """100 · mean|pred − actual| / mean(actual) over every (model, benchmark) pair (SPEC §5)."""
+    """100 · mean|pred − actual| / mean(actual) over every (model, benchmark) pair."""
     pred, actual = np.asarray(pred, float), np.asarray(actual, float)
     return float(100.0 * np.mean(np.abs(pred - actual)) / np.mean(actual))
 
@@ -118,7 +231,7 @@ class Split:
 
 
 def make_split(df: pd.DataFrame, family: str, train: Sequence[str] | None = None) -> Split:
-    """Build the split holding out ``family`` (SPEC §5).
+    """Build the split holding out ``family``.
 
     ``train``: training families (default: every other family in ``df``). The training
     table never contains ``family``; the initial row is the family's smallest complete
@@ -136,13 +249,13 @@ def make_split(df: pd.DataFrame, family: str, train: Sequence[str] | None = None
             raise DataError(f"unknown training family {unknown}", file="<table>", column="family",
                             hint=f"Known families: {', '.join(known)}")
         if family in train:
-            raise ValueError(f"the held-out family {family!r} cannot also be a training family")
+            raise InputError(f"the held-out family {family!r} cannot also be a training family")
         if not train:
-            raise ValueError("the training family list is empty")
+            raise InputError("the training family list is empty")
     train_df = df[df["family"] != family] if train is None else df[df["family"].isin(train)]
     own = complete_models(df[df["family"] == family]).sort_values("params_b", kind="stable")
     if len(own) < 2:
-        raise ValueError(f"family {family!r} has {len(own)} complete model(s); holding it out "
+        raise InputError(f"family {family!r} has {len(own)} complete model(s); holding it out "
                          "needs an initial model and at least one more to predict")
     return Split(family=family, train=train_df.reset_index(drop=True).copy(),
                  initial=own.iloc[0].copy(), targets=own.iloc[1:].reset_index(drop=True).copy())
@@ -151,19 +264,22 @@ def make_split(df: pd.DataFrame, family: str, train: Sequence[str] | None = None
 # ---------------------------------------------------------------------------------------
 # running methods
 
-def _resolve_methods(methods) -> dict[str, Callable[[], Any]]:
+def _resolve_methods(methods, selection: str = "nested") -> dict[str, Callable[[], Any]]:
+    if selection not in SELECTIONS:
+        raise InputError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+    registry = METHODS if selection == "nested" else FIXED_METHODS
     if methods is None:
-        return dict(METHODS)
+        return {m: registry[m] for m in DEFAULT_METHODS}
     if isinstance(methods, Mapping):
         return dict(methods)
     if isinstance(methods, str):
         methods = [methods]
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m not in registry]
     if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; valid methods: {', '.join(METHODS)}")
+        raise InputError(f"unknown method(s) {unknown}; valid methods: {', '.join(registry)}")
     if not methods:
-        raise ValueError(f"no method given; valid methods: {', '.join(METHODS)}")
-    return {m: METHODS[m] for m in dict.fromkeys(methods)}
+        raise InputError(f"no method given; valid methods: {', '.join(registry)}")
+    return {m: registry[m] for m in dict.fromkeys(methods)}
 
 
 def _fit_predict(factory, split: Split, sizes) -> tuple[pd.DataFrame, Any]:
@@ -171,9 +287,9 @@ def _fit_predict(factory, split: Split, sizes) -> tuple[pd.DataFrame, Any]:
     pred = est.predict(split.initial, sizes)
     scores = pred[list(BENCHMARKS)].to_numpy(dtype=float)
     if scores.shape != (len(sizes), len(BENCHMARKS)):
-        raise ValueError(f"prediction has shape {scores.shape}, expected {(len(sizes), len(BENCHMARKS))}")
+        raise InputError(f"prediction has shape {scores.shape}, expected {(len(sizes), len(BENCHMARKS))}")
     if not np.all(np.isfinite(scores)):
-        raise ValueError("the method returned non-finite predictions")
+        raise InputError("the method returned non-finite predictions")
     return pred, est
 
 
@@ -182,7 +298,26 @@ def _curve_sizes(split: Split, n: int = 40) -> np.ndarray:
     return np.unique(np.concatenate([np.geomspace(lo, hi, n), split.targets["params_b"]]))
 
 
-def _run_one(name: str, factory, split: Split, curves: bool) -> tuple[dict, list[dict], list[dict]]:
+def _selection_row(split: Split, name: str, est) -> dict | None:
+    """What was selected inside the training set (nested selection or SINDy's own CV)."""
+    if hasattr(est, "selection_record"):
+        rec = est.selection_record()
+    elif hasattr(est, "threshold_") and hasattr(est, "cv_results_"):
+        cv = est.cv_results_
+        kind = str(cv["cv_kind"].iloc[0]) if len(cv) else "none"
+        hit = cv[(cv["threshold"] == est.threshold_) & (cv["alpha"] == est.alpha_)]["cv_error"]
+        err = float(hit.iloc[0]) if len(hit) and np.isfinite(hit.iloc[0]) else None
+        rec = {"cv_kind": kind, "inner_families": list(getattr(est, "families_", [])),
+               "best_params": {"threshold": est.threshold_, "alpha": est.alpha_,
+                               "selection": getattr(est, "selection", "min")},
+               "cv_error": err, "n_inner_fits": int(len(cv)), "seconds": None}
+    else:
+        return None
+    return {"family": split.family, "method": name, **rec}
+
+
+def _run_one(name: str, factory, split: Split, curves: bool,
+             selections: list | None = None) -> tuple[dict, list[dict], list[dict]]:
     sizes = split.targets["params_b"].to_numpy(dtype=float)
     actual = split.targets[list(BENCHMARKS)].to_numpy(dtype=float)
     row = {"family": split.family, "method": name, "status": "ok",
@@ -195,6 +330,10 @@ def _run_one(name: str, factory, split: Split, curves: bool) -> tuple[dict, list
         row.update(status="failed", message=f"{type(exc).__name__}: {exc}",
                    seconds=time.perf_counter() - t0)
         return row, [], []
+    if selections is not None:
+        rec = _selection_row(split, name, est)
+        if rec is not None:
+            selections.append(rec)
     scores = pred[list(BENCHMARKS)].to_numpy(dtype=float)
     outside = (scores < 0) | (scores > 100)
     row.update(mae_pp=mae_points(scores, actual), rel_mae_pct=relative_mae_pct(scores, actual),
@@ -243,15 +382,19 @@ class HoldoutResult:
     curves: pd.DataFrame = field(default_factory=pd.DataFrame)
     initials: pd.DataFrame = field(default_factory=pd.DataFrame)
     seconds: float = float("nan")
+    selections: pd.DataFrame = field(default_factory=pd.DataFrame)
+    selection: str = "nested"
 
     @property
     def summary(self) -> pd.DataFrame:
         return summarize(self.table)
 
     def to_dict(self) -> dict:
-        """JSON-ready: ``rows``, ``summary``, ``skipped``, ``splits``, ``seconds``, ``paper_reference``."""
+        """JSON-ready: ``rows``, ``summary``, ``skipped``, ``splits``, ``selections``,
+        ``selection``, ``seconds``, ``paper_reference``."""
         return {"rows": _records(self.table), "summary": _records(self.summary),
                 "skipped": _records(self.skipped), "splits": _records(self.splits),
+                "selections": _records(self.selections), "selection": self.selection,
                 "seconds": self.seconds, "paper_reference": PAPER_REFERENCE}
 
 
@@ -280,9 +423,9 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
 
 @scoped_x64
 def _run_splits(splits: list[Split], methods, *, curves: bool, progress: bool, label: str,
-                skipped: list[dict]) -> HoldoutResult:
-    factories = _resolve_methods(methods)
-    rows, preds, dense, split_rows, initials = [], [], [], [], []
+                skipped: list[dict], selection: str = "nested") -> HoldoutResult:
+    factories = _resolve_methods(methods, selection)
+    rows, preds, dense, split_rows, initials, chosen = [], [], [], [], [], []
     t0 = time.perf_counter()
     with Progress(len(splits) * len(factories), label, enabled=progress) as bar:
         done = 0
@@ -295,7 +438,7 @@ def _run_splits(splits: list[Split], methods, *, curves: bool, progress: bool, l
             initials.append(split.initial.to_dict())
             for name, factory in factories.items():
                 bar.update(done, family=split.family, method=name)
-                row, long, curve = _run_one(name, factory, split, curves)
+                row, long, curve = _run_one(name, factory, split, curves, chosen)
                 rows.append(row)
                 preds += long
                 dense += curve
@@ -306,32 +449,37 @@ def _run_splits(splits: list[Split], methods, *, curves: bool, progress: bool, l
                          splits=pd.DataFrame(split_rows),
                          skipped=pd.DataFrame(skipped, columns=["family", "n_complete", "reason"]),
                          curves=pd.DataFrame(dense), initials=pd.DataFrame(initials),
-                         seconds=time.perf_counter() - t0)
+                         seconds=time.perf_counter() - t0, selections=pd.DataFrame(chosen),
+                         selection=selection)
 
 
 # ---------------------------------------------------------------------------------------
 # public entry points
 
 def holdout(df: pd.DataFrame, family: str, train: Sequence[str] | None = None,
-            methods=None, *, curves: bool = True, progress: bool = False) -> HoldoutResult:
+            methods=None, *, curves: bool = True, progress: bool = False,
+            selection: str = "nested") -> HoldoutResult:
     """Hold out one ``family`` and score every method on it.
 
     ``train``: training families (default: all others in ``df``). ``methods``: names from
     :data:`METHODS` (default: all), or a mapping name → factory for custom configurations.
-    ``curves``: also predict a dense size grid for :func:`plot_holdout_trajectories`.
+    ``curves``: also predict a dense size grid for :func:`capedyn.plotting.plot_holdout_trajectories`.
+    ``selection``: ``"nested"`` (default) selects every hyper-parameter of
+    :data:`SELECTION_GRIDS` inside the training set; ``"fixed"`` uses the defaults.
     """
     split = make_split(df, family, train)
     return _run_splits([split], methods, curves=curves, progress=progress,
-                       label=f"holdout {family}", skipped=[])
+                       label=f"holdout {family}", skipped=[], selection=selection)
 
 
 def crossval(df: pd.DataFrame, families: Sequence[str] | None = None, methods=None,
-             min_models: int = 3, *, progress: bool = True) -> HoldoutResult:
+             min_models: int = 3, *, progress: bool = True,
+             selection: str = "nested") -> HoldoutResult:
     """P2: leave one family out in turn, training on every other family of ``df``.
 
     ``families`` limits which families are held out (default: all); those with fewer than
     ``min_models`` complete models are skipped with the reason in ``result.skipped``.
-    Progress goes to stderr.
+    Progress goes to stderr. ``selection`` as in :func:`holdout`.
     """
     known = list(dict.fromkeys(df["family"]))
     if families is not None:
@@ -339,7 +487,7 @@ def crossval(df: pd.DataFrame, families: Sequence[str] | None = None, methods=No
         if unknown:
             raise DataError(f"unknown family {unknown}", file="<table>", column="family",
                             hint=f"Known families: {', '.join(known)}")
-    _resolve_methods(methods)  # fail on a bad name before any work
+    _resolve_methods(methods, selection)  # fail on a bad name before any work
     counts = complete_models(df).groupby("family").size()
     splits, skipped = [], []
     for fam in (known if families is None else list(dict.fromkeys(families))):
@@ -350,95 +498,15 @@ def crossval(df: pd.DataFrame, families: Sequence[str] | None = None, methods=No
             continue
         splits.append(make_split(df, fam))
     return _run_splits(splits, methods, curves=False, progress=progress, label="crossval",
-                       skipped=skipped)
+                       skipped=skipped, selection=selection)
 
 
-def p1(df: pd.DataFrame, methods=None, *, curves: bool = True, progress: bool = False) -> HoldoutResult:
+def p1(df: pd.DataFrame, methods=None, *, curves: bool = True, progress: bool = False,
+       selection: str = "nested") -> HoldoutResult:
     """The paper's split: train on Pythia only, predict Llama-2."""
-    return holdout(df, "Llama-2", train=["Pythia"], methods=methods, curves=curves, progress=progress)
+    return holdout(df, "Llama-2", train=["Pythia"], methods=methods, curves=curves,
+                   progress=progress, selection=selection)
 
 
 # ---------------------------------------------------------------------------------------
 # figures
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save_png(fig, path: str | Path) -> Path:
-    from ._io import atomic_write
-
-    return atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=120, bbox_inches="tight"))
-
-
-def plot_holdout_trajectories(result: HoldoutResult, family: str, path: str | Path) -> Path:
-    """Predicted vs actual trajectories of one held-out family, one panel per benchmark,
-    one line per method; written atomically as PNG."""
-    from ._state import SHORT
-
-    preds = result.predictions[result.predictions["family"] == family]
-    if preds.empty:
-        raise ValueError(f"no predictions for family {family!r} in this result; "
-                         f"families: {sorted(set(result.predictions['family']))}")
-    init = result.initials[result.initials["family"] == family].iloc[0]
-    curves = result.curves[result.curves["family"] == family] if not result.curves.empty else result.curves
-    plt = _pyplot()
-    from matplotlib.ticker import NullFormatter
-
-    fig, axes = plt.subplots(1, len(BENCHMARKS), figsize=(4 * len(BENCHMARKS), 3.6), sharex=True)
-    methods = list(dict.fromkeys(preds["method"]))
-    colors = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(methods), 2)))
-    for ax, b in zip(axes, BENCHMARKS):
-        actual = preds[(preds["benchmark"] == b)].drop_duplicates("model")
-        for c, m in zip(colors, methods):
-            if not curves.empty and m in set(curves["method"]):
-                cm = curves[curves["method"] == m]
-                ax.plot(cm["params_b"], cm[b], color=c, lw=1.2, label=m)
-            else:
-                pm = preds[(preds["method"] == m) & (preds["benchmark"] == b)]
-                ax.plot([init["params_b"], *pm["params_b"]], [init[b], *pm["pred"]],
-                        color=c, lw=1.2, marker=".", label=m)
-        ax.scatter(actual["params_b"], actual["actual"], color="black", zorder=5, label="actual")
-        ax.scatter([init["params_b"]], [init[b]], color="black", marker="*", s=120, zorder=6,
-                   label="initial model")
-        ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlap on 1-2 decades
-        ax.set_title(SHORT[b])
-        ax.set_xlabel("parameters (B)")
-    axes[0].set_ylabel("score (%)")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
-    fig.suptitle(f"held-out {family}")
-    fig.tight_layout()
-    try:
-        return _save_png(fig, path)
-    finally:
-        plt.close(fig)
-
-
-def plot_method_errors(summary, path: str | Path) -> Path:
-    """Bar chart of mean and median relative MAE (%) by method; ``summary`` is
-    :func:`summarize`'s DataFrame (or its records, or a HoldoutResult). PNG, written atomically."""
-    if isinstance(summary, HoldoutResult):
-        summary = summary.summary
-    summary = pd.DataFrame(summary)
-    if summary.empty:
-        raise ValueError("the summary is empty; nothing to plot")
-    plt = _pyplot()
-    idx = np.arange(len(summary))
-    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(summary)), 4))
-    ax.bar(idx - 0.2, summary["mean_rel_mae_pct"], 0.4, label="mean over families")
-    ax.bar(idx + 0.2, summary["median_rel_mae_pct"], 0.4, label="median over families")
-    ax.set_xticks(idx, summary["method"], rotation=45, ha="right")
-    ax.set_ylabel("relative MAE (%)")
-    ax.legend()
-    fig.tight_layout()
-    try:
-        return _save_png(fig, path)
-    finally:
-        plt.close(fig)

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float
 
-from ._errors import SolveError
+from ._errors import InputError, SolveError
 from ._jax import scoped_x64
 from ._state import (CEILING, FLOORS, N_FEATURES, N_STATE, QUADRATIC_PAIRS, from_state,
                      polynomial_features, to_state)
@@ -67,6 +67,14 @@ class FamilyParams(eqx.Module):
         h = jnp.zeros(N_STATE) if h is None else jnp.asarray(h, dtype=float)
         return cls(log10_nc=jnp.asarray(log10_nc, dtype=float), h=h)
 
+    def __repr__(self) -> str:
+        lnc, h = np.asarray(self.log10_nc), np.asarray(self.h)
+        if lnc.ndim == 0:
+            hs = ", ".join(f"{v:+.4g}" for v in h)
+            return (f"FamilyParams(log10_nc={float(lnc):.4f} (Nc={10 ** (float(lnc) - 9):.3g}B), "
+                    f"h=[{hs}])")
+        return f"FamilyParams(batch of {lnc.shape[0]}: log10_nc={np.round(lnc, 3).tolist()})"
+
     @property
     def critical_scale_b(self) -> float:
         """Nc in billions of parameters."""
@@ -76,7 +84,7 @@ class FamilyParams(eqx.Module):
 def library_mask(degree: int) -> np.ndarray:
     """(21,) mask of the library terms kept at polynomial ``degree`` (0, 1 or 2)."""
     if degree not in (0, 1, 2):
-        raise ValueError(f"degree must be 0, 1 or 2, got {degree}")
+        raise InputError(f"degree must be 0, 1 or 2, got {degree}")
     order = np.array([0] + [1] * N_STATE + [2] * len(QUADRATIC_PAIRS))
     return order <= degree
 
@@ -99,7 +107,7 @@ class CouplingField(eqx.Module):
 
     def __check_init__(self):
         if self.coupling not in ("score", "latent", "none"):
-            raise ValueError(f"coupling must be 'score', 'latent' or 'none', got {self.coupling!r}")
+            raise InputError(f"coupling must be 'score', 'latent' or 'none', got {self.coupling!r}")
         library_mask(self.degree)
 
     @classmethod
@@ -116,7 +124,7 @@ class CouplingField(eqx.Module):
         SINDy fit, so it is integrated by exactly the same solve as the learned field."""
         coef = jnp.asarray(coef, dtype=float)
         if coef.shape != (N_STATE, N_FEATURES):
-            raise ValueError(f"coef must have shape ({N_STATE}, {N_FEATURES}), got {coef.shape}")
+            raise InputError(f"coef must have shape ({N_STATE}, {N_FEATURES}), got {coef.shape}")
         return cls(coef=coef, gamma0=jnp.zeros(()), degree=2, coupling="none")
 
     @property
@@ -155,20 +163,51 @@ def _vector_field(t, y, args):
 
 def solve_unchecked(field: CouplingField, z0: Float[Array, "5"], x0, xs: Float[Array, "n"],
                     family: FamilyParams, *, max_steps: int = DEFAULT_MAX_STEPS,
-                    rtol: float = 1e-7, atol: float = 1e-9) -> tuple[Float[Array, "n 5"], Bool[Array, ""]]:
+                    rtol: float = 1e-7, atol: float = 1e-9, fixed_steps: int | None = None,
+                    adjoint: Literal["reverse", "forward"] = "reverse",
+                    ) -> tuple[Float[Array, "n 5"], Bool[Array, ""]]:
     """jit/vmap/grad-safe solve: (z at xs, ok). ``ok`` is False when the step budget ran out,
-    the solver failed, or the state went non-finite; the caller decides what to do."""
+    the solver failed, or the state went non-finite; the caller decides what to do.
+
+    The single solve path of capedyn (fits, posteriors, predictions, SINDy fields):
+
+    * ``fixed_steps=None`` (default): Tsit5 with a PID step-size controller (``rtol``,
+      ``atol``, at most ``max_steps`` steps).
+    * ``fixed_steps=k``: Tsit5 with ``k`` equal steps from ``x0`` to ``xs[-1]`` (the save
+      grid is known in advance, the trajectories are smooth and span ≤ 3 decades), values at
+      ``xs`` from Tsit5's dense interpolant. Cheaper, and the result is a smooth function of
+      the parameters (no accept/reject decisions), which suits NUTS. Accuracy against the
+      adaptive solve is checked in the tests.
+
+    ``adjoint`` chooses how derivatives flow through the solve: ``"reverse"``
+    (``diffrax.RecursiveCheckpointAdjoint``: gradients of a scalar loss, e.g. Adam, NUTS) or
+    ``"forward"`` (``diffrax.ForwardMode``: forward-mode Jacobians of a residual vector, as
+    the Gauss–Newton fit uses).
+    """
     import diffrax
 
     xs = jnp.asarray(xs)
     x0 = jnp.asarray(x0, dtype=xs.dtype)
     t1 = jnp.maximum(xs[-1], x0 + 1e-9)  # a zero-length span would be rejected by diffrax
+    if fixed_steps is None:
+        controller, dt0, n_max = diffrax.PIDController(rtol=rtol, atol=atol), None, max_steps
+    else:
+        if int(fixed_steps) < 1:
+            raise InputError(f"fixed_steps must be a positive number of steps, got {fixed_steps}")
+        n_max = int(fixed_steps) + 1
+        controller, dt0 = diffrax.ConstantStepSize(), (t1 - x0) / int(fixed_steps)
+    if adjoint == "forward":
+        adj = diffrax.ForwardMode()
+    elif adjoint == "reverse":
+        adj = (diffrax.RecursiveCheckpointAdjoint() if fixed_steps is None
+               else diffrax.RecursiveCheckpointAdjoint(checkpoints=n_max))
+    else:
+        raise InputError(f"adjoint must be 'reverse' or 'forward', got {adjoint!r}")
     sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(_vector_field), diffrax.Tsit5(), t0=x0, t1=t1, dt0=None,
+        diffrax.ODETerm(_vector_field), diffrax.Tsit5(), t0=x0, t1=t1, dt0=dt0,
         y0=jnp.asarray(z0, dtype=xs.dtype), args=(field, family),
         saveat=diffrax.SaveAt(ts=jnp.clip(xs, x0, t1)),
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-        max_steps=max_steps, throw=False)
+        stepsize_controller=controller, max_steps=n_max, throw=False, adjoint=adj)
     zs = sol.ys
     ok = (sol.result == diffrax.RESULTS.successful) & jnp.all(jnp.isfinite(zs))
     return zs, ok
@@ -188,13 +227,13 @@ def solve(field: CouplingField, z0, x0, xs, family: FamilyParams, *, name: str =
     """
     xs = jnp.asarray(xs, dtype=float)
     if xs.ndim != 1 or xs.size == 0:
-        raise ValueError("xs must be a non-empty 1-D array of log10 N")
+        raise InputError("xs must be a non-empty 1-D array of log10 N")
     if not bool(jnp.all(jnp.isfinite(xs))):
-        raise ValueError("xs contains non-finite values")
+        raise InputError("xs contains non-finite values")
     if bool(jnp.any(jnp.diff(xs) < 0)):
-        raise ValueError("xs must be sorted in increasing order")
+        raise InputError("xs must be sorted in increasing order")
     if float(xs[0]) < float(x0) - 1e-12:
-        raise ValueError(f"xs must start at or after x0 = {float(x0):.4f} (log10 N); "
+        raise InputError(f"xs must start at or after x0 = {float(x0):.4f} (log10 N); "
                          f"got {float(xs[0]):.4f}")
     # Pad the save points to a multiple of 8 so repeated calls reuse one compilation.
     n = xs.shape[0]
@@ -219,13 +258,13 @@ def predict_scores(field: CouplingField, family: FamilyParams, initial_scores, i
     Sizes may come in any order but must not be below the initial size."""
     s0 = np.asarray(initial_scores, dtype=float).reshape(-1)
     if s0.shape != (N_STATE,) or not np.all(np.isfinite(s0)):
-        raise ValueError(f"initial_scores must be {N_STATE} finite percentages "
+        raise InputError(f"initial_scores must be {N_STATE} finite percentages "
                          f"({', '.join(BENCHMARKS)})")
     sizes = np.atleast_1d(np.asarray(params_b, dtype=float))
     if sizes.size == 0 or not np.all(np.isfinite(sizes)) or np.any(sizes <= 0):
-        raise ValueError("params_b must be positive finite sizes in billions of parameters")
+        raise InputError("params_b must be positive finite sizes in billions of parameters")
     if np.any(sizes < float(initial_params_b) * (1 - 1e-12)):
-        raise ValueError(f"requested sizes {sorted(sizes[sizes < initial_params_b].tolist())}B "
+        raise InputError(f"requested sizes {sorted(sizes[sizes < initial_params_b].tolist())}B "
                          f"are below the initial model ({float(initial_params_b):g}B); the ODE "
                          "only integrates upward in scale")
     order = np.argsort(sizes, kind="stable")

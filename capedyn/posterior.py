@@ -1,10 +1,10 @@
-"""Posteriors over the critical scale Nc and the family source terms h with NumPyro (SPEC §4).
+"""Posteriors over the critical scale Nc and the family source terms h with NumPyro.
 
 Two hierarchical NumPyro models, each a plain function of data arrays; inference (NUTS,
 several chains) is separate in :func:`sample_posterior`.
 
 ``coupling_model`` (fast, the default)
-    Works on the running-coupling pairs of SPEC §2 (:func:`capedyn.running_coupling`,
+    Works on the running-coupling pairs (:func:`capedyn.running_coupling`,
     skipped pairs left out). For pair i of family f at x_i = log10 N (geometric-mean
     size, N in parameters)::
 
@@ -16,7 +16,7 @@ several chains) is separate in :func:`sample_posterior`.
     second term, so a pair with a small HellaSwag step (an ill-conditioned ratio) weighs
     little instead of dominating. ``σ_γ`` absorbs misfit of the straight line in log N.
     Hierarchy: log10 Nc_f ~ Normal(μ, τ); γ0_f = exp(ℓ_f), ℓ_f ~ Normal(m_γ, s_γ), so γ0 > 0
-    (tax below Nc, bonus above, SPEC §2). Both are non-centred. Priors: μ ~ Normal(9.5, 1)
+    (tax below Nc, bonus above). Both are non-centred. Priors: μ ~ Normal(9.5, 1)
     (the centre of the tested sizes, 70M-176B, ± one decade), τ ~ HalfNormal(1),
     m_γ ~ Normal(log 0.5, 1), s_γ ~ HalfNormal(1), σ_γ ~ HalfNormal(0.5),
     σ_s ~ HalfNormal(2) points. A family with one usable pair (or a flat one) is informed
@@ -33,20 +33,22 @@ several chains) is separate in :func:`sample_posterior`.
     The likelihood is on the observed scores, not on latent states: benchmark noise and
     misfit are in points, while the logit state stretches near-floor noise (an MMLU of
     25 ± 1 spans several latent units) and would let the least informative models dominate.
-    The universal part of the field (``coef``, ``gamma0``) is held at its Optax fit
+    The universal part of the field (``coef``, ``gamma0``) is held at its point fit
     (empirical Bayes) and sampling it is not offered: its 106 coefficients, on top of 78
     family parameters, face 215 scored (model, benchmark) values from 13 families of 2-8
     models, so the posterior would be a long ridge of coef/h/Nc trade-offs (which the fit
     resolves with its penalties) and NUTS would need far longer trajectories, while a
     single ODE-level run already takes minutes.
-    The solve inside the model is ``diffrax.diffeqsolve`` with Tsit5 on a fixed grid of
-    ``ode_steps`` steps per family (``solver="fixed"``, default) or :func:`capedyn.ode.
-    solve_unchecked` with its adaptive PID controller (``solver="adaptive"``). The fixed
-    grid keeps the log density smooth in the parameters (an adaptive controller's
-    accept/reject decisions make it piecewise) and the cost per gradient constant; with the
-    default 5 steps it agrees with the adaptive solve to ~0.002 points (0.007 at 4 steps),
-    well under 1% of the fitted score noise (1.3-2.7 points), also away from the Optax fit
-    (the tests check it). A solve that fails or goes non-finite contributes a finite
+    The solve inside the model is :func:`capedyn.ode.solve_unchecked` — the same code path
+    as the fit and predictions — with Tsit5 on a fixed grid of ``ode_steps`` equal steps
+    per family (``solver="fixed"``, default; ``fixed_steps`` of the solve) or its adaptive
+    PID controller (``solver="adaptive"``). The fixed grid keeps the log density smooth in
+    the parameters (an adaptive controller's accept/reject decisions make it piecewise) and
+    the cost per gradient constant. Measured against the adaptive solve on every family of
+    both shipped fits at their fitted Nc and h: max 1.0e-4 points at 3 steps, 2e-5 at 4,
+    1e-5 at 5 (the adaptive solve's own error level); the tests check 1e-3 points on every
+    shipped family and ~0.02 points away from the fit, far below the fitted score noise
+    (1.3-2.7 points). A solve that fails or goes non-finite contributes a finite
     penalty (and is counted in ``solve_failures``), never a NaN.
 
 Results
@@ -81,7 +83,7 @@ from .data import BENCHMARKS, DataError
 __all__ = [
     "POSTERIOR_PAPER_REFERENCE", "POSTERIOR_MODELS", "NcPosterior", "CouplingData",
     "TrajectoryData", "coupling_data", "trajectory_data", "coupling_model", "ode_model",
-    "sample_posterior", "posterior_family", "SAMPLER_DEFAULTS", "solve_families", "load_posterior", "plot_nc_forest",
+    "sample_posterior", "posterior_family", "SAMPLER_DEFAULTS", "solve_families", "load_posterior",
     "calibration_check",
 ]
 
@@ -104,15 +106,20 @@ SAMPLER_DEFAULTS: dict[str, dict[str, Any]] = {
     # follow the curved γ0-Nc ridge) and had a divergent seed.
     "coupling": {"chains": 4, "samples": 5000, "warmup": 1500, "target_accept": 0.95,
                  "dense_mass": False},
-    # Each gradient integrates every family: fewer, costlier draws. 4 x 1000 at target 0.9:
-    # R-hat 1.003, min bulk ESS 916, 3 divergences in 4000 draws, 3.5 min on 2 cores;
-    # 4 x 500 at 0.8: R-hat 1.012, 2 divergences, 2.8 min.
-    "ode": {"chains": 4, "samples": 1000, "warmup": 500, "target_accept": 0.9,
-            "dense_mass": False, "ode_steps": 5},
+    # Each gradient integrates every family (fixed 3-step Tsit5, see the module docstring).
+    # Measured on the shipped all_families fit, 4 vectorised chains, 2 shared cores: with
+    # h non-centred everywhere warm-up crawled (deep trees); centred h, 4 x 500 (+500) at
+    # 0.95: R-hat 1.010, 4 divergences; every divergence sat in tau's far tail (tau ~ 4)
+    # under a HalfNormal(1) prior. With the ODE model's HalfNormal(0.5) tau prior and
+    # sparse families' h non-centred: R-hat max 1.008, bulk ESS min 576 (families >= 604),
+    # 0 divergences, 71 s of sampling (76 s wall for `capedyn posterior --model ode`).
+    "ode": {"chains": 4, "samples": 500, "warmup": 500, "target_accept": 0.95,
+            "dense_mass": False, "ode_steps": 3},
 }
 """Default NUTS settings per model (see the benchmark in the report/docs)."""
 _MU_PRIOR = (9.5, 1.0)          # log10 N: centre of the tested sizes, one decade sd
 _TAU_PRIOR = 1.0                # decades
+_TAU_PRIOR_ODE = 0.5            # decades (ODE-level model, see ode_model)
 _MAX_CHAINS, _MAX_SAMPLES = 64, 1_000_000
 _SOLVE_FAIL_PENALTY = -1.0e4    # finite: a failed solve is rejected, not a NaN gradient
 _HYPER_COUPLING = ("mu", "tau", "log_gamma0_mu", "log_gamma0_sd", "sigma_gamma", "sigma_score")
@@ -135,7 +142,7 @@ def _az():
 
 @dataclass(frozen=True)
 class CouplingData:
-    """Usable running-coupling pairs (SPEC §2), one row per pair.
+    """Usable running-coupling pairs, one row per pair.
 
     ``family_idx`` indexes ``families``; ``log10_n`` is log10 of the pair's geometric-mean
     size in parameters; ``delta_hs`` in HellaSwag points; ``gamma12`` in TQA points per HS
@@ -287,48 +294,34 @@ def coupling_model(family_idx, log10_n, delta_hs, n_families: int, gamma12=None,
         numpyro.sample("gamma12", dist.Normal(pred, scale), obs=gamma12)
 
 
-def _vector_field(t, y, args):
-    fld, family = args
-    return fld(t, y, family)
-
-
-def _solve_fixed(fld, z0, x0, xs, family, steps: int):
-    """Tsit5 on ``steps`` equal steps from x0 to xs[-1]; (z at xs, ok)."""
-    import diffrax
-    import jax.numpy as jnp
-
-    t1 = jnp.maximum(xs[-1], x0 + 1e-6)
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(_vector_field), diffrax.Tsit5(), t0=x0, t1=t1, dt0=(t1 - x0) / steps,
-        y0=z0, args=(fld, family), saveat=diffrax.SaveAt(ts=jnp.clip(xs, x0, t1)),
-        stepsize_controller=diffrax.ConstantStepSize(), max_steps=steps + 1, throw=False,
-        adjoint=diffrax.RecursiveCheckpointAdjoint(checkpoints=steps + 1))
-    ok = (sol.result == diffrax.RESULTS.successful) & jnp.all(jnp.isfinite(sol.ys))
-    return sol.ys, ok
-
-
 def solve_families(fld, z0, x0, xs, log10_nc, h, *, solver: str = "fixed", steps: int = 5):
-    """Latent states (F, M, 5) at ``xs`` for every family and a (F,) success flag.
+    """Latent states (F, M, 5) at ``xs`` for every family and a (F,) success flag, through
+    :func:`capedyn.ode.solve_unchecked` (the one solve path of capedyn).
 
-    ``solver="fixed"``: Tsit5 with ``steps`` equal steps per family; ``"adaptive"``:
-    :func:`capedyn.ode.solve_unchecked` (PID controller)."""
+    ``solver="fixed"``: Tsit5 with ``steps`` equal steps per family (``fixed_steps``);
+    ``"adaptive"``: its PID controller (rtol 1e-6, atol 1e-8, ≤ 1024 steps)."""
     import equinox as eqx
 
     from .ode import FamilyParams, solve_unchecked
 
     fams = FamilyParams(log10_nc=log10_nc, h=h)
     if solver == "fixed":
-        one = lambda f, a, b, c, d: _solve_fixed(f, a, b, c, d, steps)  # noqa: E731
+        kw = dict(fixed_steps=int(steps))
     elif solver == "adaptive":
-        one = lambda f, a, b, c, d: solve_unchecked(f, a, b, c, d, rtol=1e-6, atol=1e-8,  # noqa: E731
-                                                    max_steps=1024)
+        kw = dict(rtol=1e-6, atol=1e-8, max_steps=1024)
     else:
         raise PosteriorError(f"solver must be 'fixed' or 'adaptive', got {solver!r}")
+    one = lambda f, a, b, c, d: solve_unchecked(f, a, b, c, d, **kw)  # noqa: E731
     return eqx.filter_vmap(one, in_axes=(None, 0, 0, 0, 0))(fld, z0, x0, xs, fams)
 
 
+CENTRED_H_MIN_OBS = 3
+"""Families with at least this many scored models (after the initial one) get a centred
+source h in the ODE-level model; sparser families a non-centred one."""
+
+
 def ode_model(x0, z0, xs, mask, fld, scores=None, hyper=None, solver: str = "fixed",
-              steps: int = 5):
+              steps: int = 3, centred_h=None):
     """Hierarchical ODE-level model (see the module docstring).
 
     ``x0`` (F,) log10 N of each family's smallest model, ``z0`` (F, 5) its latent state,
@@ -337,6 +330,20 @@ def ode_model(x0, z0, xs, mask, fld, scores=None, hyper=None, solver: str = "fix
     (F, M, 5) percent (None: prior predictive). ``hyper``: optional dict of fixed
     population values ``mu``, ``tau``, ``sigma_h`` (latent units per decade) and
     ``sigma_score`` (5,) points — the frozen population of :func:`posterior_family`.
+
+    Parametrisation: log10 Nc_f is non-centred (``log10_nc_z``; the data say little about
+    it, so the prior dominates). h_f is sampled as ``h_raw``: centred (h = h_raw ~
+    Normal(0, σ_h)) for a family with ≥ ``CENTRED_H_MIN_OBS`` scored models, whose
+    trajectory pins its source down (non-centring it would tie σ_h to every z and make a
+    funnel), and non-centred (h = σ_h·h_raw, h_raw ~ Normal(0, 1)) for sparser families,
+    which the prior dominates. ``centred_h``: a (F,) bool array overriding that choice.
+
+    Priors: μ ~ Normal(9.5, 1), τ ~ HalfNormal(0.5) decades (tighter than the coupling
+    model's HalfNormal(1): the scores barely constrain Nc through the ODE, so τ's posterior
+    follows its prior, and under HalfNormal(1) its tail (τ ≈ 4, family Nc spread over ±8
+    decades) drove the running coupling to extreme values where every divergence of the
+    sampler occurred), σ_h ~ HalfNormal(0.5) latent units per decade, σ_b ~ HalfNormal(3)
+    points.
     """
     import jax.numpy as jnp
     import numpyro
@@ -347,18 +354,22 @@ def ode_model(x0, z0, xs, mask, fld, scores=None, hyper=None, solver: str = "fix
     n_f, n_b = xs.shape[0], len(BENCHMARKS)
     if hyper is None:
         mu = numpyro.sample("mu", dist.Normal(*_MU_PRIOR))
-        tau = numpyro.sample("tau", dist.HalfNormal(_TAU_PRIOR))
+        tau = numpyro.sample("tau", dist.HalfNormal(_TAU_PRIOR_ODE))
         sigma_h = numpyro.sample("sigma_h", dist.HalfNormal(0.5))
         with numpyro.plate("benchmark", n_b):
             sigma_score = numpyro.sample("sigma_score", dist.HalfNormal(3.0))
     else:
         mu, tau, sigma_h = (jnp.asarray(hyper[k]) for k in ("mu", "tau", "sigma_h"))
         sigma_score = jnp.asarray(hyper["sigma_score"])
+    if centred_h is None:
+        centred_h = np.asarray(mask).sum(axis=1) >= CENTRED_H_MIN_OBS
+    centred = jnp.asarray(np.asarray(centred_h, bool))[:, None]
     with numpyro.plate("family", n_f):
         z_nc = numpyro.sample("log10_nc_z", dist.Normal(0.0, 1.0))
-        z_h = numpyro.sample("h_z", dist.Normal(0.0, 1.0).expand([n_b]).to_event(1))
+        scale = jnp.broadcast_to(jnp.where(centred, sigma_h, 1.0), (n_f, n_b))
+        h_raw = numpyro.sample("h_raw", dist.Normal(0.0, scale).to_event(1))
     log10_nc = numpyro.deterministic("log10_nc", mu + tau * z_nc)
-    h = numpyro.deterministic("h", sigma_h * z_h)
+    h = numpyro.deterministic("h", jnp.where(centred, h_raw, sigma_h * h_raw))
     zs, ok = solve_families(fld, jnp.asarray(z0), jnp.asarray(x0), jnp.asarray(xs),
                             log10_nc, h, solver=solver, steps=steps)
     # A failed solve must not leak NaN into the gradient: predict from a finite stand-in
@@ -406,7 +417,7 @@ def _run_nuts(model, kwargs: dict, *, chains, samples, warmup, seed, target_acce
                   dense_mass=dense_mass)
     mcmc = MCMC(kernel, num_warmup=warmup, num_samples=samples, num_chains=chains,
                 chain_method=chain_method, progress_bar=bool(progress))
-    mcmc.run(jax.random.PRNGKey(seed), extra_fields=("diverging",), **kwargs)
+    mcmc.run(jax.random.PRNGKey(seed), extra_fields=("diverging", "num_steps"), **kwargs)
     jax.block_until_ready(mcmc.get_samples())  # JAX dispatches asynchronously: time it all
     return mcmc
 
@@ -429,7 +440,7 @@ def _to_idata(mcmc, families, model: str):
     dims = {k: ["family"] for k in fam_dims}
     coords = {"family": list(families)}
     if model == "ode":
-        dims.update({"h": ["family", "benchmark"], "h_z": ["family", "benchmark"],
+        dims.update({"h": ["family", "benchmark"], "h_raw": ["family", "benchmark"],
                      "sigma_score": ["benchmark"]})
         coords["benchmark"] = list(BENCHMARKS)
     with warnings.catch_warnings():
@@ -562,6 +573,7 @@ class NcPosterior:
             "ess_bulk_min": float(self.table["ess_bulk_min"].min()),
             "runtime_s": round(float(self.runtime_s), 2),
             "config": self.config,
+            "prior_only": bool(self.config.get("prior_only", False)),
             "notes": list(self.notes),
             "paper_reference": {k: (list(v) if isinstance(v, tuple) else v)
                                 for k, v in POSTERIOR_PAPER_REFERENCE.items()},
@@ -576,8 +588,11 @@ class NcPosterior:
              "data": _data_json(self.data), "runtime_s": self.runtime_s, "notes": self.notes})
         return atomic_write(path, lambda p: idata.to_netcdf(str(p)))
 
-    def plot_forest(self, path: str | Path, families: Sequence[str] | None = None) -> Path:
-        return plot_nc_forest(self, path, families=families)
+    def plot_forest(self, ax=None, families: Sequence[str] | None = None):
+        """:func:`capedyn.plotting.plot_nc_forest` of this posterior; returns the Axes."""
+        from .plotting import plot_nc_forest
+
+        return plot_nc_forest(self, ax=ax, families=families)
 
 
 def _row_json(r: dict, definition: str | None = None) -> dict:
@@ -704,7 +719,7 @@ def sample_posterior(df=None, *, model: str | None = None,
         if float(fld.gamma0) <= 0:
             notes.append(f"the fitted field has gamma0 = {float(fld.gamma0):.3g} <= 0: in the "
                          "ODE, gamma12 falls through zero at Nc (bonus below, tax above), the "
-                         "reverse of SPEC §2's tax->bonus reading")
+                         "reverse of the tax->bonus reading of the running coupling")
     notes += _chain_note(chains, chain_method)
     t0 = time.perf_counter()
     if model == "coupling":
@@ -728,7 +743,7 @@ def sample_posterior(df=None, *, model: str | None = None,
 
 
 def _ode_init(fitted: dict, mu0: float, data: TrajectoryData) -> dict:
-    """Start every chain at the Optax fit (non-centred coordinates; families the fit does
+    """Start every chain at the point fit (sampler coordinates; families the fit does
     not know at its population mean, h = 0), hyper-parameters at moderate values: the fit
     is the MAP of a closely related penalised objective."""
     import jax.numpy as jnp
@@ -739,10 +754,12 @@ def _ode_init(fitted: dict, mu0: float, data: TrajectoryData) -> dict:
     mu = float(np.clip(np.mean(lnc), 7.0, 12.0))
     tau = float(max(np.std(lnc), 0.2))
     sigma_h = float(max(np.std(h), 0.05))
+    centred = np.asarray(data.mask).sum(axis=1) >= CENTRED_H_MIN_OBS
     return {"mu": jnp.asarray(mu), "tau": jnp.asarray(tau), "sigma_h": jnp.asarray(sigma_h),
             "sigma_score": jnp.full(len(BENCHMARKS), 2.0),
             "log10_nc_z": jnp.asarray(np.clip((lnc - mu) / tau, -3, 3)),
-            "h_z": jnp.asarray(np.clip(h / sigma_h, -3, 3))}
+            "h_raw": jnp.asarray(np.where(centred[:, None], np.clip(h, -3 * sigma_h, 3 * sigma_h),
+                                          np.clip(h / sigma_h, -3, 3)))}
 
 
 def _result(mcmc, model, data, runtime, seed, notes, fld, config) -> NcPosterior:
@@ -779,16 +796,23 @@ def _coupling_hyper_prior(post: NcPosterior):
 def posterior_family(fit: NcPosterior, df_new: pd.DataFrame, family: str | None = None, *,
                      chains: int = 4, samples: int | None = None, warmup: int | None = None,
                      seed: int = 0, progress: bool = False,
-                     chain_method: str = "vectorized") -> NcPosterior:
+                     chain_method: str = "vectorized",
+                     allow_prior: bool = False) -> NcPosterior:
     """Nc (and h, ODE model) of a family that is not part of ``fit``, with the population
     as prior.
+
+    A family whose models give no usable running-coupling pair (e.g. a single model) has
+    no data to update the prior with: that raises :class:`PosteriorError` unless
+    ``allow_prior=True``, in which case the result is the population's *prior prediction*
+    for an unseen family and says so (``config["prior_only"]`` is True, a note, and
+    ``to_dict()["prior_only"]``).
 
     ``df_new`` holds the new family's models (base-model table format; ``family`` picks
     one family when it holds several). Coupling model: the fitted population's
     hyper-posterior, moment-matched by a multivariate normal over the unconstrained
     hyper-parameters, is the prior, and only the new family's pairs are the data (a family
     without a usable pair gets the population predictive). ODE model: the population (μ, τ,
-    σ_h, σ_b at their posterior medians; the universal field at its Optax fit) is frozen
+    σ_h, σ_b at their posterior medians; the universal field at its point fit) is frozen
     and only the family's log10 Nc and h are sampled.
     """
     if not isinstance(fit, NcPosterior):
@@ -819,7 +843,15 @@ def posterior_family(fit: NcPosterior, df_new: pd.DataFrame, family: str | None 
                       n_families=1, gamma12=data.gamma12 if len(data.gamma12) else None,
                       hyper_prior=_coupling_hyper_prior(fit))
         if not len(data.gamma12):
-            notes.append("no usable pair: the interval is the population predictive")
+            if not allow_prior:
+                raise PosteriorError(
+                    f"family '{name}' has no usable running-coupling pair (it needs two models "
+                    "with HellaSwag and TruthfulQA whose HellaSwag differs by ≥ 0.5 points), so "
+                    "there is no data to update the population prior with; pass "
+                    "allow_prior=True to get the population's prior prediction for it instead")
+            notes.append(f"PRIOR PREDICTION: family '{name}' has no usable pair, so this is the "
+                         "population's prior prediction for an unseen family, not a posterior "
+                         "informed by the family's own data")
         mcmc = _run_nuts(coupling_model, kwargs, chains=chains, samples=samples, warmup=warmup,
                          seed=seed, target_accept=float(fit.config.get("target_accept", 0.9)),
                          chain_method=chain_method, progress=progress)
@@ -841,9 +873,11 @@ def posterior_family(fit: NcPosterior, df_new: pd.DataFrame, family: str | None 
                          seed=seed, target_accept=float(fit.config.get("target_accept", 0.8)),
                          chain_method=chain_method, progress=progress)
     runtime = time.perf_counter() - t0
+    prior_only = fit.model == "coupling" and not len(data.gamma12)
     out = _result(mcmc, fit.model, data, runtime, seed, notes, fld, config=dict(
         chains=chains, samples=samples, warmup=warmup, seed=seed, new_family=name,
-        chain_method=chain_method, target_accept=fit.config.get("target_accept")))
+        chain_method=chain_method, target_accept=fit.config.get("target_accept"),
+        prior_only=prior_only))
     return out
 
 
@@ -890,54 +924,6 @@ def load_posterior(path: str | Path) -> NcPosterior:
                        divergences=int(sum(per_chain)), divergences_per_chain=per_chain,
                        runtime_s=float(meta.get("runtime_s", float("nan"))),
                        config=meta.get("config", {}), data=data, notes=meta.get("notes", []))
-
-
-def plot_nc_forest(post: NcPosterior, path: str | Path,
-                   families: Sequence[str] | None = None) -> Path:
-    """Forest plot of Nc by family (PNG, written atomically): log-scale x in billions of
-    parameters, median dot, thick 68% bar, thin 95% bar; population rows at the bottom;
-    the paper's bootstrap 95% interval [2.9B, 13.4B] shaded as a labelled reference."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker  # noqa: F401  (FuncFormatter)
-
-    t = post.table
-    fam = t[t["kind"] == "family"]
-    if families:
-        fam = fam[fam["family"].isin(list(families))]
-    fam = fam.sort_values("nc_median_b", ascending=False)
-    rows = pd.concat([t[t["kind"] != "family"].iloc[::-1], fam], ignore_index=True)
-    ref = POSTERIOR_PAPER_REFERENCE
-    fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(rows) + 1.6))
-    ax.axvspan(*ref["nc_ci95_b"], color="tab:orange", alpha=0.15,
-               label=f"paper 95% CI [{ref['nc_ci95_b'][0]}B, {ref['nc_ci95_b'][1]}B] "
-                     "(bootstrap, Pythia + Llama-1/2)")
-    ax.axvline(ref["nc_median_b"], color="tab:orange", lw=1, ls="--",
-               label=f"paper median {ref['nc_median_b']}B")
-    for y, r in enumerate(rows.to_dict("records")):
-        color = "tab:blue" if r["kind"] == "family" else "black"
-        ax.plot([r["nc_ci95_lo_b"], r["nc_ci95_hi_b"]], [y, y], color=color, lw=1.2)
-        ax.plot([r["nc_ci68_lo_b"], r["nc_ci68_hi_b"]], [y, y], color=color, lw=4)
-        ax.plot(r["nc_median_b"], y, "o", color="white", mec=color, ms=6)
-    ax.set_yticks(range(len(rows)))
-    unit = "pairs" if post.model == "coupling" else "models"
-    ax.set_yticklabels([f"{r['family']}" + (f" ({int(r['n_obs'])} {unit})" if r["kind"] == "family"
-                                            else "") for r in rows.to_dict("records")])
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.set_xlabel("Nc (billions of parameters); bars: 68% (thick), 95% (thin)")
-    ax.set_title(f"Critical scale Nc by family ({post.model} model; "
-                 f"{post.divergences} divergences)", fontsize=10)
-    ax.grid(axis="x", which="both", alpha=0.3)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14 - 0.9 / (len(rows) + 3)),
-              fontsize=8, frameon=False, ncol=1)
-    fig.tight_layout()
-    try:
-        return atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=130))
-    finally:
-        plt.close(fig)
 
 
 # --------------------------------------------------------------------------- calibration

@@ -34,7 +34,9 @@ from __future__ import annotations
 import base64
 import html
 import math
+import os
 import re
+import shutil
 import sys
 import time
 from contextlib import contextmanager
@@ -45,12 +47,13 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from ._io import atomic_write, atomic_write_json, atomic_write_text, check_writable_dir
+from ._errors import InputError, OutputError
+from ._io import atomic_write, atomic_write_json, atomic_write_text, check_output_dir
+from ._json import to_jsonable
 from .data import BENCHMARKS
 from ._jax import scoped_x64
 
-__all__ = ["reproduce", "RunConfig", "Report", "STAGES", "FIGURES", "SUMMARY_KEYS",
-           "plot_tqa_phases", "plot_gamma12", "plot_ode_trajectories", "plot_holdout_errors"]
+__all__ = ["reproduce", "RunConfig", "Report", "STAGES", "FIGURES", "SUMMARY_KEYS"]
 
 STAGES: tuple[str, ...] = ("data", "coupling", "ode", "posterior", "holdout", "frontier")
 
@@ -318,55 +321,86 @@ class _Run:
         self.timings[name] = round(time.perf_counter() - t, 2)
         self.log(f"stage {k}/{len(STAGES)} {name}: done in {self.timings[name]:.1f}s")
 
-    def save_figure(self, stem: str, draw: Callable[[Path], Any], caption: str) -> None:
-        """``draw(path)`` writes the PNG (atomically); the figure is added to the report."""
+    def save_figure(self, stem: str, draw: Callable[[], Any], caption: str) -> None:
+        """``draw()`` returns an Axes or a Figure (capedyn.plotting's convention); it is
+        written as ``figures/<stem>.png`` (atomically) and added to the report."""
+        from .plotting import save_figure
+
         path = self.fig_dir / f"{stem}.png"
-        draw(path)
+        drawn = draw()
+        save_figure(getattr(drawn, "figure", drawn), path, dpi=110)
         rel = f"figures/{stem}.png"
         self.figures.append(rel)
         self.report.figure(rel, caption)
 
 
+RUN_FILES: tuple[str, ...] = ("summary.json", "report.md", "report.html")
+"""A folder holding any of these holds a previous run."""
+
+
 @scoped_x64
 def reproduce(out_dir: str | Path = "reproduce_out", quick: bool = False, seed: int = 0,
-              progress: bool = True) -> dict[str, Any]:
+              progress: bool = True, force: bool = False) -> dict[str, Any]:
     """Run the whole analysis and write ``report.md``, ``report.html``, ``figures/*.png``
     and ``summary.json`` into ``out_dir``; return the summary dict.
 
-    ``out_dir`` is checked first: if it cannot be created or written, an ``OSError`` is
-    raised before any computation. ``quick`` shortens every fit and sample count (the
-    report says so at the top). ``seed`` seeds every random step (bootstrap, NUTS, fits).
-    Progress lines (stage, elapsed seconds) go to stderr unless ``progress`` is False.
+    ``out_dir`` is checked before any computation: an ``OSError``
+    (:class:`~capedyn._errors.OutputError`) names it when it cannot be created or
+    written, when it is a file, when it is a non-empty folder that holds no run, and when
+    it holds a previous run and ``force`` is False. The run is built in a temporary
+    sibling folder (``.<name>.partial-*``) and moved into place only when complete, so
+    ``out_dir`` never mixes two runs and a failed or interrupted run leaves it as it was
+    (the temporary folder is removed). ``force=True`` replaces a previous run. A write
+    that fails (e.g. a full disk) names the file, under ``out_dir``.
+
+    ``quick`` shortens every fit and sample count (the report says so at the top).
+    ``seed`` seeds every random step (bootstrap, NUTS, fits). Progress lines (stage,
+    elapsed seconds) go to stderr unless ``progress`` is False.
     """
     from . import __version__
 
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
-    out = _writable(out_dir)
-    _writable(out / "figures")
+        raise InputError(f"seed must be an integer, got {seed!r}")
+    out = _writable(out_dir, force=force)
     cfg = RunConfig.make(quick=bool(quick), seed=int(seed))
-    run = _Run(out, cfg, progress)
-    _intro(run)
-    for name in STAGES:
-        with run.stage(name):
-            _STAGE_FUNCS[name](run)
-    run.timings["total"] = round(time.perf_counter() - run.t0, 2)
-    _closing(run)
+    stage_dir = _staging_dir(out, out_dir)
+    try:
+        (stage_dir / "figures").mkdir()
+        run = _Run(stage_dir, cfg, progress)
+        _intro(run)
+        for name in STAGES:
+            with run.stage(name):
+                _STAGE_FUNCS[name](run)
+        run.timings["total"] = round(time.perf_counter() - run.t0, 2)
+        _closing(run)
 
-    summary = {
-        "package": "capedyn", "version": __version__, "quick": cfg.quick, "seed": cfg.seed,
-        **{k: run.summary.get(k) for k in SUMMARY_KEYS},
-        **{k: v for k, v in run.summary.items() if k not in SUMMARY_KEYS},
-        "config": asdict(cfg),
-        "timings_s": dict(run.timings),
-        "files": ["report.md", "report.html", "summary.json", *run.figures],
-    }
-    atomic_write_text(out / "report.md", run.report.to_markdown())
-    atomic_write_text(out / "report.html", run.report.to_html(out))
-    atomic_write_json(out / "summary.json", _json_clean(summary))
+        summary = {
+            "package": "capedyn", "version": __version__, "quick": cfg.quick, "seed": cfg.seed,
+            **{k: run.summary.get(k) for k in SUMMARY_KEYS},
+            **{k: v for k, v in run.summary.items() if k not in SUMMARY_KEYS},
+            "config": asdict(cfg),
+            "timings_s": dict(run.timings),
+            "files": ["report.md", "report.html", "summary.json", *run.figures],
+        }
+        atomic_write_text(stage_dir / "report.md", run.report.to_markdown())
+        atomic_write_text(stage_dir / "report.html", run.report.to_html(stage_dir))
+        atomic_write_json(stage_dir / "summary.json", to_jsonable(summary))
+        _move_into_place(stage_dir, out, out_dir)
+    except OSError as exc:
+        shutil.rmtree(stage_dir, ignore_errors=True)
+        if isinstance(exc, OutputError) and str(stage_dir) in str(exc):
+            # name the file the user will look for, not the temporary folder
+            err = OutputError(str(exc).replace(str(stage_dir), str(out_dir).rstrip("/"))
+                              + f"; nothing was changed in '{out_dir}'")
+            err.errno = exc.errno
+            raise err from None
+        raise
+    except BaseException:
+        shutil.rmtree(stage_dir, ignore_errors=True)
+        raise
     run.log(f"wrote {out / 'report.md'}, report.html, summary.json and "
             f"{len(run.figures)} figures in {run.timings['total']:.1f}s")
-    return _json_clean(summary)
+    return to_jsonable(summary)
 
 
 def _module(name: str):
@@ -377,34 +411,104 @@ def _module(name: str):
     return importlib.import_module(f"capedyn.{name}")
 
 
-def _writable(path: str | Path) -> Path:
-    """``check_writable_dir`` with a message that names the folder and what to do."""
+def _writable(path: str | Path, force: bool = False) -> Path:
+    """Check the output folder before any work; create nothing. Refuses a file, a place
+    where nothing can be written, a non-empty folder that holds no run, and (unless
+    ``force``) a folder that holds a previous run. Messages name the folder as given."""
+    given = str(path)
+    head = f"cannot write to output folder '{given}'"
+    p = Path(path).expanduser()
+    if given.strip() == "":
+        raise OutputError(f"{head}: the path is empty; give a folder name (--out)")
+    if os.path.lexists(p) and not p.is_dir():
+        raise OutputError(f"{head}: it is an existing file; choose a folder (--out)")
+    if p.is_dir():
+        entries = sorted(e.name for e in p.iterdir())
+        holds_run = any(name in entries for name in RUN_FILES)
+        foreign = [e for e in entries if not _run_entry(p / e)]
+        if entries and not holds_run:
+            raise OutputError(f"{head}: the folder is not empty and holds no capedyn run "
+                              f"({_names(entries)}); choose a new or empty folder (--out)")
+        if holds_run and foreign:
+            raise OutputError(f"{head}: it holds a previous run and other files "
+                              f"({_names(foreign)}), which a new run would remove; choose "
+                              "another folder (--out)")
+        if holds_run and not force:
+            raise OutputError(f"{head}: it holds a previous run; pass --force (force=True) "
+                              "to replace it, or choose another folder (--out)")
+        if os.path.samefile(p, Path.cwd()):
+            raise OutputError(f"{head}: it is the current folder; choose a folder below it")
     try:
-        return check_writable_dir(path)
+        check_output_dir(p.parent if str(p.parent) else Path("."), "output folder")
     except OSError as exc:
-        raise OSError(f"cannot write to output folder '{path}' "
-                      f"({exc.strerror or exc}); choose a writable output folder (--out)") from None
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise OutputError(f"{head} ({reason}); choose a writable output folder (--out)") from None
+    return p
 
 
-def _json_clean(obj: Any) -> Any:
-    """NaN/inf → None, numpy → Python, tuples → lists, so summary.json is strict JSON."""
-    if isinstance(obj, dict):
-        return {str(k): _json_clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _json_clean(obj.tolist())
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        x = float(obj)
-        return x if math.isfinite(x) else None
-    return obj
+def _names(entries: Sequence[str], n: int = 5) -> str:
+    return ", ".join(entries[:n]) + (f" and {len(entries) - n} more" if len(entries) > n else "")
 
 
-# --------------------------------------------------------------------------- intro / closing
+def _run_entry(path: Path) -> bool:
+    """Whether ``path`` (an entry of an output folder) is something a run writes."""
+    if path.name in RUN_FILES:
+        return path.is_file()
+    if path.name == "figures" and path.is_dir():
+        return all(f.is_file() and f.suffix.lower() == ".png" for f in path.iterdir())
+    return False
+
+
+def _staging_dir(out: Path, given: str | Path) -> Path:
+    """A fresh temporary folder next to ``out`` (same file system, so the final move is
+    a rename), with the permissions of a normal folder."""
+    import tempfile
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+        os.chmod(tmp, 0o777 & ~_umask())
+    except OSError as exc:
+        raise OutputError(f"cannot write to output folder '{given}' "
+                          f"({exc.strerror or exc}); choose a writable output folder (--out)") from None
+    return tmp
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _move_into_place(stage_dir: Path, out: Path, given: str | Path) -> None:
+    """Rename the complete run onto ``out``; a previous run there (already allowed by
+    :func:`_writable`) is moved aside first and deleted once the new one is in place."""
+    old = None
+    if out.is_dir() and any(out.iterdir()):
+        old = Path(_sibling_name(out, ".old-"))
+        os.rename(out, old)
+    elif out.is_dir():
+        out.rmdir()
+    try:
+        os.rename(stage_dir, out)
+    except OSError as exc:
+        if old is not None:
+            os.rename(old, out)
+        raise OutputError(f"cannot move the finished run into '{given}' "
+                          f"({exc.strerror or exc})") from None
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _sibling_name(out: Path, tag: str) -> str:
+    """An unused sibling name ``.<name><tag><random>`` of ``out``."""
+    import secrets
+
+    while True:
+        cand = out.parent / f".{out.name}{tag}{secrets.token_hex(4)}"
+        if not os.path.lexists(cand):
+            return str(cand)
+
 
 def _intro(run: _Run) -> None:
     from . import __version__
@@ -528,12 +632,14 @@ def _stage_coupling(run: _Run) -> None:
     rep.table(rows, caption="bootstrap of Nc (resampling usable pairs; resamples without an "
               "upward crossing are dropped and counted)")
 
-    colours = _family_colours(df["family"])
-    run.save_figure("gamma12_vs_n", lambda p: plot_gamma12(table, fit_all, boot, p, colours),
+    from .plotting import family_colours, plot_gamma12, plot_tqa_phases
+
+    colours = family_colours(df["family"])
+    run.save_figure("gamma12_vs_n", lambda: plot_gamma12(table, fit_all, boot, colours=colours),
                     f"{FIGURES['gamma12_vs_n']}: every usable pair at the geometric mean of "
                     "its two sizes; OLS (solid) and Theil–Sen (dashed) population fits over all "
                     "families; shaded: 95% bootstrap interval of Nc (Pythia, Llama-1, Llama-2).")
-    run.save_figure("tqa_vs_n", lambda p: plot_tqa_phases(df, boot, p, colours),
+    run.save_figure("tqa_vs_n", lambda: plot_tqa_phases(df, boot, colours=colours),
                     f"{FIGURES['tqa_vs_n']}. Background: tax region below the 95% Nc interval, "
                     "bonus region above it, the interval itself grey. Markers: filled when the "
                     "algebraic classifier TQA > sqrt(0.187·HS) puts the model in the bonus "
@@ -633,108 +739,6 @@ def _checks_table(df, table, ref, cp) -> list[dict[str, str]]:
 
 # --------------------------------------------------------------------------- figures
 
-_TAX, _BONUS, _BAND = "#f6d5d5", "#d8ecd3", "#e4e4e4"
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _family_colours(names: Sequence[str]) -> dict[str, Any]:
-    plt = _pyplot()
-    cmap = plt.get_cmap("tab20")
-    ordered = sorted(dict.fromkeys(names), key=str.lower)
-    return {f: cmap(i % cmap.N) for i, f in enumerate(ordered)}
-
-
-def _save(fig, path: str | Path) -> Path:
-    plt = _pyplot()
-    try:
-        return atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110))
-    finally:
-        plt.close(fig)
-
-
-def _phase_background(ax, boot, xlim: tuple[float, float]) -> None:
-    """Tax below the 95% Nc interval, bonus above it, the interval grey, median dashed."""
-    lo, hi = boot.ci95_b
-    ax.axvspan(xlim[0], lo, color=_TAX, zorder=0, label="tax region (γ12 < 0)")
-    ax.axvspan(lo, hi, color=_BAND, zorder=0, label="Nc 95% interval")
-    ax.axvspan(hi, xlim[1], color=_BONUS, zorder=0, label="bonus region (γ12 > 0)")
-    ax.axvline(boot.median_b, color="0.3", ls="--", lw=1, label=f"Nc median {fmt(boot.median_b)}B")
-    ax.set_xlim(*xlim)
-
-
-def plot_tqa_phases(df: pd.DataFrame, boot, path: str | Path,
-                    colours: dict[str, Any] | None = None) -> Path:
-    """TruthfulQA (percent) against N (billions, log axis) for every family; background
-    regions from the Nc bootstrap ``boot`` (tax / interval / bonus); markers filled where the
-    algebraic classifier says bonus, hollow where it says tax. Written atomically as PNG."""
-    from .coupling import phase_classifier
-
-    plt = _pyplot()
-    d = df.dropna(subset=["hellaswag", "truthfulqa"])
-    colours = colours or _family_colours(d["family"])
-    fig, ax = plt.subplots(figsize=(10, 6))
-    xlim = (float(d["params_b"].min()) / 1.6, float(d["params_b"].max()) * 1.6)
-    _phase_background(ax, boot, xlim)
-    for fam, g in d.groupby("family", sort=False):
-        g = g.sort_values("params_b")
-        c = colours[fam]
-        ax.plot(g["params_b"], g["truthfulqa"], "-", color=c, lw=1.3, label=fam, zorder=2)
-        bonus = np.asarray(phase_classifier(g["hellaswag"].to_numpy(),
-                                            g["truthfulqa"].to_numpy()).phase) == "bonus"
-        ax.scatter(g["params_b"][bonus], g["truthfulqa"][bonus], color=c, s=36, zorder=3)
-        ax.scatter(g["params_b"][~bonus], g["truthfulqa"][~bonus], facecolors="white",
-                   edgecolors=[c], s=36, linewidths=1.4, zorder=3)
-    ax.scatter([], [], color="0.3", s=30, label="classifier: bonus")
-    ax.scatter([], [], facecolors="white", edgecolors="0.3", s=30, label="classifier: tax")
-    ax.set_xscale("log")
-    ax.set_xlabel("N (billions of parameters)")
-    ax.set_ylabel("TruthfulQA MC2 (%)")
-    ax.set_title("TruthfulQA vs scale: the alignment tax and the bonus phase")
-    ax.grid(alpha=0.3, which="both", lw=0.5)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    fig.tight_layout()
-    return _save(fig, path)
-
-
-def plot_gamma12(table: pd.DataFrame, fit, boot, path: str | Path,
-                 colours: dict[str, Any] | None = None) -> Path:
-    """γ12 of every usable pair against its geometric-mean size (billions, log axis),
-    coloured by family, with the OLS and Theil–Sen population fits, γ12 = 0 and the Nc
-    bootstrap interval. Written atomically as PNG."""
-    plt = _pyplot()
-    t = table[~table["skipped"].astype(bool)]
-    colours = colours or _family_colours(t["family"])
-    fig, ax = plt.subplots(figsize=(10, 6))
-    xlim = (float(t["params_b_mid"].min()) / 1.6, float(t["params_b_mid"].max()) * 1.6)
-    _phase_background(ax, boot, xlim)
-    ax.axhline(0.0, color="k", lw=0.8)
-    for fam, g in t.groupby("family", sort=False):
-        ax.scatter(g["params_b_mid"], g["gamma12"], color=colours[fam], s=40, label=fam,
-                   edgecolors="k", linewidths=0.4, zorder=3)
-    grid = np.geomspace(*xlim, 200)
-    lx = np.log10(grid) + 9.0
-    ax.plot(grid, fit.A * lx + fit.B, color="k", lw=1.8,
-            label=f"OLS: γ12 = {fit.A:.3f}·log10 N {fit.B:+.3f}")
-    ax.plot(grid, fit.robust_A * lx + fit.robust_B, color="k", lw=1.2, ls=":",
-            label=f"Theil–Sen: {fit.robust_A:.3f}·log10 N {fit.robust_B:+.3f}")
-    ax.set_xscale("log")
-    ax.set_xlabel("N (billions of parameters, geometric mean of the pair)")
-    ax.set_ylabel("γ12 (TQA points per HS point)")
-    ax.set_title("Running coupling γ12(N)")
-    ax.grid(alpha=0.3, which="both", lw=0.5)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    fig.tight_layout()
-    return _save(fig, path)
-
-
 # --------------------------------------------------------------------------- stage 6: frontier
 
 def _stage_frontier(run: _Run) -> None:
@@ -763,7 +767,7 @@ def _stage_frontier(run: _Run) -> None:
              fmt(ref["slope"] * we["swe"] + ref["intercept"]), "paper": paper(we["predicted_gpqa"])},
         {"worked example (SWE 87.6, GPQA 94.2)": "h", "our line": f"{ours_h:+.1f}",
          "paper's line, computed here": f"{paper_line_h:+.1f}", "paper": f"{we['h']:+.1f}"},
-    ], caption="SPEC §6 worked example: h = GPQA − (a·SWE + b)")
+    ], caption="the papers' worked example: h = GPQA − (a·SWE + b)")
 
     labs = fr.lab_summary(fdf, line)
     rows = []
@@ -809,7 +813,9 @@ def _stage_frontier(run: _Run) -> None:
     rep.table(casc, caption="the paper's cascade of critical scales; only Nc1 can be checked "
               "against the base-model table")
 
-    run.save_figure("frontier_h", lambda p: fr.plot_frontier(fdf, line, p),
+    from .plotting import plot_frontier
+
+    run.save_figure("frontier_h", lambda: plot_frontier(fdf, line),
                     f"{FIGURES['frontier_h']}: the line fitted in this run with its bootstrap "
                     "band; vertical bars are each model's h; stars are post-cutoff models, "
                     "which are not in the fit.")
@@ -883,8 +889,9 @@ def _stage_ode(run: _Run) -> None:
     rep.para(f"One universal field (constant + linear + quadratic terms of the bounded latent "
              f"state, 21 library terms per benchmark), the running coupling "
              f"γ12(x) = γ0·(x − log10 Nc_f) feeding HellaSwag's rate into TruthfulQA's, and a "
-             f"source h_f per family; fit by Optax through the Diffrax solve on "
-             f"**{len(model.families_)}** families ({model.steps} Adam steps), each integrated "
+             f"source h_f per family; fit by Levenberg–Marquardt (optimistix; forward-mode "
+             f"Jacobians through the Diffrax solve) on "
+             f"**{len(model.families_)}** families ({model.n_iter_} {model.optimizer_} steps), each integrated "
              f"from its own smallest complete model. Final objective {fmt(model.loss_)}, data "
              f"MSE {fmt(model.mse_)} points²; γ0 = {fmt(float(model.field_.gamma0))} per decade; "
              f"population Nc = {fmt(10 ** (model.mu_nc_ - 9))}B. In-sample over all "
@@ -892,7 +899,9 @@ def _stage_ode(run: _Run) -> None:
              f"relative MAE {fmt(total['rel_mae_pct'])}%.")
     rep.table(fam_rows, caption="per-family parameters and in-sample trajectory error of the "
               "all-family fit (Nc_f is the family's zero of the running coupling)")
-    run.save_figure("ode_trajectories", lambda p: plot_ode_trajectories(model, df, p),
+    from .plotting import plot_ode_trajectories
+
+    run.save_figure("ode_trajectories", lambda: plot_ode_trajectories(model, df),
                     f"{FIGURES['ode_trajectories']}: lines are the all-family coupling ODE "
                     "integrated from each family's smallest complete model (star), dots the "
                     "measured scores.")
@@ -944,71 +953,26 @@ def _stage_ode(run: _Run) -> None:
     run.summary["per_phase_ratio_score"] = ph["ratio_score"]
 
 
-def plot_ode_trajectories(model, df: pd.DataFrame, path: str | Path, n_grid: int = 48) -> Path:
-    """Small multiples, one panel per fitted family: the five benchmark trajectories of
-    ``model`` (a fitted :class:`~capedyn.CouplingODE`) integrated from the family's smallest
-    complete model, with the measured scores as dots. Written atomically as PNG."""
-    from ._state import SHORT
-    from .data import complete_models
-
-    plt = _pyplot()
-    from matplotlib import ticker
-
-    full = complete_models(df)
-    fams = list(model.starts_)
-    ncol = 4
-    nrow = -(-len(fams) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 2.8 * nrow), squeeze=False)
-    colours = dict(zip(BENCHMARKS, plt.get_cmap("tab10").colors))
-    for ax, fam in zip(axes.flat, fams):
-        start = model.starts_[fam]
-        g = full[full["family"] == fam].sort_values("params_b")
-        p_hi = max(float(g["params_b"].max()), start["params_b"] * 1.01)
-        grid = np.geomspace(start["params_b"], p_hi, n_grid)
-        curve = _predict_padded(model, start, grid, fam, pad=n_grid)
-        for k, b in enumerate(BENCHMARKS):
-            ax.plot(grid, curve[:, k], color=colours[b], lw=1.4)
-            ax.scatter(g["params_b"], g[b], color=colours[b], s=14, zorder=3)
-            ax.scatter([start["params_b"]], [start["scores"][k]], color=colours[b], marker="*",
-                       s=70, edgecolors="k", linewidths=0.4, zorder=4)
-        ax.set_xscale("log")
-        # plain size labels at 1-2-5 steps (a family often spans less than a decade)
-        ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
-        ax.set_title(fam, fontsize=9)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3, lw=0.5)
-    for ax in list(axes.flat)[len(fams):]:
-        ax.axis("off")
-    handles = [plt.Line2D([], [], color=colours[b], marker="o", label=SHORT[b]) for b in BENCHMARKS]
-    fig.legend(handles=handles, loc="lower center", ncol=len(BENCHMARKS), fontsize=8,
-               frameon=False, bbox_to_anchor=(0.5, 0.0))
-    fig.supxlabel("N (billions of parameters)", fontsize=9, y=0.03)
-    fig.supylabel("score (%)", fontsize=9)
-    fig.suptitle("Coupling ODE (all-family fit) vs data", fontsize=11)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    return _save(fig, path)
-
-
 # --------------------------------------------------------------------------- stage 5: holdout
 
 def _holdout_methods(cfg: RunConfig) -> dict[str, Callable[[], Any]]:
-    """Every benchmark method; the coupling ODE with this run's step budget and seed."""
-    import functools
+    """Every benchmark method with nested selection; the gradient-fitted ones with this
+    run's step budget and seed (quick runs: short budgets and small grids)."""
+    from .heldout import configured_methods
 
-    from .fit import CouplingODE
-    from .heldout import METHODS
-
-    from .sindy import SparseCouplingODE
-
-    methods = dict(METHODS)
-    methods["coupling_ode"] = functools.partial(CouplingODE, **_steps(cfg.holdout_steps),
-                                                seed=cfg.seed, progress=False)
-    if cfg.quick:  # a 2×2 threshold/ridge grid instead of 5×5: the CV solves dominate
-        methods["sindy_ode"] = functools.partial(SparseCouplingODE, thresholds=(0.03, 0.3),
-                                                 alphas=(0.1, 10.0))
-    return methods
+    overrides = {"coupling_ode": {**_steps(cfg.holdout_steps), "seed": cfg.seed, "progress": False}}
+    grids = None
+    if cfg.quick:  # small grids and budgets: the CV solves and inner fits dominate
+        small = {"thresholds": (0.03, 0.3), "alphas": (0.1, 10.0)}
+        overrides.update(sindy_ode=small, sindy_ode_1se=small,
+                         shared_ode={"steps": int(cfg.holdout_steps or 60)})
+        # the gradient-fitted ODEs keep their default settings here (no nested selection):
+        # a smoke test of the pipeline, not the analysis
+        grids = {"logit_rate": {"floor_slack": [10.0, 5.0, 0.0]},
+                 "pca_capability": {"n_components": [2, 1], "floor_slack": [10.0, 5.0]},
+                 "latent_skill": {"n_skills": [2, 1], "floor_slack": [10.0, 5.0]},
+                 "poly_anchored": {"degree": [2, 1, 3]}}
+    return configured_methods(overrides, grids=grids)
 
 
 def _stage_holdout(run: _Run) -> None:
@@ -1025,10 +989,16 @@ def _stage_holdout(run: _Run) -> None:
     hs_frac = sindy_frac.equations()[BENCHMARKS.index("hellaswag")]
     paper_eq = " ".join(f"{'+' if v >= 0 else '−'} {abs(v):g}{'' if k == '1' else '·' + k}"
                         for k, v in PAPER_HS_EQUATION.items()).lstrip("+ ")
+    small = {"thresholds": (0.03, 0.3), "alphas": (0.1, 10.0)} if cfg.quick else {}
+    sindy_1se = SparseCouplingODE(selection="1se", **small).fit(py)
+    hs_1se = sindy_1se.equations()[BENCHMARKS.index("hellaswag")]
     rep.table([
         {"SINDy on Pythia": "latent state z (the integrable form)", "HS equation": f"`{hs_eq}`",
          "terms kept": f"{len(sindy.equation_terms('hellaswag'))} of {sindy.coef_.shape[1]}",
          "threshold, alpha": f"{sindy.threshold_:g}, {sindy.alpha_:g}"},
+        {"SINDy on Pythia": "latent state z, one-standard-error rule", "HS equation": f"`{hs_1se}`",
+         "terms kept": f"{len(sindy_1se.equation_terms('hellaswag'))} of {sindy_1se.coef_.shape[1]}",
+         "threshold, alpha": f"{sindy_1se.threshold_:g}, {sindy_1se.alpha_:g}"},
         {"SINDy on Pythia": "scores as fractions", "HS equation": f"`{hs_frac}`",
          "terms kept": f"{len(sindy_frac.equation_terms('hellaswag'))} of "
                        f"{sindy_frac.coef_.shape[1]}",
@@ -1053,13 +1023,22 @@ def _stage_holdout(run: _Run) -> None:
         rows.append({"method": r.method, "rel. MAE %": r.rel_mae_pct if r.status == "ok" else r.status,
                      "MAE (points)": r.mae_pp, "predicted models outside [0, 100]": r.n_out_of_range,
                      "paper rel. MAE %": ref or "–"})
-    rep.para("Protocol (SPEC §5): the held-out family is removed from training; each method sees "
+    rep.para("Protocol: the held-out family is removed from training; each method sees "
              "the training families and the held-out family's smallest model only, predicts "
              "every other model's five scores from its size, and is scored over every "
-             "(model, benchmark) pair: relative MAE % = 100·mean|pred − actual| / mean(actual).")
+             "(model, benchmark) pair: relative MAE % = 100·mean|pred − actual| / mean(actual). "
+             "Every hyper-parameter (floors, numbers of skills or components, penalties, "
+             "polynomial degree, SINDy threshold and ridge) is selected inside each training "
+             "set: leave one training family out when two or more training families have ≥ 3 "
+             "complete models, otherwise forward validation inside the training family (its "
+             "smaller half predicts its larger half)."
+             + (" Quick run: the coupling and shared-dynamics ODEs use their default settings "
+                "without nested selection." if cfg.quick else ""))
     rep.table(rows, caption="P1, the paper's split: train on Pythia only, predict Llama-2 from "
               "Llama2-7B (paper: its linear ODE 5.6%, a degree-2 polynomial 10.2%)")
-    run.save_figure("holdout_llama2", lambda p: ho.plot_holdout_trajectories(r1, "Llama-2", p),
+    from .plotting import plot_holdout_errors, plot_holdout_trajectories
+
+    run.save_figure("holdout_llama2", lambda: plot_holdout_trajectories(r1, "Llama-2"),
                     "P1: every method's predicted Llama-2 trajectories (trained on Pythia, "
                     "started from Llama2-7B, star) against the measured 13B and 70B models.")
 
@@ -1086,7 +1065,13 @@ def _stage_holdout(run: _Run) -> None:
     failed = r2.table[r2.table["status"] != "ok"]
     if len(failed):
         rep.bullets(f"{r.family} / {r.method}: {r.message}" for r in failed.itertuples(index=False))
-    run.save_figure("holdout_errors", lambda p: plot_holdout_errors(t1, summ, p),
+    if len(r2.selections):
+        sel = r2.selections
+        rep.table([{"method": m, "settings chosen (held-out family: settings)":
+                    "; ".join(f"{r.family}: {r.best_params}" for r in g.itertuples(index=False))}
+                   for m, g in sel.groupby("method", sort=False)],
+                  caption="hyper-parameters selected inside each P2 training set (nested)")
+    run.save_figure("holdout_errors", lambda: plot_holdout_errors(t1, summ),
                     f"{FIGURES['holdout_errors']}: P1 (Pythia → Llama-2) and the P2 mean and "
                     "median over held-out families, relative MAE %.")
     run.summary.update(
@@ -1094,40 +1079,15 @@ def _stage_holdout(run: _Run) -> None:
         lofo_mean_rel_mae_pct={s.method: s.mean_rel_mae_pct for s in summ.itertuples(index=False)},
         lofo_median_rel_mae_pct={s.method: s.median_rel_mae_pct
                                  for s in summ.itertuples(index=False)},
-        lofo_families=list(r2.splits["family"]) if len(r2.splits) else [])
-
-
-def plot_holdout_errors(p1_table: pd.DataFrame, p2_summary: pd.DataFrame,
-                        path: str | Path) -> Path:
-    """Grouped bars per method: P1 relative MAE % on Llama-2, and the P2 mean and median over
-    held-out families. Methods whose P1 fit failed show no P1 bar. Written atomically."""
-    plt = _pyplot()
-    methods = list(p2_summary["method"])
-    p1 = {r.method: (r.rel_mae_pct if r.status == "ok" else np.nan)
-          for r in p1_table.itertuples(index=False)}
-    idx = np.arange(len(methods))
-    fig, ax = plt.subplots(figsize=(max(7, 0.75 * len(methods)), 4.2))
-    w = 0.27
-    ax.bar(idx - w, [p1.get(m, np.nan) for m in methods], w, label="P1: Pythia → Llama-2",
-           color="#4c72b0")
-    ax.bar(idx, p2_summary["mean_rel_mae_pct"], w, label="P2: mean over held-out families",
-           color="#dd8452")
-    ax.bar(idx + w, p2_summary["median_rel_mae_pct"], w, label="P2: median", color="#55a868")
-    ax.set_xticks(idx, methods, rotation=40, ha="right", fontsize=8)
-    ax.set_ylabel("relative MAE (%)")
-    ax.set_title("Held-out family prediction error by method")
-    top = np.nanmax(np.r_[list(p1.values()), p2_summary["mean_rel_mae_pct"].to_numpy(),
-                          p2_summary["median_rel_mae_pct"].to_numpy(), 1.0])
-    ax.set_ylim(0, min(top * 1.1, 100.0))
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return _save(fig, path)
+        lofo_families=list(r2.splits["family"]) if len(r2.splits) else [],
+        sindy_pythia_terms={"cv": int(sindy.n_terms_), "one_se": int(sindy_1se.n_terms_)})
 
 
 # --------------------------------------------------------------------------- stage 4: posterior
 
 def _stage_posterior(run: _Run) -> None:
+    from .plotting import plot_nc_forest
+
     po = _module("posterior")
     cfg, rep, df = run.cfg, run.report, run.results["df"]
     rep.heading("4. Posteriors of Nc (NumPyro NUTS)")
@@ -1144,7 +1104,7 @@ def _stage_posterior(run: _Run) -> None:
              f"largest R-hat {fmt(float(post.table['rhat_max'].max()))}, smallest bulk ESS "
              f"{fmt(float(post.table['ess_bulk_min'].min()))}; {fmt(post.runtime_s)} s.")
     _posterior_table(rep, post, po.POSTERIOR_PAPER_REFERENCE)
-    run.save_figure("nc_forest", lambda p: po.plot_nc_forest(post, p),
+    run.save_figure("nc_forest", lambda: plot_nc_forest(post),
                     f"{FIGURES['nc_forest']}: posterior median (dot), 68% (thick) and 95% (thin) "
                     "intervals, coupling-level model; in brackets the number of usable pairs; "
                     "shaded: the paper's bootstrap 95% interval.")
@@ -1177,7 +1137,7 @@ def _stage_posterior(run: _Run) -> None:
     for note in ode_post.notes:
         rep.para(f"Note from the sampler: {note}.")
     _posterior_table(rep, ode_post, po.POSTERIOR_PAPER_REFERENCE)
-    run.save_figure("nc_forest_ode", lambda p: po.plot_nc_forest(ode_post, p),
+    run.save_figure("nc_forest_ode", lambda: plot_nc_forest(ode_post),
                     "per-family Nc posterior of the ODE-level model (same layout as above; in "
                     "brackets the number of observed models after each family's smallest).")
     pop = ode_post.row("population")

@@ -1,4 +1,4 @@
-"""Sparse discovery of the coupling ODE with pysindy (SPEC §3, §5).
+"""Sparse discovery of the coupling ODE with pysindy.
 
 :class:`SparseCouplingODE` finds a sparse polynomial field dz/dx = Ξ·Θ(z) from the
 training families' trajectories, where
@@ -36,7 +36,9 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 
+from ._errors import InputError, NotFittedError
 from ._jax import scoped_x64
 from ._state import SHORT, N_FEATURES, N_STATE, feature_names, from_state, polynomial_features, to_state
 from .baselines import (Trajectory, family_trajectories, initial_condition,
@@ -68,7 +70,7 @@ def format_equation(target: str, coef: np.ndarray, names: Sequence[str], precisi
     return f"d{target}/dx = {text}"
 
 
-class SparseCouplingODE:
+class SparseCouplingODE(BaseEstimator):
     """SINDy (STLSQ, degree-2 polynomial library) on the latent trajectories of the
     training families; threshold and ridge alpha chosen by cross-validation inside them.
 
@@ -87,19 +89,25 @@ class SparseCouplingODE:
     degree : library degree, 2 (default, the shared 21-term library) or 1 (constant and
         linear terms only, the paper's linear form; ``coef_`` keeps shape (5, 21) with the
         quadratic columns zero).
+    selection : ``"min"`` (default) takes the grid point with the lowest cross-validated
+        error; ``"1se"`` the one-standard-error rule: among the grid points whose error is
+        within one standard error (over folds) of the minimum, the one whose full fit keeps
+        the fewest terms (ties: lower error).
 
     Attributes
     ----------
     coef_ : (5, 21) coefficients Ξ over ``feature_names()``, per decade of N.
     threshold_, alpha_ : the selected pair. ``cv_results_`` : DataFrame of the grid search
-    (``threshold, alpha, cv_error, n_failed, cv_kind``). ``families_`` : training families used.
+    (``threshold, alpha, cv_error, cv_se, n_terms, n_failed, cv_kind``). ``threshold_min_``,
+    ``alpha_min_`` : the minimum-error pair (equal to the selected one under ``"min"``). ``families_`` : training families used.
     ``n_samples_`` : derivative samples. ``n_terms_`` : nonzero coefficients.
     """
 
     def __init__(self, thresholds: Sequence[float] = (0.0, 0.03, 0.1, 0.3, 1.0),
                  alphas: Sequence[float] = (1e-2, 1e-1, 1.0, 10.0, 100.0),
                  differentiation: str = "midpoint", unbias: bool = False,
-                 state: str = "latent", max_iter: int = 20, degree: int = 2):
+                 state: str = "latent", max_iter: int = 20, degree: int = 2,
+                 selection: str = "min"):
         self.thresholds = thresholds
         self.alphas = alphas
         self.differentiation = differentiation
@@ -107,6 +115,7 @@ class SparseCouplingODE:
         self.state = state
         self.max_iter = max_iter
         self.degree = degree
+        self.selection = selection
 
     # -- data --------------------------------------------------------------------------
     def _transform(self, scores: np.ndarray) -> np.ndarray:
@@ -172,14 +181,16 @@ class SparseCouplingODE:
         """Discover the sparse field from every training family with ≥ 2 complete models
         (rows with a missing score are dropped; ≥ 3 with ``finite_difference``)."""
         if self.state not in STATES:
-            raise ValueError(f"state must be one of {STATES}, got {self.state!r}")
+            raise InputError(f"state must be one of {STATES}, got {self.state!r}")
         if self.differentiation not in ("midpoint", "finite_difference"):
-            raise ValueError("differentiation must be 'midpoint' or 'finite_difference', "
+            raise InputError("differentiation must be 'midpoint' or 'finite_difference', "
                              f"got {self.differentiation!r}")
         if self.degree not in (1, 2):
-            raise ValueError(f"degree must be 1 or 2, got {self.degree!r}")
+            raise InputError(f"degree must be 1 or 2, got {self.degree!r}")
+        if self.selection not in ("min", "1se"):
+            raise InputError(f"selection must be 'min' or '1se', got {self.selection!r}")
         if not len(self.thresholds) or not len(self.alphas):
-            raise ValueError("thresholds and alphas need at least one value each")
+            raise InputError("thresholds and alphas need at least one value each")
         trajs = family_trajectories(train_df, min_points=2)
         if self.state == "standardized":
             allrows = np.vstack([t.scores for t in trajs]) if trajs else np.zeros((0, N_STATE))
@@ -187,15 +198,23 @@ class SparseCouplingODE:
         samples = {t.family: self._samples(t) for t in trajs}
         samples = {f: s for f, s in samples.items() if len(s[0])}
         if not samples:
-            raise ValueError("SINDy needs at least one training family with "
+            raise InputError("SINDy needs at least one training family with "
                              f"{2 if self.differentiation == 'midpoint' else 3} complete models")
         self._samples_ = samples
         self.families_ = list(samples)
         self.n_samples_ = int(sum(len(s[0]) for s in samples.values()))
         trajs = [t for t in trajs if t.family in samples]
-        self.cv_results_ = self._cross_validate(trajs, samples)
-        best = self.cv_results_.sort_values(["cv_error", "threshold", "alpha"],
-                                            ascending=[True, False, False]).iloc[0]
+        cv = self._cross_validate(trajs, samples)
+        cv["n_terms"] = [int(np.count_nonzero(self._stlsq(list(samples.values()), th, al)))
+                         for th, al in zip(cv["threshold"], cv["alpha"])]
+        self.cv_results_ = cv
+        best = cv.sort_values(["cv_error", "threshold", "alpha"],
+                              ascending=[True, False, False]).iloc[0]
+        self.threshold_min_, self.alpha_min_ = float(best["threshold"]), float(best["alpha"])
+        if self.selection == "1se" and np.isfinite(best["cv_se"]):
+            within = cv[cv["cv_error"] <= best["cv_error"] + best["cv_se"]]
+            best = within.sort_values(["n_terms", "cv_error", "threshold", "alpha"],
+                                      ascending=[True, True, False, False]).iloc[0]
         self.threshold_, self.alpha_ = float(best["threshold"]), float(best["alpha"])
         self.coef_ = self._stlsq(list(samples.values()), self.threshold_, self.alpha_)
         self.n_terms_ = int(np.count_nonzero(self.coef_))
@@ -208,7 +227,8 @@ class SparseCouplingODE:
         grid = self._grid()
         if len(grid) == 1:
             return pd.DataFrame([{"threshold": grid[0][0], "alpha": grid[0][1],
-                                  "cv_error": np.nan, "n_failed": 0, "cv_kind": "none"}])
+                                  "cv_error": np.nan, "cv_se": np.nan, "n_failed": 0,
+                                  "cv_kind": "none"}])
         if len(samples) >= 2 and self.state == "latent":
             errors = np.empty((len(grid), len(trajs)))
             for j, held in enumerate(trajs):
@@ -216,28 +236,33 @@ class SparseCouplingODE:
                 coefs = np.stack([self._stlsq(rest, th, al) for th, al in grid])
                 errors[:, j] = _trajectory_errors(coefs, held)
             failed = ~np.isfinite(errors)
-            score = np.where(failed, FAILED_FOLD_ERROR, errors).mean(axis=1)
+            charged = np.where(failed, FAILED_FOLD_ERROR, errors)
+            score = charged.mean(axis=1)
+            se = charged.std(axis=1, ddof=1) / np.sqrt(charged.shape[1])
             kind = "leave-one-family-out rel MAE %"
             n_failed = failed.sum(axis=1)
         else:
             # one training family: leave one derivative sample out, squared error of dz/dx
             stacked = [np.concatenate([s[i] for s in samples.values()]) for i in range(3)]
             n = len(stacked[0])
-            score = np.zeros(len(grid))
+            per = np.zeros((len(grid), n))
             for i in range(n):
                 keep = np.arange(n) != i
                 theta_i = polynomial_features(stacked[1][i])
                 for g, (th, al) in enumerate(grid):
                     coef = self._stlsq([tuple(a[keep] for a in stacked)], th, al)
-                    score[g] += np.mean((coef @ theta_i - stacked[2][i]) ** 2) / n
+                    per[g, i] = np.mean((coef @ theta_i - stacked[2][i]) ** 2)
+            score = per.mean(axis=1)
+            se = per.std(axis=1, ddof=1) / np.sqrt(n) if n > 1 else np.full(len(grid), np.nan)
             kind, n_failed = "leave-one-sample-out derivative MSE", np.zeros(len(grid), int)
         return pd.DataFrame({"threshold": [g[0] for g in grid], "alpha": [g[1] for g in grid],
-                             "cv_error": score, "n_failed": n_failed, "cv_kind": kind})
+                             "cv_error": score, "cv_se": se, "n_failed": n_failed,
+                             "cv_kind": kind})
 
     # -- results -----------------------------------------------------------------------
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):
-            raise ValueError("SparseCouplingODE is not fitted; call fit(train_df) first")
+            raise NotFittedError("SparseCouplingODE is not fitted; call fit(train_df) first")
 
     def equations(self, precision: int = 3) -> list[str]:
         """One readable equation per benchmark, e.g. ``dHS/dx = 0.41 - 0.2·TQA + ...``;
@@ -257,7 +282,7 @@ class SparseCouplingODE:
         """The discovered field as a :class:`capedyn.ode.CouplingField` (pure polynomial)."""
         self._check_fitted()
         if self.state != "latent":
-            raise ValueError(f"only a latent-state fit can be integrated; this one used state={self.state!r}")
+            raise InputError(f"only a latent-state fit can be integrated; this one used state={self.state!r}")
         from .ode import CouplingField
 
         return CouplingField.from_polynomial(self.coef_)

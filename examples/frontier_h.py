@@ -3,7 +3,7 @@
 Fits the population line GPQA = a·SWE + b on the shipped frontier table (the frozen
 34-model panel), then reads off h = GPQA − (a·SWE + b) for a model you name by its
 SWE-bench Verified and GPQA Diamond scores (percent). Positive h: reasoning-rich;
-negative: coding-rich; |h| > 5: a specialist. The default scores are the SPEC's worked
+negative: coding-rich; |h| > 5: a specialist. The default scores are the paper's worked
 example (SWE 87.6, GPQA 94.2 → h ≈ +2.9).
 
     python examples/frontier_h.py --swe 80.9 --gpqa 87.0 [--quick]

@@ -1,4 +1,4 @@
-"""Held-out comparison for one family (SPEC §5 protocol).
+"""Held-out comparison for one family (the protocol of docs/protocol.md).
 
 The named family is removed from training; every method is trained on the other
 families, sees only the held-out family's smallest complete model (five scores and its

@@ -102,8 +102,11 @@ def test_format_bench_prints_every_figure():
                  "checks": {k: 1.0 for k in ("start_objective_jax", "start_objective_scipy",
                                              "adam_solution_objective_jax",
                                              "adam_solution_objective_scipy")},
-                 "methods": {"jax_adam": m, "jax_lm": m, "scipy": {**m, "seconds_with_compile": None}},
-                 "equal_loss": {"jax_adam_vs_scipy": eq, "jax_lm_vs_scipy": eq}},
+                 "methods": {"default": m, "jax_adam": m, "jax_lm": m,
+                             "scipy": {**m, "seconds_with_compile": None}},
+                 "equal_loss": {"default_vs_scipy": {**eq, "ratio": 31.0, "ratio_with_compile": 1.3},
+                                "jax_adam_vs_scipy": eq, "jax_lm_vs_scipy": eq}},
          "nuts": {"rows": [{"model": "coupling", "ess_per_s": 12.5}]}}
     text = bench.format_bench(r)
     assert "SciPy/JAX = 20×" in text and "ess_per_s" in text and "113 parameters" in text
+    assert "default fit" in text and "SciPy/JAX = 31×; incl. compilation 1.3×" in text

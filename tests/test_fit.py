@@ -139,7 +139,7 @@ def test_fit_family_freezes_the_population(base_df, pythia_fit):
     fam = est.fit_family(base_df[base_df["family"] == "OPT"], steps=20)
     np.testing.assert_array_equal(np.asarray(est.field_.coef), coef)
     assert "OPT" in est.families_ and np.isfinite(float(fam.log10_nc))
-    assert est.score(base_df[base_df["family"] == "OPT"])["n_pairs"] == 7 * 5
+    assert est.error_summary(base_df[base_df["family"] == "OPT"])["n_pairs"] == 7 * 5
 
 
 def test_score_matches_hand_computation(base_df, pythia_fit):
@@ -148,9 +148,14 @@ def test_score_matches_hand_computation(base_df, pythia_fit):
     pred = pythia_fit.predict(py.iloc[0], py["params_b"].to_numpy()[1:], family="Pythia")
     pred = pred[list(BENCHMARKS)].to_numpy()
     per = 100 * np.abs(pred - actual).mean(0) / actual.mean(0)
-    s = pythia_fit.score(py)
+    s = pythia_fit.error_summary(py)
     np.testing.assert_allclose([s["per_benchmark"][b]["rel_error_pct"] for b in BENCHMARKS], per)
     assert s["mean_rel_error_pct"] == pytest.approx(per.mean())
+    # score(): one float, the negative mean relative error in percent (greater is better)
+    assert pythia_fit.score(py) == pytest.approx(-per.mean())
+    table = pythia_fit.error_table(py)
+    assert len(table) == 7 * 5
+    np.testing.assert_allclose(table["abs_err"].sum(), np.abs(pred - actual).sum())
     assert s["rel_mae_pct"] == pytest.approx(100 * np.abs(pred - actual).sum() / actual.sum())
 
 
@@ -296,3 +301,146 @@ def test_cli_scores_need_params_b_and_valid_sizes(capsys):
     code, _, err = _run(capsys, "predict", "--fit", "pythia", "--scores", "77,38,52,69,45",
                         "--params-b", "7", "--sizes", "13,x")
     assert code == 2 and "--sizes" in err
+
+
+# ----------------------------------------------------------------- default optimiser (LM)
+
+def _small_problem(base_df, families=("Pythia", "OLMo")):
+    """Two families (one long, one short) in the 2-family × 8-point bucket."""
+    from capedyn.fit import _float64, trajectories
+
+    est = CouplingODE(progress=False)
+    trajs = trajectories(base_df[base_df["family"].isin(families)])
+    batch = _float64(stack_trajectories(trajs))
+    pop = _float64(est._initial_population(trajs, batch.x0.shape[0]))
+    return est, trajs, batch, pop, _float64(est._penalties())
+
+
+def test_residual_vector_squares_to_the_objective(base_df):
+    from capedyn.fit import objective, residual_vector
+
+    _, _, batch, pop, pen = _small_problem(base_df)
+    r = residual_vector(pop, batch, pen)
+    assert float(r @ r) == pytest.approx(float(objective(pop, batch, pen)[0]), rel=1e-10)
+
+
+def test_lm_jacobian_matches_central_finite_differences(base_df):
+    """The forward-mode Jacobian LM uses (the custom JVP rule: jacfwd through the
+    diffrax.ForwardMode solve) against central differences of the residuals."""
+    import jax
+    from jax.flatten_util import ravel_pytree
+
+    from capedyn.fit import _lm_residuals, _masked_residuals, _float64
+
+    _, _, batch, pop, pen = _small_problem(base_df)
+    pop = eqx.tree_at(lambda p: p.field.gamma0, pop, jnp.asarray(0.2))  # coupling active
+    args = (batch, pen, _float64(trainable_mask(pop)), pop)
+    flat, unravel = ravel_pytree(pop)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        v = rng.standard_normal(flat.size)
+        _, jv = jax.jvp(lambda y: _lm_residuals(y, args), (pop,), (unravel(jnp.asarray(v)),))
+        eps = 1e-4  # the adaptive solve is smooth only to ~rtol (1e-7): keep eps well above
+        plus = _masked_residuals(unravel(flat + eps * v), args)
+        minus = _masked_residuals(unravel(flat - eps * v), args)
+        fd = (plus - minus) / (2 * eps)
+        np.testing.assert_allclose(np.asarray(jv), np.asarray(fd), rtol=1e-4, atol=1e-4)
+
+
+def test_lm_reaches_the_scipy_least_squares_objective(base_df):
+    """The default fit (optimistix LM) ends at the objective SciPy's trust-region least
+    squares reaches on the same residuals (SciPy driven by its own 2-point Jacobian)."""
+    import jax
+    from scipy.optimize import least_squares
+    from jax.flatten_util import ravel_pytree
+
+    from capedyn.fit import residual_vector
+
+    est, trajs, batch, pop, pen = _small_problem(base_df)
+    fit = CouplingODE(progress=False).fit(base_df[base_df["family"].isin(["Pythia", "OLMo"])])
+    flat, unravel = ravel_pytree(pop)
+    res = jax.jit(lambda t: residual_vector(unravel(t), batch, pen, adjoint="reverse"))
+    n_real = len(trajs)
+    # only real families' parameters are free (padding rows carry no data or penalty)
+    free = np.ones(flat.size, bool)
+    padded = ravel_pytree(eqx.tree_at(
+        lambda p: (p.field.coef, p.field.gamma0, p.families.log10_nc, p.families.h, p.mu_nc),
+        pop, (jnp.zeros_like(pop.field.coef), jnp.zeros(()),
+              jnp.zeros_like(pop.families.log10_nc).at[n_real:].set(1.0),
+              jnp.zeros_like(pop.families.h).at[n_real:].set(1.0), jnp.zeros(()))))[0]
+    free &= np.asarray(padded) == 0
+    x0 = np.asarray(flat)
+
+    def fun(theta):
+        full = x0.copy()
+        full[free] = theta
+        return np.asarray(res(jnp.asarray(full)))
+
+    sp = least_squares(fun, x0[free], method="trf", xtol=1e-12, ftol=1e-12, gtol=1e-12)
+    scipy_obj = float(sp.fun @ sp.fun)
+    assert fit.loss_ <= scipy_obj * (1 + 1e-6)
+    assert fit.loss_ == pytest.approx(scipy_obj, rel=1e-5)
+    assert fit.optimizer_ == "lm" and fit.n_iter_ < 200
+
+
+def test_adam_stays_available(base_df):
+    est = CouplingODE(optimizer="adam", steps=5, progress=False).fit(
+        base_df[base_df["family"] == "Pythia"])
+    assert est.optimizer_ == "adam" and est.n_iter_ == 5 and np.isfinite(est.loss_)
+
+
+# ----------------------------------------------------------------- scikit-learn form
+
+def test_get_params_set_params_clone_and_one_source_of_settings(tmp_path, base_df):
+    from sklearn.base import clone
+
+    est = CouplingODE(l2=7.0, steps=3, progress=False)
+    params = est.get_params()
+    assert params["l2"] == 7.0 and params["steps"] == 3 and params["optimizer"] == "lm"
+    copy = clone(est)
+    assert copy.get_params() == params and copy is not est
+    est.set_params(l2_h=2.0)
+    assert est.l2_h == 2.0 and est.get_params()["l2_h"] == 2.0
+    assert "l2=7.0" in repr(est) and "steps=3" in repr(est)
+    est.l2 = 5.0  # plain attribute assignment is the setting fit and save use
+    assert float(est._penalties().l2) == 5.0
+    est.fit(base_df[base_df["family"] == "Pythia"])
+    assert not any(k.endswith("_") for k in clone(est).__dict__)  # no fitted state copied
+    meta = json.loads((est.save(tmp_path / "f") / "meta.json").read_text())
+    assert meta["config"]["l2"] == 5.0 and meta["config"]["l2_h"] == 2.0
+    assert cd.load_fit(tmp_path / "f").l2 == 5.0
+
+
+def test_family_params_repr_shows_values():
+    text = repr(FamilyParams.make(9.544068, [0.1, -0.2, 0.0, 0.0, 0.3]))
+    assert "log10_nc=9.5441" in text and "Nc=3.5B" in text and "-0.2" in text
+
+
+# ----------------------------------------------------------------- rejections
+
+@pytest.mark.parametrize("kw, needle", [
+    (dict(steps=0), "steps"), (dict(steps=-5), "steps"), (dict(steps=2.5), "steps"),
+    (dict(l2=-1.0), "l2"), (dict(tol=0.0), "tol"), (dict(optimizer="bfgs"), "optimizer"),
+    (dict(degree=3), "degree"), (dict(coupling="weird"), "coupling"),
+    (dict(nc_prior_sd=float("nan")), "nc_prior_sd"),
+])
+def test_bad_settings_are_rejected_naming_the_argument(base_df, kw, needle):
+    from capedyn.fit import ConfigError
+
+    with pytest.raises(ConfigError, match=rf"CouplingODE\({needle}=") as info:
+        CouplingODE(progress=False, **kw).fit(base_df[base_df["family"] == "Pythia"])
+    assert isinstance(info.value, ValueError) and isinstance(info.value, cd.CapedynError)
+    assert "ODE" not in str(info.value).replace("CouplingODE", "")
+
+
+@pytest.mark.parametrize("column, value, needle", [
+    ("params_b", -1.0, "params_b"), ("params_b", 0.0, "params_b"),
+    ("params_b", float("inf"), "params_b"), ("hellaswag", 150.0, "hellaswag"),
+    ("mmlu", -3.0, "mmlu"),
+])
+def test_bad_table_values_are_rejected_naming_row_and_column(base_df, column, value, needle):
+    table = base_df[base_df["family"] == "Pythia"].reset_index(drop=True).copy()
+    table.loc[2, column] = value
+    with pytest.raises(cd.DataError, match=needle) as info:
+        CouplingODE(steps=3, progress=False).fit(table)
+    assert "row" in str(info.value) and "math domain" not in str(info.value)

@@ -13,9 +13,11 @@ import capedyn.heldout as H
 from capedyn import cli
 from capedyn._errors import SolveError
 from capedyn.data import BENCHMARKS, DataError
+from capedyn.selection import NestedSelection, clear_cache, inner_splits
+from capedyn.sindy import SparseCouplingODE
 
 B = list(BENCHMARKS)
-CHEAP = [m for m in H.METHODS if m not in ("coupling_ode", "sindy_ode")]
+EXPENSIVE = ("coupling_ode", "sindy_ode", "sindy_ode_1se", "shared_ode")
 
 
 def _cheap_coupling():
@@ -30,9 +32,28 @@ def _cheap_sindy():
     return SparseCouplingODE(thresholds=(0.0, 0.1), alphas=(1.0,))
 
 
+def _cheap_shared():
+    from capedyn.latent_ode import SharedLogitODE
+
+    return SharedLogitODE(steps=20, warmup=5)
+
+
+def _nested(factory, grid, **kw):
+    from capedyn.selection import NestedSelection
+
+    return lambda: NestedSelection(factory(), grid, **kw)
+
+
 def _every_method_cheap() -> dict:
-    methods = {m: H.METHODS[m] for m in CHEAP}
-    return {"coupling_ode": _cheap_coupling, "sindy_ode": _cheap_sindy, **methods}
+    """Every registered method, the gradient-fitted ones with short budgets; the nested
+    selection wrappers are the registry's own for the peers."""
+    methods = {m: H.METHODS[m] for m in H.METHODS if m not in EXPENSIVE}
+    return {"coupling_ode": _nested(_cheap_coupling, {"l2": [300.0, 30.0]}),
+            "sindy_ode": _cheap_sindy,
+            "sindy_ode_1se": lambda: SparseCouplingODE(thresholds=(0.0, 0.1), alphas=(1.0,),
+                                                       selection="1se"),
+            "shared_ode": _nested(_cheap_shared, {"floor_slack": [10.0, 5.0]}),
+            **methods}
 
 
 def test_metrics_by_hand():
@@ -63,23 +84,110 @@ def test_split_rejects_bad_names(base_df):
         H.make_split(base_df, "Mistral")
 
 
+@pytest.mark.slow
 def test_no_leak_poisoned_family_gives_identical_predictions(base_df):
     """Replacing the held-out family's later models by absurd (still valid) scores must
-    not change any method's predictions: they can only have seen the initial model."""
+    not change any method's predictions nor any selected hyper-parameter: they can only
+    have seen the initial model."""
     poisoned = base_df.copy()
     later = (poisoned["family"] == "Llama-2") & (poisoned["model"] != "Llama2-7B")
     assert later.sum() == 2
     poisoned.loc[later, B] = 99.0
     methods = _every_method_cheap()
-    kw = dict(train=["Pythia", "OPT", "GPT-Neo"], methods=methods, curves=False)
+    assert set(methods) == set(H.METHODS)          # every registered method is covered
+    # two training families: every inner fold then trains on one family, so each
+    # gradient-fitted method compiles one padded shape only
+    kw = dict(train=["Pythia", "OPT"], methods=methods, curves=False)
     clean = H.holdout(base_df, "Llama-2", **kw)
+    clear_cache()  # the dirty run must not be able to reuse a memoised inner fit
     dirty = H.holdout(poisoned, "Llama-2", **kw)
     assert list(clean.table["status"]) == ["ok"] * len(methods), clean.table["message"].tolist()
     assert set(clean.predictions["method"]) == set(methods)
     np.testing.assert_array_equal(clean.predictions["pred"].to_numpy(), dirty.predictions["pred"].to_numpy())
+    # selections: the nested wrappers and SINDy's own CV chose the same settings, same CV errors
+    sel = ["family", "method", "cv_kind", "best_params", "cv_error"]
+    assert {"coupling_ode", "shared_ode", "logit_rate", "latent_skill", "pca_capability",
+            "poly_anchored", "sindy_ode", "sindy_ode_1se"} <= set(clean.selections["method"])
+    assert clean.selections[sel].to_dict("records") == dirty.selections[sel].to_dict("records")
     # the poison did reach the scoring side: the actuals and the errors differ
     assert not np.allclose(clean.predictions["actual"], dirty.predictions["actual"])
     assert not np.allclose(clean.table["rel_mae_pct"], dirty.table["rel_mae_pct"])
+
+
+class _Spy:
+    """Records every table it is fitted on; predicts the initial scores (persistence)."""
+
+    seen: list = []
+
+    def __init__(self, knob: float = 0.0):
+        self.knob = knob
+
+    def get_params(self, deep=True):
+        return {"knob": self.knob}
+
+    def set_params(self, **p):
+        self.knob = p.get("knob", self.knob)
+        return self
+
+    def fit(self, df):
+        _Spy.seen.append(df.copy())
+        return self
+
+    def predict(self, initial, sizes):
+        from capedyn.baselines import prediction_frame
+
+        return prediction_frame(sizes, np.tile(initial[B].to_numpy(float) + self.knob, (len(sizes), 1)))
+
+
+def test_nested_selection_never_sees_the_held_out_family(base_df):
+    """Every inner fit of the nested selection gets a table without the outer held-out
+    family, and the inner folds hold out each qualifying training family in turn."""
+    _Spy.seen = []
+    clear_cache()
+    res = H.crossval(base_df, families=["OPT", "Falcon"], progress=False,
+                     methods={"spy": lambda: NestedSelection(_Spy(), {"knob": [0.0, 1.0]})})
+    assert list(res.table["status"]) == ["ok", "ok"]
+    counts = base_df.dropna(subset=B).groupby("family").size()
+    for outer in ("OPT", "Falcon"):
+        row = res.selections.set_index("family").loc[outer]
+        assert row["cv_kind"] == "lofo"
+        expected = sorted(f for f, n in counts.items() if n >= 3 and f != outer)
+        assert sorted(row["inner_families"]) == expected
+    seen_families = [set(df["family"]) for df in _Spy.seen]
+    # each fit excludes OPT or Falcon (the outer family), inner fits also an inner family
+    assert all(("OPT" not in s) or ("Falcon" not in s) for s in seen_families)
+    assert len(_Spy.seen) > 2 * 2 * 8
+
+
+def test_inner_splits_forward_when_one_family(base_df):
+    """With Pythia alone (the paper's split) selection validates forward inside Pythia: its
+    smaller half trains, its larger half is predicted from its smallest model."""
+    kind, splits = inner_splits(base_df[base_df["family"] == "Pythia"])
+    assert kind == "forward" and len(splits) == 1
+    sp = splits[0]
+    assert list(sp.train["model"]) == ["Pythia-70M", "Pythia-160M", "Pythia-410M", "Pythia-1B"]
+    assert sp.initial["model"] == "Pythia-70M"
+    assert list(sp.targets["model"]) == ["Pythia-1.4B", "Pythia-2.8B", "Pythia-6.9B", "Pythia-12B"]
+
+
+def test_nested_selection_picks_the_best_grid_point_by_hand(base_df):
+    """With a persistence spy offset by ``knob`` points, the inner error of each knob is
+    computable by hand; the selection must pick the smaller one."""
+    train = base_df[base_df["family"].isin(["Pythia", "OPT", "BLOOM"])]
+    est = NestedSelection(_Spy(), {"knob": [3.0, 0.5]}).fit(train)
+    by_hand = {}
+    for knob in (3.0, 0.5):
+        errs = []
+        for fam in ("BLOOM", "OPT", "Pythia"):
+            rows = train[train["family"] == fam].sort_values("params_b")
+            actual = rows[B].to_numpy(float)[1:]
+            pred = np.tile(rows[B].to_numpy(float)[0] + knob, (len(actual), 1))
+            errs.append(100 * np.abs(pred - actual).mean() / actual.mean())
+        by_hand[knob] = np.mean(errs)
+    assert est.best_params_ == {"knob": min(by_hand, key=by_hand.get)}
+    cv = est.cv_results_.set_index("knob")["cv_error"]
+    for knob, v in by_hand.items():
+        assert cv[knob] == pytest.approx(v, rel=1e-12)
 
 
 def test_default_training_set_is_every_other_family(base_df):
@@ -144,8 +252,14 @@ def test_unknown_method_lists_valid_ones(base_df):
 
 def test_figures_are_png(base_df, tmp_path):
     res = H.p1(base_df, methods=["poly2", "poly2_anchored", "linear_ode"])
-    p = H.plot_holdout_trajectories(res, "Llama-2", tmp_path / "traj.png")
-    q = H.plot_method_errors(res.summary, tmp_path / "bars.png")
+    from capedyn.plotting import plot_holdout_trajectories, plot_method_errors, save_figure
+
+    fig = plot_holdout_trajectories(res, "Llama-2")
+    assert len(fig.axes) == 5  # one panel per benchmark
+    ax = plot_method_errors(res.summary)
+    assert len(ax.patches) == 2 * len(res.summary)  # mean and median bar per method
+    p = save_figure(fig, tmp_path / "traj.png")
+    q = save_figure(ax.figure, tmp_path / "bars.png")
     for path in (p, q):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(x.name for x in tmp_path.iterdir()) == ["bars.png", "traj.png"]  # no temp files left
@@ -185,4 +299,4 @@ def test_cli_bad_names_are_clear_errors(capsys):
     code, _, err = _run_cli(capsys, ["holdout", "--family", "Llama-2", "--methods", "poly7"])
     assert code == 2 and "valid methods" in err and "poly4_anchored" in err
     code, _, err = _run_cli(capsys, ["crossval", "--families", "Nope", "--methods", "poly1"])
-    assert code == 2 and "Known families" in err and "Traceback" not in err
+    assert code == 2 and "Nope" in err and "Traceback" not in err

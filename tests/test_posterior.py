@@ -144,6 +144,21 @@ def test_posterior_family_two_models_with_population_prior(cli_run):
         po.posterior_family(pop, pd.concat([new.assign(family="OPT")]), **TINY)
 
 
+def test_posterior_family_without_data_needs_allow_prior(cli_run):
+    """A one-model family has no pair: an error by default; with allow_prior=True the
+    result is the population's prior prediction and says so."""
+    _, nc, _ = cli_run
+    pop = po.load_posterior(nc)
+    one = pd.DataFrame({"model": ["Solo-7B"], "family": ["Solo"], "params_b": [7.0],
+                        "hellaswag": [75.0], "truthfulqa": [36.0], "arc": [np.nan],
+                        "winogrande": [np.nan], "mmlu": [np.nan]})
+    with pytest.raises(po.PosteriorError, match="allow_prior"):
+        po.posterior_family(pop, one, **TINY)
+    out = po.posterior_family(pop, one, **TINY, allow_prior=True)
+    assert out.config["prior_only"] is True and out.to_dict()["prior_only"] is True
+    assert any("PRIOR PREDICTION" in n for n in out.notes)
+
+
 # ----------------------------------------------------------------------------- errors
 
 @pytest.mark.parametrize("kw, match", [
@@ -219,3 +234,49 @@ def test_ode_model_runs_and_reports(base_df):
     assert (fam["nc_ci95_lo_b"] > 0).all() and np.isfinite(fam["nc_ci95_hi_b"]).all()
     assert {f"h_{b}" for b in cd.BENCHMARKS} <= set(fam.columns)
     assert post.idata.posterior["h"].shape[-2:] == (2, 5)
+
+
+@pytest.mark.slow
+def test_ode_posterior_recovers_simulated_nc_and_h():
+    """Two families simulated from a field with a strong running coupling (γ0 = 1.5) at
+    known log10 Nc and h, 0.3-point noise; the ODE-level posterior (field held at the
+    truth) covers the true values and centres near them."""
+    import jax.numpy as jnp
+
+    from capedyn._jax import x64
+    from capedyn._state import from_state, to_state
+    from capedyn.ode import FamilyParams, solve_unchecked
+    import equinox as eqx
+
+    field = eqx.tree_at(lambda m: m.gamma0, _toy_field(), jnp.asarray(1.5))
+    true_lnc = np.array([9.0, 10.0])
+    true_h = np.array([[0.2, 0.0, -0.1, 0.1, 0.0], [-0.1, 0.15, 0.1, 0.0, 0.05]])
+    sizes = np.geomspace(0.1, 60.0, 8)
+    xs = np.log10(sizes * 1e9)
+    starts = np.array([[30.0, 44.0, 23.0, 51.0, 25.5], [33.0, 42.0, 25.0, 52.0, 26.0]])
+    rng = np.random.default_rng(4)
+    scores = np.zeros((2, len(xs), 5))
+    with x64():
+        for i in range(2):
+            zs, ok = solve_unchecked(field, jnp.asarray(to_state(starts[i])), xs[0],
+                                     jnp.asarray(xs), FamilyParams(jnp.asarray(true_lnc[i]),
+                                                                   jnp.asarray(true_h[i])))
+            assert bool(ok)
+            scores[i] = np.asarray(from_state(zs))
+    scores[:, 1:] += rng.normal(0, 0.3, scores[:, 1:].shape)
+    mask = np.ones((2, len(xs)), bool)
+    mask[:, 0] = False
+    data = po.TrajectoryData(families=("A", "B"), x0=xs[[0, 0]], z0=np.asarray(to_state(starts)),
+                             xs=np.tile(xs, (2, 1)), scores=scores, mask=mask,
+                             n_models=(8, 8), smallest_b=(0.1, 0.1), largest_b=(60.0, 60.0))
+    post = po.sample_posterior(data, model="ode", fit=field, chains=2, samples=250, warmup=250,
+                               seed=1, progress=False)
+    p = post.idata.posterior
+    lnc = p["log10_nc"].values.reshape(-1, 2)
+    h = p["h"].values.reshape(-1, 2, 5)
+    for i in range(2):
+        lo, hi = np.quantile(lnc[:, i], [0.025, 0.975])
+        assert lo <= true_lnc[i] <= hi
+        assert abs(np.median(lnc[:, i]) - true_lnc[i]) < 0.5
+        np.testing.assert_allclose(np.median(h[:, i], axis=0), true_h[i], atol=0.08)
+    assert post.divergences == 0

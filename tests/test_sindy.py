@@ -145,3 +145,28 @@ def test_sparse_hs_equation_reports_paper_beside_ours(base_df):
                              thresholds=(0.1,), alphas=(1.0,), degree=1)
     assert out["paper"] == "dHS/dx = 1.23 - 0.72·TQA - 0.69·WG"
     assert out["fits"][0]["state"] == "standardized" and out["fits"][0]["equation"].startswith("dHS/dx")
+
+
+def test_one_standard_error_rule_picks_a_sparser_model():
+    """A single noisy family from a known sparse system (11 true terms): the minimum-error
+    threshold keeps the dense library; the one-standard-error rule takes the sparsest grid
+    point whose error is within one standard error of that minimum — checked by hand from
+    the cross-validation table — and it keeps far fewer terms."""
+    coef = _true_coef()
+    df = _simulated_table(coef, n_fam=1, n_pts=30, seed=1)
+    df[B] = df[B] + np.random.default_rng(1).normal(0, 0.003, (len(df), 5))
+    kw = dict(thresholds=(0.0, 0.02, 0.05, 0.1), alphas=(1e-2,))
+    dense = SparseCouplingODE(**kw).fit(df)
+    sparse = SparseCouplingODE(**kw, selection="1se").fit(df)
+    cv = sparse.cv_results_
+    best = cv.loc[cv["cv_error"].idxmin()]
+    assert (dense.threshold_, dense.alpha_) == (best["threshold"], best["alpha"])
+    assert (sparse.threshold_min_, sparse.alpha_min_) == (dense.threshold_, dense.alpha_)
+    band = cv[cv["cv_error"] <= best["cv_error"] + best["cv_se"]]
+    expected = band.loc[band["n_terms"].idxmin()]
+    assert (sparse.threshold_, sparse.alpha_) == (expected["threshold"], expected["alpha"])
+    assert sparse.threshold_ > dense.threshold_
+    assert sparse.n_terms_ < dense.n_terms_ / 2
+    # n_terms in the table is the count of the full fit at that grid point
+    assert sparse.n_terms_ == int(expected["n_terms"])
+    assert np.count_nonzero(dense.coef_) == dense.n_terms_

@@ -1,4 +1,4 @@
-"""``capedyn coupling``, ``capedyn nc`` and ``capedyn phase`` (SPEC §2).
+"""``capedyn coupling``, ``capedyn nc`` and ``capedyn phase`` (definitions: docs/concepts.md).
 
 Only stdlib and the CLI helpers are imported here; pandas/scipy/JAX load inside handlers.
 """
@@ -11,6 +11,9 @@ import time
 from typing import Any
 
 from ..cli import add_data_flag, add_json_flag, format_table, split_list
+from .._json import to_jsonable
+from .._errors import InputError
+from ._common import add_family_option, match_families, table_families
 
 _FAMILY_HELP = ("comma-separated family names; aliases: @web = every web-trained family "
                 "(not Phi/Qwen/Gemma), @paper14 = Pythia,Llama-1,Llama-2 (the paper's 14 "
@@ -21,9 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("coupling", help="running coupling γ12 per pair, population fit, sign test",
                        description="γ12 = ΔTQA/ΔHS for consecutive models of each family, the "
                                    "fit γ12 = A·log10 N + B with Nc = 10^(-B/A), per-family "
-                                   "γ0 and Nc, and the SPEC §2 sign test.")
+                                   "γ0 and Nc, and the sign test (pairs below 3B should "
+                                   "have γ12 ≤ 0, pairs above 10B γ12 > 0).")
     add_data_flag(p)
-    p.add_argument("--family", metavar="F[,G...]", default=None, help=_FAMILY_HELP)
+    add_family_option(p, dest="family", default=None, help=_FAMILY_HELP)
     p.add_argument("--min-delta-hs", type=float, default=0.5, metavar="POINTS",
                    help="skip pairs with |ΔHS| below this (default 0.5 points)")
     add_json_flag(p)
@@ -34,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "replacement), weighted OLS per resample, Nc = 10^(-B/A); "
                                    "resamples with A <= 0 are dropped and counted.")
     add_data_flag(p)
-    p.add_argument("--families", metavar="A,B,...", default=None, help=_FAMILY_HELP)
+    add_family_option(p, dest="families", default=None, help=_FAMILY_HELP)
     p.add_argument("--bootstrap", type=int, default=10_000, metavar="N",
                    help="number of resamples (default 10000)")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
@@ -66,17 +70,15 @@ def _pairs(args) -> tuple[Any, Any]:
     return df, running_coupling(df, min_delta_hs=args.min_delta_hs)
 
 
-def _clean(v: Any) -> Any:
-    """JSON-safe scalars: numpy → python, NaN/inf → None."""
-    if hasattr(v, "item") and not isinstance(v, (list, dict, str)):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
+def _family_names(names, df) -> list[str] | None:
+    """Family names as the table spells them (case-insensitive, "did you mean" on a typo);
+    the aliases @web and @paper14 pass through for :func:`resolve_families`."""
+    return match_families(names, table_families(df), option="--family",
+                          passthrough=("@web", "web", "@paper14", "paper14"))
 
 
 def _records(frame) -> list[dict[str, Any]]:
-    return [{k: _clean(v) for k, v in r.items()} for r in frame.to_dict(orient="records")]
+    return [{k: to_jsonable(v) for k, v in r.items()} for r in frame.to_dict(orient="records")]
 
 
 # ----------------------------------------------------------------------------- coupling
@@ -85,8 +87,8 @@ def _coupling(args) -> dict[str, Any]:
     from ..coupling import (PAPER_REFERENCE, CouplingError, family_couplings,
                             population_fit, resolve_families, sign_test)
 
-    _, table = _pairs(args)
-    fams = resolve_families(table, split_list(args.family))
+    df, table = _pairs(args)
+    fams = resolve_families(table, _family_names(split_list(args.family), df))
     if fams:
         from ..coupling import usable_pairs
 
@@ -150,26 +152,13 @@ def _nc(args) -> dict[str, Any]:
     from ..coupling import PAPER_REFERENCE, bootstrap_nc, resolve_families
 
     if args.bootstrap < 1:
-        raise ValueError(f"--bootstrap must be a positive integer, got {args.bootstrap}")
-    _, table = _pairs(args)
-    fams = resolve_families(table, split_list(args.families))
-    bar = Progress(args.bootstrap, "bootstrap Nc", enabled=False)
+        raise InputError(f"--bootstrap must be a positive integer, got {args.bootstrap}")
+    df, table = _pairs(args)
+    fams = resolve_families(table, _family_names(split_list(args.families), df))
     t0 = time.perf_counter()
-    first: list[float] = []
-
-    def progress(done: int, total: int) -> None:
-        # the first block includes JIT compilation; show a line only when the resampling
-        # itself runs longer than a couple of seconds
-        if not first:
-            first.append(time.perf_counter())
-        elif not bar.enabled and done < total and time.perf_counter() - first[0] > 2.0:
-            bar.enabled = True
-        bar.update(done)
-
-    res = bootstrap_nc(table, n_resamples=args.bootstrap, seed=args.seed, families=fams,
-                       progress=progress)
-    if bar.enabled:
-        bar.__exit__(None, None, None)
+    with Progress(args.bootstrap, "bootstrap Nc") as bar:  # shown on a terminal only
+        res = bootstrap_nc(table, n_resamples=args.bootstrap, seed=args.seed, families=fams,
+                           progress=lambda done, total: bar.update(done))
     out = res.to_dict()
     out["seconds_total"] = round(time.perf_counter() - t0, 3)  # incl. JAX start-up + compile
     out["paper_reference"] = PAPER_REFERENCE["nc_bootstrap_paper14"]
@@ -196,9 +185,9 @@ def _nc_human(r: dict[str, Any]) -> str:
 def _phase(args) -> dict[str, Any]:
     from ..coupling import CouplingError, phase_classifier, population_fit
 
-    for name, v in (("--hs", args.hs), ("--tqa", args.tqa)):
-        if not (math.isfinite(v) and 0.0 <= v <= 100.0):
-            raise ValueError(f"{name} {v:g} is outside [0, 100]: give the score in percent")
+    from ..data import check_percent_scores
+
+    check_percent_scores({"--hs": args.hs, "--tqa": args.tqa})  # refuses fractions (0.78)
     res = phase_classifier(args.hs, args.tqa)
     out: dict[str, Any] = {
         "hs": args.hs, "tqa": args.tqa,
@@ -208,16 +197,16 @@ def _phase(args) -> dict[str, Any]:
     }
     if args.params_b is not None:
         if not (math.isfinite(args.params_b) and args.params_b > 0):
-            raise ValueError(f"--params-b {args.params_b:g} must be a positive size in billions")
+            raise InputError(f"--params-b {args.params_b:g} must be a positive size in billions")
         _, table = _pairs(argparse.Namespace(data=args.data, min_delta_hs=0.5))
         try:
             fit = population_fit(table)
         except CouplingError as exc:
-            raise ValueError(f"--params-b needs a population fit: {exc}") from None
+            raise InputError(f"--params-b needs a population fit: {exc}") from None
         g = float(fit.predict(args.params_b))
         regime = "bonus" if g > 0 else "tax"
         out["population_fit"] = {"params_b": args.params_b, "gamma12": g, "regime": regime,
-                                 "A": fit.A, "B": fit.B, "nc_b": _clean(fit.nc_b),
+                                 "A": fit.A, "B": fit.B, "nc_b": to_jsonable(fit.nc_b),
                                  "agrees_with_classifier": regime == res.phase}
     return out
 

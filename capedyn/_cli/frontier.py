@@ -1,4 +1,4 @@
-"""``capedyn hfield`` and ``capedyn saturation``: the frontier h-field (SPEC section 6)."""
+"""``capedyn hfield`` and ``capedyn saturation``: the frontier h-field (docs/concepts.md)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from ..cli import add_json_flag, format_table
+from .._errors import InputError
 
 
 def register(sub) -> None:
@@ -39,7 +40,8 @@ def register(sub) -> None:
         "saturation", help="is a benchmark spent? spread of the top models' scores",
         description="Spread (max - min) of the top-N scores of a numeric column; the "
                     "benchmark is spent when the spread is below the threshold "
-                    "(SPEC: top five within 2 points). For a base-model score column pass "
+                    "(default: the top five within 2 points). For a base-model score "
+                    "column pass "
                     "the base CSV with --data.")
     s.add_argument("--data", metavar="CSV", default=None,
                    help="any CSV with the column (default: the shipped frontier table)")
@@ -78,18 +80,23 @@ def _hfield(args) -> dict[str, Any]:
     from ..data import load_frontier_models
 
     if args.table and (args.swe is not None or args.gpqa is not None):
-        raise ValueError("use either --swe/--gpqa for one model or --table for the whole table")
+        raise InputError("use either --swe/--gpqa for one model or --table for the whole table")
     if not args.table:
         if args.plot:
-            raise ValueError("--plot needs --table")
+            raise InputError("--plot needs --table")
         if args.swe is None or args.gpqa is None:
             missing = [f for f, v in (("--swe", args.swe), ("--gpqa", args.gpqa)) if v is None]
-            raise ValueError(f"missing {' and '.join(missing)}: give --swe PCT --gpqa PCT, "
+            raise InputError(f"missing {' and '.join(missing)}: give --swe PCT --gpqa PCT, "
                              "or --table for every model in the table")
-        fr._check_scores(args.swe, "--swe")
-        fr._check_scores(args.gpqa, "--gpqa")
+        from ..data import check_percent_scores
+
+        check_percent_scores({"--swe": args.swe, "--gpqa": args.gpqa})  # refuses fractions
+    if args.plot:
+        from .._io import check_output_file
+
+        check_output_file(args.plot, "--plot", (".png",))  # before any work
     if args.bootstrap < 0:
-        raise ValueError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+        raise InputError(f"--bootstrap must be >= 0, got {args.bootstrap}")
     needs_data = args.table or args.coefficients == "fit"
     df = load_frontier_models(args.data) if needs_data else None
     line = _line(args, df)
@@ -105,7 +112,11 @@ def _hfield(args) -> dict[str, Any]:
               "labs": fr.lab_summary(df, line, include_post_cutoff=args.include_post_cutoff),
               "plot": None}
     if args.plot:
-        result["plot"] = str(fr.plot_frontier(df, line, args.plot))
+        from ..plotting import new_figure, plot_frontier, save_figure
+
+        fig = new_figure(figsize=(10, 6), dpi=120)
+        plot_frontier(df, line, ax=fig.subplots())
+        result["plot"] = str(save_figure(fig, args.plot))
     return result
 
 

@@ -1,22 +1,24 @@
-"""``capedyn holdout`` and ``capedyn crossval``: the held-out family benchmark (SPEC §5)."""
+"""``capedyn holdout`` and ``capedyn crossval``: the held-out benchmark (docs/protocol.md)."""
 
 from __future__ import annotations
 
 import argparse
 
 from ..cli import add_data_flag, add_json_flag, format_table, split_list
+from ._common import add_family_option, match_families, match_name, table_families
 
 _METHOD_NAMES = ("coupling_ode, sindy_ode, linear_ode, poly1..poly4, "
-                 "poly1_anchored..poly4_anchored")
+                 "poly1_anchored..poly4_anchored, poly_anchored, sindy_ode_1se, logit_rate, "
+                 "pca_capability, latent_skill, shared_ode")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "holdout", help="hold out one family and score every method on it (SPEC §5)",
+        "holdout", help="hold out one family and score every method on it",
         description="Hold out FAMILY: train each method on the other families (or --train), "
                     "give it FAMILY's smallest model only, score its predictions of the "
                     "family's other models. P1 (the paper's split): --family Llama-2 --train Pythia.")
-    p.add_argument("--family", required=True, metavar="F", help="family to hold out")
+    add_family_option(p, dest="family", required=True, metavar="F", help="family to hold out")
     p.add_argument("--train", metavar="A,B,...", default=None,
                    help="training families (default: every other family in the table)")
     _common(p)
@@ -29,8 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="P2: hold out each family in turn (those with at least 3 complete models; "
                     "others are skipped with a reason), training on every other family of the "
                     "table. Progress on stderr.")
-    c.add_argument("--families", metavar="A,B,...", default=None,
-                   help="hold out only these families (training still uses every other family)")
+    add_family_option(c, dest="families", default=None,
+                      help="hold out only these families (training still uses every other "
+                           "family)")
     _common(c)
     c.add_argument("--plot", metavar="PNG", default=None,
                    help="write a bar chart of mean and median relative MAE by method")
@@ -41,6 +44,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     add_data_flag(p)
     p.add_argument("--methods", metavar="M,...", default=None,
                    help=f"methods to run (default: all): {_METHOD_NAMES}")
+    p.add_argument("--selection", choices=("nested", "fixed"), default="nested",
+                   help="nested (default): every hyper-parameter chosen by leave-one-family-out "
+                        "inside each training set; fixed: the methods' default settings")
     add_json_flag(p)
 
 
@@ -51,32 +57,44 @@ def _load(args):
 
 
 def _check_plot_path(path: str | None) -> None:
-    if path is not None and not path.lower().endswith(".png"):
-        raise ValueError(f"--plot {path!r}: the figure is written as PNG; give a path ending in .png")
+    """Refuse, before any fit, a --plot that is not a .png or cannot be written."""
+    if path is not None:
+        from .._io import check_output_file
+
+        check_output_file(path, "--plot", (".png",))
 
 
 def _holdout(args) -> dict:
-    from ..heldout import holdout, plot_holdout_trajectories
+    _check_plot_path(args.plot)  # first: before JAX loads and any fit runs
+    from ..heldout import holdout
+    from ..plotting import plot_holdout_trajectories, save_figure
 
-    _check_plot_path(args.plot)
     df = _load(args)
-    result = holdout(df, args.family, train=split_list(args.train),
-                     methods=split_list(args.methods), curves=args.plot is not None)
+    known = table_families(df)
+    family = match_name(args.family, known, option="--family")
+    train = match_families(split_list(args.train), known, option="--train")
+    result = holdout(df, family, train=train,
+                     methods=split_list(args.methods), curves=args.plot is not None,
+                     selection=args.selection)
     out = result.to_dict()
     if args.plot:
-        out["plot"] = str(plot_holdout_trajectories(result, args.family, args.plot))
+        out["plot"] = str(save_figure(plot_holdout_trajectories(result, family), args.plot))
     return out
 
 
 def _crossval(args) -> dict:
-    from ..heldout import crossval, plot_method_errors
+    _check_plot_path(args.plot)  # first: before JAX loads and any fit runs
+    from ..heldout import crossval
+    from ..plotting import plot_method_errors, save_figure
 
-    _check_plot_path(args.plot)
     df = _load(args)
-    result = crossval(df, families=split_list(args.families), methods=split_list(args.methods))
+    families = match_families(split_list(args.families), table_families(df),
+                              option="--families")
+    result = crossval(df, families=families, methods=split_list(args.methods),
+                      selection=args.selection)
     out = result.to_dict()
     if args.plot and len(result.table):
-        out["plot"] = str(plot_method_errors(result.summary, args.plot))
+        out["plot"] = str(save_figure(plot_method_errors(result.summary).figure, args.plot))
     return out
 
 
@@ -90,6 +108,10 @@ def _human(result: dict) -> str:
         parts += ["", "failed:"] + [f"  {r['family']} / {r['method']}: {r['message']}" for r in failed]
     if result["skipped"]:
         parts += ["", "skipped:"] + [f"  {s['family']}: {s['reason']}" for s in result["skipped"]]
+    if result.get("selections"):
+        parts += ["", f"selected inside each training set ({result.get('selection', 'nested')}):"]
+        parts += [f"  {s['family']} / {s['method']}: {s['best_params']} ({s['cv_kind']})"
+                  for s in result["selections"]]
     ref = result["paper_reference"]["P1"]
     parts += ["", f"paper reference ({ref['split']}; their data): " +
               ", ".join(f"{k} {v}%" for k, v in ref["rel_mae_pct"].items())]

@@ -1,4 +1,4 @@
-"""``capedyn posterior``: NUTS posteriors over the critical scale Nc (SPEC §4).
+"""``capedyn posterior``: NUTS posteriors over the critical scale Nc (see docs/nc.md).
 
 Only stdlib and the CLI helpers are imported at module level; JAX/NumPyro/ArviZ load
 inside the handler.
@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ..cli import add_data_flag, add_json_flag, format_table, split_list
+from .._json import to_jsonable
+from ._common import add_family_option, match_families, table_families
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,8 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "fitted universal field held fixed. Reports the median and 68%/95% "
                     "intervals, R-hat, bulk ESS and divergences.")
     add_data_flag(p)
-    p.add_argument("--family", metavar="F[,G...]", default=None,
-                   help="report only these families (the fit still pools every family)")
+    add_family_option(p, dest="family", default=None,
+                      help="report only these families (the fit still pools every family)")
     p.add_argument("--model", choices=("coupling", "ode"), default="coupling",
                    help="coupling (default) or ode")
     p.add_argument("--chains", type=int, default=None, metavar="N",
@@ -55,24 +57,18 @@ def _check_output(path: str | None, what: str) -> None:
     """Fail before sampling (not after minutes of it) when an output cannot be written."""
     if path is None:
         return
-    from .._io import check_writable_dir
+    from .._io import check_output_file
 
-    target = Path(path)
-    if target.is_dir():
-        raise ValueError(f"{what} '{path}' is a directory; give a file name")
-    try:
-        check_writable_dir(target.parent if str(target.parent) else Path("."))
-    except OSError as exc:
-        raise ValueError(f"cannot write {what} '{path}': {exc}") from None
+    check_output_file(path, what, (".png",) if what == "--plot" else ())
 
 
 def _posterior(args) -> dict[str, Any]:
+    _check_output(args.out, "--out")  # first: before JAX/NumPyro load and minutes of sampling
+    _check_output(args.plot, "--plot")
     from ..data import load_base_models, select_families
     from ..posterior import (PosteriorError, coupling_data, sample_posterior,
                              trajectory_data)
 
-    _check_output(args.out, "--out")
-    _check_output(args.plot, "--plot")
     if args.chain_method == "parallel":
         import numpyro
 
@@ -83,7 +79,7 @@ def _posterior(args) -> dict[str, Any]:
     df = load_base_models(args.data)
     # Everything that can be refused is refused before minutes of sampling.
     data = coupling_data(df) if args.model == "coupling" else trajectory_data(df)
-    wanted = split_list(args.family)
+    wanted = match_families(split_list(args.family), table_families(df), option="--family")
     if wanted:
         select_families(df, wanted)  # unknown names: DataError listing the known ones
         missing = [f for f in wanted if f not in data.families]
@@ -101,20 +97,10 @@ def _posterior(args) -> dict[str, Any]:
     if args.out:
         result["out"] = str(post.to_netcdf(args.out))
     if args.plot:
-        result["plot"] = str(post.plot_forest(args.plot, families=wanted))
-    return _jsonable(result)
+        from ..plotting import save_figure
 
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
+        result["plot"] = str(save_figure(post.plot_forest(families=wanted).figure, args.plot))
+    return to_jsonable(result)
 
 
 def _interval(v) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..cli import add_json_flag, format_table
+from ._common import add_family_option, match_families, table_families
 
 
 def register(sub) -> None:
@@ -16,7 +17,12 @@ def register(sub) -> None:
                     "(self-contained), figures/*.png and summary.json into --out. Progress "
                     "and elapsed time per stage go to stderr.")
     p.add_argument("--out", metavar="DIR", default="reproduce_out",
-                   help="output folder (created if needed; default: reproduce_out)")
+                   help="output folder (default: reproduce_out). Checked before any work; "
+                        "the run is built in a temporary folder beside it and moved into "
+                        "place when complete, so it never mixes two runs")
+    p.add_argument("--force", action="store_true",
+                   help="replace a previous run in --out (without it, a folder that already "
+                        "holds a run is refused before any work)")
     p.add_argument("--quick", action="store_true",
                    help="short fits and few samples (a smoke test, well under two minutes); "
                         "the report says so at the top")
@@ -34,9 +40,9 @@ def register(sub) -> None:
                     "per second. Prints wall times, final losses and the speed ratio at equal "
                     "loss. Takes several minutes (the SciPy fit dominates).")
     b.add_argument("--quick", action="store_true", help="smaller budgets (a smoke test)")
-    b.add_argument("--families", metavar="F[,G...]", default=None,
-                   help="families of the benchmarked fit (default Pythia,OPT,Cerebras-GPT,"
-                        "BLOOM; 'all' = every family with two complete models)")
+    add_family_option(b, dest="families", default=None,
+                      help="families of the benchmarked fit (default Pythia,OPT,Cerebras-GPT,"
+                           "BLOOM; 'all' = every family with two complete models)")
     b.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     add_json_flag(b)
     b.set_defaults(handler=_bench, human=_bench_human)
@@ -45,7 +51,8 @@ def register(sub) -> None:
 def _reproduce(args) -> dict[str, Any]:
     from ..report import reproduce
 
-    summary = reproduce(args.out, quick=args.quick, seed=args.seed, progress=True)
+    summary = reproduce(args.out, quick=args.quick, seed=args.seed, progress=True,
+                        force=args.force)
     summary["out"] = str(args.out)
     return summary
 
@@ -85,7 +92,9 @@ def _bench(args) -> dict[str, Any]:
 
     names = split_list(args.families)
     if names and [n.lower() for n in names] != ["all"]:
-        select_families(load_base_models(), names)  # unknown names: a clear error, no work
+        df = load_base_models()  # unknown names: a clear error before any work
+        names = match_families(names, table_families(df), option="--families")
+        select_families(df, names)
     return run_bench(quick=args.quick, seed=args.seed, progress=True, families=names)
 
 
