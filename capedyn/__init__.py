@@ -53,13 +53,13 @@ _EXPORTS: dict[str, str] = {
     "plot_ode_trajectories": "plotting", "plot_holdout_errors": "plotting",
     # coupling ODE (ode.py: field + solve; fit.py: estimator, saved fits, per-phase analysis)
     "CouplingField": "ode", "FamilyParams": "ode", "solve": "ode", "predict_scores": "ode",
-    "CouplingODE": "fit", "load_fit": "fit", "per_phase_analysis": "fit",
+    "CouplingODE": "fit", "load_fit": "persistence", "per_phase_analysis": "analysis",
     # posteriors over Nc and h (NumPyro; docs/nc.md)
     "sample_posterior": "posterior", "posterior_family": "posterior",
-    "load_posterior": "posterior", "plot_nc_forest": "plotting",
-    "calibration_check": "posterior", "NcPosterior": "posterior",
-    "coupling_model": "posterior", "ode_model": "posterior",
-    "POSTERIOR_PAPER_REFERENCE": "posterior",
+    "load_posterior": "posterior_result", "plot_nc_forest": "plotting",
+    "calibration_check": "calibration", "NcPosterior": "posterior_result",
+    "coupling_model": "posterior_models", "ode_model": "posterior_models",
+    "POSTERIOR_PAPER_REFERENCE": "posterior_result",
     # the whole analysis in one call, and the JAX-vs-SciPy / NUTS benchmark
     "reproduce": "report", "run_bench": "bench",
     # your own scores: lm-evaluation-harness and Open LLM Leaderboard v1 result files
@@ -81,11 +81,17 @@ if TYPE_CHECKING:  # the lazy exports above, spelled out for type checkers and I
     from ._state import (
         from_state, polynomial_features, to_state,
     )
+    from .analysis import (
+        per_phase_analysis,
+    )
     from .baselines import (
         LinearODE, PolynomialBaseline,
     )
     from .bench import (
         run_bench,
+    )
+    from .calibration import (
+        calibration_check,
     )
     from .coupling import (
         bench_bootstrap, bootstrap_nc, COUPLING_PAPER_REFERENCE, CouplingError,
@@ -98,7 +104,7 @@ if TYPE_CHECKING:  # the lazy exports above, spelled out for type checkers and I
         log10_params, validate_base_models, validate_frontier_models,
     )
     from .fit import (
-        CouplingODE, load_fit, per_phase_analysis,
+        CouplingODE,
     )
     from .frontier import (
         CASCADE, CascadeScale, extrapolation_check, h_direction, h_field, is_specialist,
@@ -125,13 +131,21 @@ if TYPE_CHECKING:  # the lazy exports above, spelled out for type checkers and I
     from .peers import (
         LatentSkillModel, LogitRateModel, PCACapabilityModel,
     )
+    from .persistence import (
+        load_fit,
+    )
     from .plotting import (
         plot_frontier, plot_gamma12, plot_holdout_errors, plot_holdout_trajectories,
         plot_method_errors, plot_nc_forest, plot_ode_trajectories, plot_tqa_phases,
     )
     from .posterior import (
-        calibration_check, coupling_model, load_posterior, NcPosterior, ode_model,
-        posterior_family, POSTERIOR_PAPER_REFERENCE, sample_posterior,
+        posterior_family, sample_posterior,
+    )
+    from .posterior_models import (
+        coupling_model, ode_model,
+    )
+    from .posterior_result import (
+        load_posterior, NcPosterior, POSTERIOR_PAPER_REFERENCE,
     )
     from .report import (
         reproduce,

@@ -21,7 +21,6 @@ coupling-ODE adapters so every method reads the same data the same way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -29,37 +28,18 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from ._errors import InputError, NotFittedError
+from .trajectory import Trajectory, trajectories
 from .data import BENCHMARKS, log10_params
 
 
 # ---------------------------------------------------------------------------------------
 # shared data plumbing
 
-@dataclass(frozen=True)
-class Trajectory:
-    """One family's complete models sorted by size: x = log10 N, scores (n, 5) in percent."""
-
-    family: str
-    x: np.ndarray
-    scores: np.ndarray
-
-
 def family_trajectories(df: pd.DataFrame, min_points: int = 2) -> list[Trajectory]:
-    """Per family, the complete rows (all five scores) sorted by size.
-
-    Rows with a missing score are dropped (a trajectory needs the whole state); families
-    left with fewer than ``min_points`` complete models are omitted, since a single point
-    carries no slope.
-    """
-    out = []
-    complete = df.dropna(subset=list(BENCHMARKS))
-    for family, rows in complete.groupby("family", sort=False):
-        rows = rows.sort_values("params_b")
-        if len(rows) < min_points:
-            continue
-        out.append(Trajectory(str(family), log10_params(rows["params_b"].to_numpy()),
-                              rows[list(BENCHMARKS)].to_numpy(dtype=float)))
-    return out
+    """Per family, the complete rows (all five scores) sorted by size, as the one
+    :class:`capedyn.trajectory.Trajectory` type every method shares; families with fewer
+    than ``min_points`` complete models are omitted (a single point carries no slope)."""
+    return trajectories(df, min_models=min_points)
 
 
 def midpoint_differences(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

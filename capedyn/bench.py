@@ -343,7 +343,9 @@ def bench_fit_vs_scipy(df: pd.DataFrame | None = None, families: Sequence[str] =
     if steps is not None:
         cfg["steps"] = steps
     est = F.CouplingODE(**cfg)
-    trajs = F.trajectories(data)
+    from .trajectory import trajectories
+
+    trajs = trajectories(data)
     if not trajs:
         from ._errors import CapedynError
 
@@ -601,3 +603,34 @@ def format_bench(r: dict[str, Any]) -> str:
     lines += ["", f"cpu_count {r.get('cpu_count')}, 1-min load average "
                   f"{_g(r.get('loadavg_1min'))}, total {_g(r.get('seconds_total'))} s"]
     return "\n".join(lines)
+
+
+@scoped_x64
+def bench_fit(df: pd.DataFrame | None = None, repeats: int = 1, **config) -> dict:
+    """Time a fit on all families with ≥ 2 complete models: compile once (a short warm-up fit
+    with the same shapes and settings), then ``repeats`` timed fits."""
+    import os
+    import time
+
+    from .data import load_base_models
+    df = load_base_models() if df is None else df
+    cfg = {**_F().CouplingODE().get_params(), **config, "progress": False}
+    t0 = time.perf_counter()
+    _F().CouplingODE(**{**cfg}).fit(df)  # includes compilation
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        est = _F().CouplingODE(**cfg).fit(df)
+        times.append(time.perf_counter() - t0)
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {"first_fit_with_compile_s": first, "fit_s": times, "optimizer": est.optimizer_,
+            "n_iter": est.n_iter_,
+            "n_families": len(est.families_),
+            "loadavg": load, "cpu_count": os.cpu_count()}
+
+
+def _F():
+    from . import fit
+
+    return fit

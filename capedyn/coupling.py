@@ -25,6 +25,7 @@ import pandas as pd
 
 from ._errors import CapedynError, InputError
 from ._json import to_jsonable
+from ._stats import ols_line
 from .data import (CURATED_FAMILIES, WEB_TRAINED_PAPER, DataError, check_percent_scores,
                    validate_table_columns)
 from ._jax import scoped_x64
@@ -184,19 +185,9 @@ def resolve_families(df: pd.DataFrame, names: Sequence[str] | None) -> list[str]
 # --------------------------------------------------------------------------- fits
 
 def _ols(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
-    """Slope, intercept and R² of y = A·x + B (centred sums for conditioning)."""
-    xm, ym = x.mean(), y.mean()
-    sxx = float(np.sum((x - xm) ** 2))
-    if sxx == 0.0:
-        raise CouplingError("all usable pairs sit at the same size; the slope is undefined")
-    a = float(np.sum((x - xm) * (y - ym))) / sxx
-    b = float(ym - a * xm)
-    ss_tot = float(np.sum((y - ym) ** 2))
-    ss_res = float(np.sum((y - (a * x + b)) ** 2))
-    # constant γ12: R² is undefined; follow scikit-learn's finite convention
-    r2 = (1.0 if ss_res <= 1e-24 else 0.0) if ss_tot == 0.0 else 1.0 - ss_res / ss_tot
-    return a, b, r2
-
+    """Slope, intercept and R² of γ12 = A·x + B (:func:`capedyn._stats.ols_line`)."""
+    return ols_line(x, y, error=CouplingError,
+                    degenerate="all usable pairs sit at the same size; the slope is undefined")
 
 def _crossing(a: float, b: float) -> tuple[float, float, str]:
     """(nc_b, log10_nc, crossing) for γ12 = a·log10 N + b."""

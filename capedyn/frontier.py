@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ._errors import PERCENT_HINT, InputError, InputTypeError
+from ._stats import ols_line
 from .data import DataError, check_percent_scores
 
 SWE, GPQA = "swe_bench", "gpqa_diamond"
@@ -176,12 +177,9 @@ def _check_scores(values, name: str) -> np.ndarray:
 # --------------------------------------------------------------------------- the line
 
 def _least_squares(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    xm, ym = x.mean(), y.mean()
-    sxx = float(((x - xm) ** 2).sum())
-    if sxx <= 1e-12 * max(1.0, float(np.abs(x).max()) ** 2):
-        raise InputError("every model has the same SWE score; the slope is undefined")
-    slope = float(((x - xm) * (y - ym)).sum() / sxx)
-    return slope, float(ym - slope * xm)
+    slope, intercept, _ = ols_line(
+        x, y, degenerate="every model has the same SWE score; the slope is undefined")
+    return slope, intercept
 
 
 @dataclass(frozen=True)

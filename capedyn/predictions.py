@@ -186,7 +186,8 @@ def _fit_matches(est, train: pd.DataFrame) -> bool:
 def _pythia_fit(t: Tables):
     """The shipped Pythia-only fit when the table's Pythia rows are the ones it was trained
     on, else a fresh fit with the same settings (about 30 s)."""
-    from .fit import CouplingODE, load_fit
+    from .fit import CouplingODE
+    from .persistence import load_fit
 
     if "pythia_fit" in t.cache:
         return t.cache["pythia_fit"]

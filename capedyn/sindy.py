@@ -41,7 +41,8 @@ from sklearn.base import BaseEstimator
 from ._errors import InputError, NotFittedError
 from ._jax import scoped_x64
 from ._state import SHORT, N_FEATURES, N_STATE, feature_names, from_state, polynomial_features, to_state
-from .baselines import (Trajectory, family_trajectories, initial_condition,
+from .trajectory import Trajectory
+from .baselines import (family_trajectories, initial_condition,
                         midpoint_differences, prediction_frame, _targets)
 from .data import BENCHMARKS, log10_params
 

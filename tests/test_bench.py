@@ -60,7 +60,9 @@ def test_scipy_objective_equals_jax_objective(base_df):
 
     py = base_df[base_df["family"] == "Pythia"]
     est = F.CouplingODE(steps=3, progress=False).fit(py)
-    trajs = F.trajectories(py)
+    from capedyn.trajectory import trajectories
+
+    trajs = trajectories(py)
     pen = est._penalties()
     pen_np = {k: np.asarray(getattr(pen, k)) for k in (
         "l2", "l2_const", "l2_gamma", "l2_h", "l2_nc", "nc_prior_mean", "nc_prior_sd", "h_center")}

@@ -20,8 +20,10 @@ from capedyn._jax import x64
 from capedyn._state import N_FEATURES, to_state, from_state
 from capedyn.cli import main
 from capedyn.data import BENCHMARKS, complete_models
-from capedyn.fit import (CouplingODE, Population, Trajectory, TransferRule, optimise,
-                         predicted_trajectories, stack_trajectories, trainable_mask)
+from capedyn.fit import CouplingODE, TransferRule
+from capedyn.objective import Population, predicted_trajectories, trainable_mask
+from capedyn.optimise import optimise
+from capedyn.trajectory import Trajectory, stack_trajectories
 from capedyn.ode import CouplingField, FamilyParams
 
 SHIPPED = ("all_families", "pythia")
@@ -307,7 +309,8 @@ def test_cli_scores_need_params_b_and_valid_sizes(capsys):
 
 def _small_problem(base_df, families=("Pythia", "OLMo")):
     """Two families (one long, one short) in the 2-family × 8-point bucket."""
-    from capedyn.fit import _float64, trajectories
+    from capedyn.objective import _float64
+    from capedyn.trajectory import trajectories
 
     est = CouplingODE(progress=False)
     trajs = trajectories(base_df[base_df["family"].isin(families)])
@@ -317,7 +320,7 @@ def _small_problem(base_df, families=("Pythia", "OLMo")):
 
 
 def test_residual_vector_squares_to_the_objective(base_df):
-    from capedyn.fit import objective, residual_vector
+    from capedyn.objective import objective, residual_vector
 
     _, _, batch, pop, pen = _small_problem(base_df)
     r = residual_vector(pop, batch, pen)
@@ -330,7 +333,8 @@ def test_lm_jacobian_matches_central_finite_differences(base_df):
     import jax
     from jax.flatten_util import ravel_pytree
 
-    from capedyn.fit import _lm_residuals, _masked_residuals, _float64
+    from capedyn.objective import _float64
+    from capedyn.optimise import _lm_residuals, _masked_residuals
 
     _, _, batch, pop, pen = _small_problem(base_df)
     pop = eqx.tree_at(lambda p: p.field.gamma0, pop, jnp.asarray(0.2))  # coupling active
@@ -354,7 +358,7 @@ def test_lm_reaches_the_scipy_least_squares_objective(base_df):
     from scipy.optimize import least_squares
     from jax.flatten_util import ravel_pytree
 
-    from capedyn.fit import residual_vector
+    from capedyn.objective import residual_vector
 
     est, trajs, batch, pop, pen = _small_problem(base_df)
     fit = CouplingODE(progress=False).fit(base_df[base_df["family"].isin(["Pythia", "OLMo"])])

@@ -16,8 +16,9 @@ import capedyn as cd
 from capedyn._jax import x64
 from capedyn._state import FLOORS, N_FEATURES, polynomial_features, to_state, from_state
 from capedyn.data import BENCHMARKS
-from capedyn.fit import (CouplingODE, Population, loss_and_grad, stack_trajectories,
-                         trajectories)
+from capedyn.fit import CouplingODE
+from capedyn.objective import Population, loss_and_grad
+from capedyn.trajectory import stack_trajectories, trajectories
 from capedyn.ode import CouplingField, FamilyParams, solve
 
 HS, TQA = 0, 1

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 import capedyn as cd
+from capedyn import calibration as cal
 from capedyn import posterior as po
 from capedyn.cli import main
 
@@ -43,7 +44,7 @@ def cli_run(tmp_path_factory):
 
 def test_simulated_families_recovered_small_calibration_run():
     """Known Nc (simulated from the model at the real pair design) inside the intervals."""
-    res = po.calibration_check(n_families=10, seed=5, chains=2, samples=200, warmup=200)
+    res = cal.calibration_check(n_families=10, seed=5, chains=2, samples=200, warmup=200)
     t = res["table"]
     assert res["n_total"] == 10 and len(t) == 10
     covered = (t["lo95"] <= t["true_log10_nc"]) & (t["true_log10_nc"] <= t["hi95"])
@@ -60,9 +61,9 @@ def test_simulated_families_recovered_small_calibration_run():
 
 
 def test_simulation_uses_given_truth():
-    data, truth = po.simulate_coupling_data(200, seed=1)
-    assert truth.mean() == pytest.approx(po.CALIBRATION_TRUTH["mu"], abs=0.15)
-    assert truth.std() == pytest.approx(po.CALIBRATION_TRUTH["tau"], rel=0.2)
+    data, truth = cal.simulate_coupling_data(200, seed=1)
+    assert truth.mean() == pytest.approx(cal.CALIBRATION_TRUTH["mu"], abs=0.15)
+    assert truth.std() == pytest.approx(cal.CALIBRATION_TRUTH["tau"], rel=0.2)
     assert data.gamma12.shape == data.log10_n.shape == data.family_idx.shape
 
 

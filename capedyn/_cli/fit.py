@@ -145,7 +145,7 @@ def _initial_model(name: str, data) -> dict[str, Any]:
 
 
 def _predict(args) -> dict[str, Any]:
-    from ..fit import load_fit
+    from ..persistence import load_fit
 
     sizes = _parse_sizes(args.sizes)
     if args.initial is not None:

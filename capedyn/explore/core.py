@@ -302,7 +302,7 @@ class Explorer:
     @property
     def model(self):
         """The fitted coupling ODE (``capedyn.load_fit``)."""
-        from ..fit import load_fit
+        from ..persistence import load_fit
 
         return self._cached("model", lambda: load_fit(self.fit_name))
 
