@@ -151,6 +151,17 @@ def _phase_background(ax: "Axes", boot: Any, xlim: tuple[float, float]) -> None:
     ax.set_xlim(*xlim)
 
 
+def _finish_log_x(ax: "Axes", xlabel: str, ylabel: str, title: str) -> "Axes":
+    """Log size axis, labels, a light grid and the legend outside on the right."""
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both", lw=0.5)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    return ax
+
+
 def plot_tqa_phases(df: "pd.DataFrame", boot: Any, ax: "Axes | None" = None,
                     colours: dict[str, Any] | None = None) -> "Axes":
     """TruthfulQA (percent) against N (billions, log axis) for every family of a base-model
@@ -175,13 +186,8 @@ def plot_tqa_phases(df: "pd.DataFrame", boot: Any, ax: "Axes | None" = None,
                    edgecolors=[c], s=36, linewidths=1.4, zorder=3)
     ax.scatter([], [], color="0.3", s=30, label="classifier: bonus")
     ax.scatter([], [], facecolors="white", edgecolors="0.3", s=30, label="classifier: tax")
-    ax.set_xscale("log")
-    ax.set_xlabel("N (billions of parameters)")
-    ax.set_ylabel("TruthfulQA MC2 (%)")
-    ax.set_title("TruthfulQA vs scale: the alignment tax and the bonus phase")
-    ax.grid(alpha=0.3, which="both", lw=0.5)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    return ax
+    return _finish_log_x(ax, "N (billions of parameters)", "TruthfulQA MC2 (%)",
+                         "TruthfulQA vs scale: the alignment tax and the bonus phase")
 
 
 def plot_gamma12(pairs: "pd.DataFrame", fit: Any, boot: Any, ax: "Axes | None" = None,
@@ -205,13 +211,8 @@ def plot_gamma12(pairs: "pd.DataFrame", fit: Any, boot: Any, ax: "Axes | None" =
             label=f"OLS: γ12 = {fit.A:.3f}·log10 N {fit.B:+.3f}")
     ax.plot(grid, fit.robust_A * lx + fit.robust_B, color="k", lw=1.2, ls=":",
             label=f"Theil–Sen: {fit.robust_A:.3f}·log10 N {fit.robust_B:+.3f}")
-    ax.set_xscale("log")
-    ax.set_xlabel("N (billions of parameters, geometric mean of the pair)")
-    ax.set_ylabel("γ12 (TQA points per HS point)")
-    ax.set_title("Running coupling γ12(N)")
-    ax.grid(alpha=0.3, which="both", lw=0.5)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    return ax
+    return _finish_log_x(ax, "N (billions of parameters, geometric mean of the pair)",
+                         "γ12 (TQA points per HS point)", "Running coupling γ12(N)")
 
 
 # --------------------------------------------------------------------------- coupling ODE
@@ -389,7 +390,7 @@ def plot_nc_forest(post: Any, ax: "Axes | None" = None,
     import matplotlib.ticker
     import pandas as pd
 
-    from .posterior import POSTERIOR_PAPER_REFERENCE
+    from .posterior_result import POSTERIOR_PAPER_REFERENCE
 
     t = post.table
     fam = t[t["kind"] == "family"]
