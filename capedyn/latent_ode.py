@@ -35,7 +35,6 @@ is kept. One ``eqx.filter_jit``-compiled step serves every fit with the same pad
 from __future__ import annotations
 
 import functools
-from typing import Sequence
 
 import equinox as eqx
 import jax
@@ -51,6 +50,7 @@ from ._progress import Progress
 from ._state import CHANCE, CEILING
 from .baselines import initial_condition, prediction_frame, _targets
 from .data import BENCHMARKS, complete_models, log10_params
+from .peers import floor_logit as _to_z
 
 __all__ = ["SharedLogitField", "SharedLogitODE", "X_REF"]
 
@@ -89,11 +89,6 @@ class _Batch(eqx.Module):
     mask: Float[Array, "F M"]
     floors: Float[Array, "5"]
     pen: Float[Array, "4"]          # l2_c, l2_w, l2_h, l2_g
-
-
-def _to_z(scores, floors, u_clip=0.005):
-    u = np.clip((np.asarray(scores, float) - floors) / (CEILING - floors), u_clip, 1 - u_clip)
-    return np.log(u) - np.log1p(-u)
 
 
 def _from_z(z, floors):

@@ -29,7 +29,6 @@ import pandas as pd
 
 from ._errors import CapedynError
 from ._jax import scoped_x64
-from ._state import CEILING, FLOORS
 from .data import BENCHMARKS, log10_params
 
 __all__ = ["ImpliedNc", "implied_nc", "implied_nc_draws", "implied_nc_table", "trajectory_coupling"]
@@ -56,11 +55,6 @@ class ImpliedNc:
     curve: pd.DataFrame = field(repr=False)
 
 
-def _slope(z: np.ndarray) -> np.ndarray:
-    u = 1.0 / (1.0 + np.exp(-z))
-    return (CEILING - FLOORS) * u * (1.0 - u)
-
-
 @scoped_x64
 def trajectory_coupling(ode_field, family, initial_scores, initial_params_b: float,
                         x_max: float, n_grid: int = 400) -> pd.DataFrame:
@@ -69,7 +63,8 @@ def trajectory_coupling(ode_field, family, initial_scores, initial_params_b: flo
     import jax
     import jax.numpy as jnp
 
-    from .ode import solve, to_state
+    from ._state import from_state, to_state
+    from .ode import _score_slope, solve
 
     x0 = float(log10_params(float(initial_params_b)))
     if not x_max > x0:
@@ -78,8 +73,8 @@ def trajectory_coupling(ode_field, family, initial_scores, initial_params_b: flo
     z0 = to_state(np.asarray(initial_scores, float))
     zs = np.asarray(solve(ode_field, z0, x0, xs, family, name="implied-Nc trajectory"))
     rates = np.asarray(jax.vmap(lambda x, z: ode_field(x, z, family))(jnp.asarray(xs), jnp.asarray(zs)))
-    dscore = rates * _slope(zs)
-    scores = FLOORS + (CEILING - FLOORS) / (1.0 + np.exp(-zs))
+    dscore = rates * np.asarray(_score_slope(jnp.asarray(zs)))
+    scores = from_state(zs)
     with np.errstate(divide="ignore", invalid="ignore"):
         gamma = dscore[:, TQA] / dscore[:, HS]
     return pd.DataFrame({"log10_n": xs, "params_b": 10 ** (xs - 9.0), "hs": scores[:, HS],

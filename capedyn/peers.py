@@ -114,6 +114,13 @@ class _Peer(BaseEstimator):
         p0, y0 = initial_condition(initial_row)
         return p0, y0, float(log10_params(p0))
 
+    def _start_logit(self, initial_row, params_b):
+        """(target sizes in billions, their log10 N minus the start's, z0 of the start)."""
+        self._check_fitted()
+        _, y0, x0 = self._start(initial_row)
+        p = _targets(params_b)
+        return p, log10_params(p) - x0, floor_logit(y0, self.floors_, self.u_clip)
+
 
 # ---------------------------------------------------------------------------------------
 
@@ -149,11 +156,8 @@ class LogitRateModel(_Peer):
         return self
 
     def predict(self, initial_row, params_b) -> pd.DataFrame:
-        self._check_fitted()
-        _, y0, x0 = self._start(initial_row)
-        p = _targets(params_b)
-        z0 = floor_logit(y0, self.floors_, self.u_clip)
-        z = z0 + np.outer(log10_params(p) - x0, self.slopes_)
+        p, dx, z0 = self._start_logit(initial_row, params_b)
+        z = z0 + np.outer(dx, self.slopes_)
         return prediction_frame(p, floor_logit_inverse(z, self.floors_))
 
 
@@ -209,13 +213,10 @@ class PCACapabilityModel(_Peer):
         return self
 
     def predict(self, initial_row, params_b) -> pd.DataFrame:
-        self._check_fitted()
-        _, y0, x0 = self._start(initial_row)
-        p = _targets(params_b)
-        z0 = floor_logit(y0, self.floors_, self.u_clip)
+        p, dx, z0 = self._start_logit(initial_row, params_b)
         pc0 = ((z0 - self.mean_) / self.scale_) @ self.components_.T
         resid = z0 - (self.mean_ + self.scale_ * (pc0 @ self.components_))
-        pcs = pc0 + np.outer(log10_params(p) - x0, self.slopes_)
+        pcs = pc0 + np.outer(dx, self.slopes_)
         z = self.mean_ + self.scale_ * (pcs @ self.components_) + resid
         return prediction_frame(p, floor_logit_inverse(z, self.floors_))
 

@@ -36,14 +36,15 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import ParameterGrid
 
-from ._errors import CapedynError, InputError
+from ._errors import CapedynError, InputError, NotFittedError
+from ._json import to_jsonable
 from .data import BENCHMARKS, complete_models
 
 __all__ = ["NestedSelection", "inner_splits", "with_params", "clear_cache", "FAILED_FOLD_ERROR"]
@@ -191,6 +192,7 @@ class NestedSelection(BaseEstimator):
                          **{f"err_{sp.family}": e for sp, e in zip(splits, errs)}})
         cv = pd.DataFrame(rows)
         best = int(np.nanargmin(cv["cv_error"].to_numpy())) if splits and len(cv) else 0
+        self.best_index_ = best
         self.best_params_ = dict(grid[best]) if grid else {}
         best_est, _ = _fitted(self.estimator, self.best_params_, train_df)
         if isinstance(best_est, BaseException):
@@ -203,20 +205,12 @@ class NestedSelection(BaseEstimator):
 
     def predict(self, initial_row, params_b) -> pd.DataFrame:
         if not hasattr(self, "best_estimator_"):
-            raise CapedynError("NestedSelection is not fitted; call fit(train_df) first")
+            raise NotFittedError("NestedSelection is not fitted; call fit(train_df) first")
         return self.best_estimator_.predict(initial_row, params_b)
 
     def selection_record(self) -> dict:
         """JSON-ready summary: kind, inner families, chosen parameters, its CV error, fits run."""
-        row = self.cv_results_.iloc[[list(ParameterGrid(self.param_grid or {})).index(self.best_params_)]] \
-            if len(self.cv_results_) else None
-        return {"cv_kind": self.cv_kind_, "inner_families": list(self.inner_families_),
-                "best_params": {k: (v.item() if isinstance(v, np.generic) else v)
-                                for k, v in self.best_params_.items()},
-                "cv_error": None if row is None else _float(row["cv_error"].iloc[0]),
-                "n_inner_fits": int(self.n_inner_fits_), "seconds": float(self.seconds_)}
-
-
-def _float(v):
-    v = float(v)
-    return v if np.isfinite(v) else None
+        cv_error = self.cv_results_["cv_error"].iloc[self.best_index_] if len(self.cv_results_) else None
+        return to_jsonable({"cv_kind": self.cv_kind_, "inner_families": list(self.inner_families_),
+                            "best_params": self.best_params_, "cv_error": cv_error,
+                            "n_inner_fits": int(self.n_inner_fits_), "seconds": float(self.seconds_)})
