@@ -70,7 +70,8 @@ def save_figure(fig: "Figure", path: str | Path, *, dpi: float | None = None,
                                                        bbox_inches=bbox_inches))
     finally:
         plt = sys.modules.get("matplotlib.pyplot")  # only if the caller already uses pyplot
-        if plt is not None and type(fig).__module__.startswith("matplotlib"):
+        number = getattr(fig, "number", None)  # set only on figures pyplot manages
+        if plt is not None and number is not None and plt.fignum_exists(number):
             plt.close(fig)  # a figure pyplot never knew is left alone
 
 

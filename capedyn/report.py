@@ -403,14 +403,6 @@ def reproduce(out_dir: str | Path = "reproduce_out", quick: bool = False, seed: 
     return to_jsonable(summary)
 
 
-def _module(name: str):
-    """A capedyn submodule by name (``from . import x`` would return the lazily exported
-    function of the same name)."""
-    import importlib
-
-    return importlib.import_module(f"capedyn.{name}")
-
-
 def _writable(path: str | Path, force: bool = False) -> Path:
     """Check the output folder before any work; create nothing. Refuses a file, a place
     where nothing can be written, a non-empty folder that holds no run, and (unless
@@ -577,7 +569,7 @@ def _stage_data(run: _Run) -> None:
 # --------------------------------------------------------------------------- stage 2: coupling
 
 def _stage_coupling(run: _Run) -> None:
-    cp = _module("coupling")
+    from . import coupling as cp
 
     cfg, rep, df = run.cfg, run.report, run.results["df"]
     ref = cp.PAPER_REFERENCE
@@ -742,7 +734,7 @@ def _checks_table(df, table, ref, cp) -> list[dict[str, str]]:
 # --------------------------------------------------------------------------- stage 6: frontier
 
 def _stage_frontier(run: _Run) -> None:
-    fr = _module("frontier")
+    from . import frontier as fr
 
     cfg, rep, fdf, df = run.cfg, run.report, run.results["fdf"], run.results["df"]
     ref = fr.PAPER_REFERENCE
@@ -976,7 +968,7 @@ def _holdout_methods(cfg: RunConfig) -> dict[str, Callable[[], Any]]:
 
 
 def _stage_holdout(run: _Run) -> None:
-    ho = _module("heldout")
+    from . import heldout as ho
     from .fit import PAPER_REFERENCE as FIT_REF
     from .sindy import PAPER_HS_EQUATION, SparseCouplingODE
 
@@ -1088,7 +1080,7 @@ def _stage_holdout(run: _Run) -> None:
 def _stage_posterior(run: _Run) -> None:
     from .plotting import plot_nc_forest
 
-    po = _module("posterior")
+    from . import posterior as po
     cfg, rep, df = run.cfg, run.report, run.results["df"]
     rep.heading("4. Posteriors of Nc (NumPyro NUTS)")
     run.log("posterior: coupling-level NUTS")
