@@ -23,8 +23,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -159,19 +158,6 @@ def _frontier_rows(df: pd.DataFrame, include_post_cutoff: bool) -> pd.DataFrame:
         raise DataError("no rows left after dropping the post-cutoff models", file=label,
                         column="subset", hint="Pass include_post_cutoff=True")
     return out.reset_index(drop=True)
-
-
-def _check_scores(values, name: str) -> np.ndarray:
-    arr = np.asarray(values, dtype=float)
-    bad = ~np.isfinite(arr) | (arr < 0.0) | (arr > 100.0)
-    if np.any(~np.isfinite(arr)):
-        raise InputError(f"{name} must be a finite number (a percentage), got "
-                         f"{arr[~np.isfinite(arr)].ravel()[0]}")
-    if np.any(bad):
-        v = arr[bad].ravel()[0]
-        raise InputError(f"{name} = {v:g} is outside [0, 100]; scores are percentages "
-                         "(pass e.g. 87.6, not 0.876)")
-    return arr
 
 
 # --------------------------------------------------------------------------- the line

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -17,7 +16,6 @@ from ._errors import InputError
 from ._jax import scoped_x64
 from ._state import N_STATE, to_state
 from .data import BENCHMARKS, complete_models, log10_params
-from .ode import FamilyParams
 
 
 # --------------------------------------------------------------------------- data
@@ -98,10 +96,3 @@ def stack_trajectories(trajs: Sequence[Trajectory], family_weight: str = "models
     return TrajectoryBatch(x0=jnp.asarray(xs[:, 0]), z0=jnp.asarray(to_state(ys[:, 0])),
                            xs=jnp.asarray(xs), ys=jnp.asarray(ys), mask=jnp.asarray(mask),
                            weight=jnp.asarray(weight), valid=jnp.asarray(valid))
-
-
-def _pad_families(fams: FamilyParams, n: int) -> FamilyParams:
-    """Extend stacked family parameters to ``n`` rows (copies of the first)."""
-    k = fams.log10_nc.shape[0]
-    idx = jnp.asarray(list(range(k)) + [0] * (n - k))
-    return jax.tree_util.tree_map(lambda a: a[idx], fams)
