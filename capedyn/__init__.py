@@ -34,8 +34,8 @@ _EXPORTS: dict[str, str] = {
     # held-out family benchmark (docs/protocol.md): SINDy, baselines, splits, metrics, figures
     "SparseCouplingODE": "sindy", "PAPER_HS_EQUATION": "sindy",
     "LinearODE": "baselines", "PolynomialBaseline": "baselines",
-    "holdout": "heldout", "crossval": "heldout", "p1": "heldout", "make_split": "heldout",
-    "HoldoutResult": "heldout", "mae_points": "heldout", "relative_mae_pct": "heldout",
+    "holdout": "heldout", "crossval": "heldout", "p1": "heldout", "make_split": "splits",
+    "HoldoutResult": "heldout", "mae_points": "splits", "relative_mae_pct": "splits",
     "plot_holdout_trajectories": "plotting", "plot_method_errors": "plotting",
     "HOLDOUT_METHODS": "heldout", "HOLDOUT_PAPER_REFERENCE": "heldout",
     # state transform shared by all dynamics
@@ -69,7 +69,9 @@ _EXPORTS: dict[str, str] = {
     "NestedSelection": "selection", "SharedLogitODE": "latent_ode",
     # the ODE-implied critical scale: where dTQA/dHS on a solved trajectory changes sign
     "ImpliedNc": "ode_nc", "implied_nc": "ode_nc", "implied_nc_draws": "ode_nc",
-    "implied_nc_table": "ode_nc",
+    "implied_nc_table": "ode_nc", "implied_nc_batch": "ode_nc", "ImpliedNcBatch": "ode_nc",
+    "implied_nc_posterior": "ode_nc", "implied_nc_agreement": "ode_nc",
+    "ImpliedNcAgreement": "ode_nc", "implied_nc_coverage": "ode_calibration",
 }
 
 
@@ -113,8 +115,7 @@ if TYPE_CHECKING:  # the lazy exports above, spelled out for type checkers and I
         saturation,
     )
     from .heldout import (
-        crossval, holdout, HOLDOUT_METHODS, HOLDOUT_PAPER_REFERENCE, HoldoutResult,
-        mae_points, make_split, p1, relative_mae_pct,
+        crossval, holdout, HOLDOUT_METHODS, HOLDOUT_PAPER_REFERENCE, HoldoutResult, p1,
     )
     from .ingest import (
         read_leaderboard_v1, read_lm_eval,
@@ -125,8 +126,13 @@ if TYPE_CHECKING:  # the lazy exports above, spelled out for type checkers and I
     from .ode import (
         CouplingField, FamilyParams, predict_scores, solve,
     )
+    from .ode_calibration import (
+        implied_nc_coverage,
+    )
     from .ode_nc import (
-        implied_nc, implied_nc_draws, implied_nc_table, ImpliedNc,
+        implied_nc, implied_nc_agreement, implied_nc_batch, implied_nc_draws,
+        implied_nc_posterior, implied_nc_table, ImpliedNc, ImpliedNcAgreement,
+        ImpliedNcBatch,
     )
     from .peers import (
         LatentSkillModel, LogitRateModel, PCACapabilityModel,
@@ -155,6 +161,9 @@ if TYPE_CHECKING:  # the lazy exports above, spelled out for type checkers and I
     )
     from .sindy import (
         PAPER_HS_EQUATION, SparseCouplingODE,
+    )
+    from .splits import (
+        mae_points, make_split, relative_mae_pct,
     )
 
 

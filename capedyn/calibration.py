@@ -11,8 +11,9 @@ import pandas as pd
 
 from ._jax import scoped_x64
 from .posterior import SAMPLER_DEFAULTS, _check_counts, sample_posterior
-from .posterior_models import CouplingData, PosteriorError, coupling_data
-from .posterior_result import QUANTILES
+from .posterior_models import (_HYPER_COUPLING, CouplingData, PosteriorError, coupling_data,
+                               coupling_model)
+from .posterior_result import _QNAMES, _summary
 
 
 # --------------------------------------------------------------------------- calibration
@@ -23,41 +24,55 @@ CALIBRATION_TRUTH = {"mu": 9.5, "tau": 0.6, "log_gamma0_mu": math.log(0.4),
 to the shipped data's posterior)."""
 
 
+def _design_sources(n_families: int, n_design: int, rng: np.random.Generator) -> np.ndarray:
+    """Which real family lends its design to each simulated family: the real families in
+    a random order, a fresh order each time all have been used (every design appears
+    ⌊n/F⌋ or ⌈n/F⌉ times, so the simulation covers the real designs evenly)."""
+    rounds = -(-n_families // n_design)
+    return np.concatenate([rng.permutation(n_design) for _ in range(rounds)])[:n_families]
+
+
+@scoped_x64
 def simulate_coupling_data(n_families: int, seed: int, truth: dict | None = None,
                            design: CouplingData | None = None) -> tuple[CouplingData, np.ndarray]:
-    """Families simulated from :func:`coupling_model` with known log10 Nc.
+    """Families simulated from :func:`capedyn.posterior_models.coupling_model` with known
+    log10 Nc, through ``numpyro.infer.Predictive`` with the population hyper-parameters
+    fixed to ``truth`` (default :data:`CALIBRATION_TRUTH`; keys ``mu``, ``tau``,
+    ``log_gamma0_mu``, ``log_gamma0_sd``, ``sigma_gamma``, ``sigma_score``).
 
     Each simulated family takes the pair design (sizes and HellaSwag steps) of a family of
-    ``design`` (default: the shipped table's), drawn at random, so the simulation has the
-    real data's spacing and conditioning. Returns (data, true log10 Nc per family)."""
+    ``design`` (default: the shipped table's), the real families taken in a random order
+    (:func:`numpy.random.default_rng` seeded with ``seed``), so the simulation has the real
+    data's spacing and conditioning; the family values and γ12 are drawn by the model from
+    ``jax.random.PRNGKey(seed)``. Returns (data, true log10 Nc per family)."""
+    import jax
+    import jax.numpy as jnp
+    from numpyro.infer import Predictive
+
     from .data import load_base_models
 
     truth = {**CALIBRATION_TRUTH, **(truth or {})}
+    unknown = sorted(set(truth) - set(_HYPER_COUPLING))
+    if unknown:
+        raise PosteriorError(f"unknown population parameter(s) {unknown}; the coupling model's "
+                             f"are {list(_HYPER_COUPLING)}")
     design = design or coupling_data(load_base_models())
-    rng = np.random.default_rng(seed)
-    idx, xs, dhs, gs, lncs, n_models, lo, hi = [], [], [], [], [], [], [], []
-    for f in range(n_families):
-        src = int(rng.integers(len(design.families)))
-        sel = design.family_idx == src
-        x, dh = design.log10_n[sel], design.delta_hs[sel]
-        lnc = truth["mu"] + truth["tau"] * rng.standard_normal()
-        g0 = math.exp(truth["log_gamma0_mu"] + truth["log_gamma0_sd"] * rng.standard_normal())
-        pred = g0 * (x - lnc)
-        scale = np.sqrt(truth["sigma_gamma"] ** 2
-                        + 2 * truth["sigma_score"] ** 2 * (1 + pred ** 2) / dh ** 2)
-        gs.append(pred + scale * rng.standard_normal(len(x)))
-        idx.append(np.full(len(x), f, np.int32))
-        xs.append(x)
-        dhs.append(dh)
-        lncs.append(lnc)
-        n_models.append(design.n_models[src])
-        lo.append(design.smallest_b[src])
-        hi.append(design.largest_b[src])
-    data = CouplingData(families=tuple(f"sim-{i:02d}" for i in range(n_families)),
-                        family_idx=np.concatenate(idx), log10_n=np.concatenate(xs),
-                        delta_hs=np.concatenate(dhs), gamma12=np.concatenate(gs),
-                        n_models=tuple(n_models), smallest_b=tuple(lo), largest_b=tuple(hi))
-    return data, np.array(lncs)
+    src = _design_sources(int(n_families), len(design.families), np.random.default_rng(seed))
+    sel = [np.flatnonzero(design.family_idx == s) for s in src]
+    family_idx = np.concatenate([np.full(len(i), f, np.int32) for f, i in enumerate(sel)])
+    log10_n = np.concatenate([design.log10_n[i] for i in sel])
+    delta_hs = np.concatenate([design.delta_hs[i] for i in sel])
+    fixed = {k: jnp.asarray([float(truth[k])]) for k in _HYPER_COUPLING}
+    draw = Predictive(coupling_model, posterior_samples=fixed,
+                      return_sites=["log10_nc", "gamma12"])(
+        jax.random.PRNGKey(int(seed)), family_idx, log10_n, delta_hs, int(n_families))
+    data = CouplingData(families=tuple(f"sim-{i:02d}" for i in range(int(n_families))),
+                        family_idx=family_idx, log10_n=log10_n, delta_hs=delta_hs,
+                        gamma12=np.asarray(draw["gamma12"][0], float),
+                        n_models=tuple(design.n_models[s] for s in src),
+                        smallest_b=tuple(design.smallest_b[s] for s in src),
+                        largest_b=tuple(design.largest_b[s] for s in src))
+    return data, np.asarray(draw["log10_nc"][0], float)
 
 
 @scoped_x64
@@ -90,8 +105,8 @@ def calibration_check(n_families: int = 20, seed: int = 0, *, n_datasets: int = 
         divergences += post.divergences
         fam = post.family_rows()
         rhat_max = max(rhat_max, float(fam["rhat_max"].max()))
-        q = np.quantile(post.idata.posterior["log10_nc"].values.reshape(-1, len(data.families)),
-                        QUANTILES, axis=0)
+        log10 = _summary(post.idata, ["log10_nc"])["log10_nc"]
+        q = np.array([log10.sel(metric=m, family=list(data.families)).values for m in _QNAMES])
         for i, name in enumerate(data.families):
             rows.append({"dataset": d, "family": name, "true_log10_nc": float(truth[i]),
                          "lo95": float(q[0, i]), "lo68": float(q[1, i]), "median": float(q[2, i]),

@@ -18,20 +18,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ._errors import CapedynError, InputError
 from ._json import to_jsonable
-from ._stats import ols_line
+from ._stats import ols_line, paired_bootstrap
 from .data import (CURATED_FAMILIES, WEB_TRAINED_PAPER, DataError, check_percent_scores,
                    validate_table_columns)
 from ._jax import scoped_x64
-
-if TYPE_CHECKING:  # annotations only: keep JAX out of `import capedyn.coupling`
-    from jaxtyping import Array, Float
 
 __all__ = [
     "PAPER_REFERENCE", "COUPLING_PAPER_REFERENCE", "MIN_DELTA_HS", "CouplingError", "CouplingFit", "SignTest",
@@ -370,9 +367,6 @@ def phase_classifier(hs, tqa) -> PhaseResult:
 
 # --------------------------------------------------------------------------- bootstrap
 
-_CHUNK = 4096  # fixed resample block: one compilation per number of pairs
-
-
 @dataclass(frozen=True)
 class NcBootstrap:
     """Bootstrap distribution of Nc (billions) from resampled usable pairs.
@@ -400,56 +394,6 @@ class NcBootstrap:
         return {k: to_jsonable(v) for k, v in d.items()}
 
 
-def _weighted_ols(w: Float[Array, " n"], x: Float[Array, " n"], y: Float[Array, " n"]
-                  ) -> tuple[Float[Array, ""], Float[Array, ""]]:
-    """Closed-form weighted least squares of y = A·x + B with weights w (JAX)."""
-    import jax.numpy as jnp
-
-    sw = jnp.sum(w)
-    xm, ym = jnp.sum(w * x) / sw, jnp.sum(w * y) / sw
-    sxx = jnp.sum(w * (x - xm) ** 2)
-    a = jnp.sum(w * (x - xm) * (y - ym)) / sxx
-    return a, ym - a * xm
-
-
-_JITTED: dict[str, Any] = {}
-
-
-def _bootstrap_block():
-    """The jitted (key, x, y) → (A, B) over one block of resamples, built on first use."""
-    if "block" not in _JITTED:
-        import jax
-        import jax.numpy as jnp
-
-        def block(key, x, y):
-            n = x.shape[0]
-            idx = jax.random.randint(key, (_CHUNK, n), 0, n)
-            counts = jax.vmap(lambda i: jnp.bincount(i, length=n))(idx).astype(x.dtype)
-            return jax.vmap(_weighted_ols, in_axes=(0, None, None))(counts, x, y)
-
-        _JITTED["block"] = jax.jit(block)
-    return _JITTED["block"]
-
-
-def _bootstrap_slopes(x: np.ndarray, y: np.ndarray, n_resamples: int, seed: int,
-                      progress=None) -> tuple[np.ndarray, np.ndarray]:
-    import jax
-
-    block = _bootstrap_block()
-    key = jax.random.PRNGKey(seed)
-    xs, ys = jax.numpy.asarray(x), jax.numpy.asarray(y)
-    n_blocks = -(-n_resamples // _CHUNK)
-    a_out, b_out = [], []
-    for k in range(n_blocks):
-        # fold_in per block: resample i is the same whatever n_resamples is
-        a, b = block(jax.random.fold_in(key, k), xs, ys)
-        a_out.append(np.asarray(a))
-        b_out.append(np.asarray(b))
-        if progress is not None:
-            progress(min((k + 1) * _CHUNK, n_resamples), n_resamples)
-    return (np.concatenate(a_out)[:n_resamples], np.concatenate(b_out)[:n_resamples])
-
-
 @scoped_x64
 def bootstrap_nc(table, n_resamples: int = 10_000, seed: int = 0,
                  families: Sequence[str] | None = None, progress=None) -> NcBootstrap:
@@ -460,7 +404,8 @@ def bootstrap_nc(table, n_resamples: int = 10_000, seed: int = 0,
 
     Unit of resampling: the usable *pairs* (γ12 values), drawn with replacement; each
     resample is a weighted OLS with the draw counts as weights, all resamples vectorised
-    with ``jax.vmap`` under one ``jax.jit``. (Resampling *models* within families and
+    with ``jax.vmap`` under one ``jax.jit`` (:func:`capedyn._stats.paired_bootstrap`, the
+    bootstrap the frontier line uses too). (Resampling *models* within families and
     recomputing the pairs is the alternative; it respects that adjacent pairs share a
     model, but with 2-3 models per family it often leaves no pair at all.) Resamples with
     A ≤ 0 (no upward crossing) or with every draw at a single size are dropped and
@@ -484,8 +429,9 @@ def bootstrap_nc(table, n_resamples: int = 10_000, seed: int = 0,
     if len(x) < 3 or np.ptp(x) == 0.0:
         raise CouplingError(f"the Nc bootstrap needs at least 3 usable pairs at distinct "
                             f"sizes, found {len(x)}")
-    a, b = _bootstrap_slopes(x, y, int(n_resamples), int(seed), progress)
-    ok = np.isfinite(a) & np.isfinite(b) & (a > 0)
+    lines = paired_bootstrap(x, y, int(n_resamples), int(seed), progress)
+    a, b = lines.slopes, lines.intercepts
+    ok = lines.valid & (a > 0)
     n_valid = int(ok.sum())
     if n_valid == 0:
         raise CouplingError(f"none of {n_resamples} resamples has an upward crossing "

@@ -93,6 +93,7 @@ from jaxtyping import Array, Float
 from sklearn.base import BaseEstimator
 
 from ._errors import CapedynError, InputError
+from ._fitfile import FIT_FORMAT, FIT_FORMAT_VERSION, _file_sha256, _rows_sha256, _versions
 from ._json import to_jsonable
 from ._io import atomic_write, atomic_write_json, check_writable_dir
 from ._jax import scoped_x64
@@ -101,8 +102,6 @@ from .data import BENCHMARKS, log10_params
 from .ode import CouplingField, FamilyParams, predict_scores
 from .objective import (Penalties, Population, trainable_mask)
 from .optimise import optimise, optimise_lm
-from .persistence import (FIT_FORMAT, FIT_FORMAT_VERSION, _file_sha256, _rows_sha256,
-                          _versions)
 from .trajectory import (Trajectory, stack_trajectories, trajectories)
 
 PAPER_REFERENCE = {

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ._errors import PERCENT_HINT, InputError, InputTypeError
-from ._stats import ols_line
+from ._stats import ols_line, paired_bootstrap
 from .data import DataError, check_percent_scores
 
 SWE, GPQA = "swe_bench", "gpqa_diamond"
@@ -229,8 +229,9 @@ def population_line(df: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0, *,
     By default on the frozen panel (rows whose ``subset`` is not ``post_cutoff``: the 34
     models of the shipped table), as the paper froze it; ``include_post_cutoff=True``
     fits on every row. Returns a :class:`PopulationLine` with Pearson r, n and bootstrap
-    percentile intervals for a and b (``n_bootstrap`` resamples of the models, drawn by a
-    ``numpy.random.Generator`` seeded with ``seed``; ``n_bootstrap=0`` skips them).
+    percentile intervals for a and b (``n_bootstrap`` resamples of the models drawn with
+    replacement by :func:`capedyn._stats.paired_bootstrap` from ``seed``, the bootstrap the
+    Nc of the running coupling uses too; ``n_bootstrap=0`` skips them).
     """
     if not 0.0 < confidence < 1.0:
         raise InputError(f"confidence must lie in (0, 1), got {confidence}")
@@ -245,8 +246,9 @@ def population_line(df: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0, *,
     sy = y.std()
     r = float(np.corrcoef(x, y)[0, 1]) if sy > 0 else 0.0
 
-    slopes, intercepts = _bootstrap(x, y, n_bootstrap, seed)
-    n_degenerate = n_bootstrap - slopes.size
+    boot = paired_bootstrap(x, y, n_bootstrap, seed)
+    slopes, intercepts = boot.slopes[boot.valid], boot.intercepts[boot.valid]
+    n_degenerate = boot.n_degenerate
     if slopes.size:
         tails = [50 * (1 - confidence), 50 * (1 + confidence)]
         slope_ci = tuple(float(v) for v in np.percentile(slopes, tails))
@@ -256,22 +258,6 @@ def population_line(df: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0, *,
     return PopulationLine(slope, intercept, r, len(rows), slope_ci, intercept_ci, confidence,
                           n_bootstrap, n_degenerate, seed, include_post_cutoff,
                           (float(x.min()), float(x.max())), slopes, intercepts)
-
-
-def _bootstrap(x: np.ndarray, y: np.ndarray, n_bootstrap: int,
-               seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares slope and intercept of every case resample, in one vectorised pass."""
-    if n_bootstrap == 0:
-        return np.empty(0), np.empty(0)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, x.size, size=(n_bootstrap, x.size))
-    xs, ys = x[idx], y[idx]
-    xm, ym = xs.mean(axis=1), ys.mean(axis=1)
-    dx = xs - xm[:, None]
-    sxx = (dx ** 2).sum(axis=1)
-    ok = sxx > 1e-12 * max(1.0, float(np.abs(x).max()) ** 2)  # a resample of one SWE value
-    slopes = (dx[ok] * (ys[ok] - ym[ok, None])).sum(axis=1) / sxx[ok]
-    return slopes, ym[ok] - slopes * xm[ok]
 
 
 def _coefficients(line) -> tuple[float, float, str]:

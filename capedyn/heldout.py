@@ -50,6 +50,7 @@ from ._errors import CapedynError, InputError
 from ._progress import Progress
 from .baselines import LinearODE, PolynomialBaseline
 from .data import BENCHMARKS, DataError, complete_models
+from .splits import Split, mae_points, make_split, relative_mae_pct  # noqa: F401 (re-exported)
 from ._jax import scoped_x64
 
 __all__ = ["METHODS", "FIXED_METHODS", "SELECTION_GRIDS", "INNER_PARAMS", "DEFAULT_METHODS",
@@ -86,7 +87,10 @@ def _sindy_ode_1se():
 def _shared_ode():
     from .latent_ode import SharedLogitODE
 
-    return SharedLogitODE(progress=False)
+    # exchangeable constant logit rates (no state or scale term), series that never left
+    # chance censored, an unseen family's source from the transfer rule on its start, LM fit
+    return SharedLogitODE(progress=False, optimizer="lm", state_term=False, scale_term=False,
+                          new_family_source="transfer", censor_margin=3.0)
 
 
 def _peer(name: str):
@@ -119,7 +123,8 @@ score columns)."""
 
 SELECTION_GRIDS: dict[str, dict[str, list]] = {
     "coupling_ode": {"l2": [300.0, 100.0, 1000.0]},
-    "shared_ode": {"floor_slack": [10.0, 5.0], "l2_c": [3.0, 30.0]},
+    "shared_ode": {"censor_margin": [3.0, None], "state_term": [False, True],
+                   "new_family_source": ["transfer", "mean"]},
     "logit_rate": {"floor_slack": [10.0, 5.0, 0.0]},
     "pca_capability": {"n_components": [2, 1, 3], "floor_slack": [10.0, 5.0, 0.0]},
     "latent_skill": {"n_skills": [2, 1, 3], "floor_slack": [10.0, 5.0, 0.0]},
@@ -196,69 +201,6 @@ HOLDOUT_METHODS = METHODS
 HOLDOUT_PAPER_REFERENCE = PAPER_REFERENCE
 
 _FAILURES = (CapedynError, ValueError, ArithmeticError, np.linalg.LinAlgError, RuntimeError)
-
-
-# ---------------------------------------------------------------------------------------
-# metrics
-
-def mae_points(pred, actual) -> float:
-    """Mean absolute error in score points over every (model, benchmark) pair."""
-    pred, actual = np.asarray(pred, float), np.asarray(actual, float)
-    return float(np.mean(np.abs(pred - actual)))
-
-
-def relative_mae_pct(pred, actual) -> float:
-    """100 · mean|pred − actual| / mean(actual) over every (model, benchmark) pair."""
-    pred, actual = np.asarray(pred, float), np.asarray(actual, float)
-    return float(100.0 * np.mean(np.abs(pred - actual)) / np.mean(actual))
-
-
-# ---------------------------------------------------------------------------------------
-# splits
-
-@dataclass(frozen=True)
-class Split:
-    """One held-out split. Methods see ``train`` and ``initial`` only; ``targets`` scores them."""
-
-    family: str
-    train: pd.DataFrame
-    initial: pd.Series
-    targets: pd.DataFrame
-
-    @property
-    def train_families(self) -> list[str]:
-        return list(dict.fromkeys(self.train["family"]))
-
-
-def make_split(df: pd.DataFrame, family: str, train: Sequence[str] | None = None) -> Split:
-    """Build the split holding out ``family``.
-
-    ``train``: training families (default: every other family in ``df``). The training
-    table never contains ``family``; the initial row is the family's smallest complete
-    model; targets are its other complete models. Raises for unknown names, a training
-    list containing the held-out family, or a family with fewer than two complete models.
-    """
-    known = list(dict.fromkeys(df["family"]))
-    if family not in known:
-        raise DataError(f"unknown family {family!r}", file="<table>", column="family",
-                        hint=f"Known families: {', '.join(known)}")
-    if train is not None:
-        train = list(train)
-        unknown = [f for f in train if f not in known]
-        if unknown:
-            raise DataError(f"unknown training family {unknown}", file="<table>", column="family",
-                            hint=f"Known families: {', '.join(known)}")
-        if family in train:
-            raise InputError(f"the held-out family {family!r} cannot also be a training family")
-        if not train:
-            raise InputError("the training family list is empty")
-    train_df = df[df["family"] != family] if train is None else df[df["family"].isin(train)]
-    own = complete_models(df[df["family"] == family]).sort_values("params_b", kind="stable")
-    if len(own) < 2:
-        raise InputError(f"family {family!r} has {len(own)} complete model(s); holding it out "
-                         "needs an initial model and at least one more to predict")
-    return Split(family=family, train=train_df.reset_index(drop=True).copy(),
-                 initial=own.iloc[0].copy(), targets=own.iloc[1:].reset_index(drop=True).copy())
 
 
 # ---------------------------------------------------------------------------------------

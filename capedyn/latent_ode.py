@@ -20,16 +20,31 @@ Vector field (:class:`SharedLogitField`, logit units per decade)::
               + Σ_{j≠k} W_kj · z_j                     cross-benchmark coupling (ridge l2_w)
               + h_f,k                                  family source      (ridge l2_h)
 
-The shared part depends on the benchmark's own state (bounded, so saturation can slow a
-benchmark down) and on scale. A family the fit has never seen gets h = 0 (the population).
+The shared part may depend on the benchmark's own state (bounded, so saturation can slow a
+benchmark down) and on scale (``state_term``, ``scale_term``; with both off every benchmark
+drifts at one constant logit rate plus its offset). A family the fit has never seen gets
+h = 0 (the population), the training families' mean source, or a source predicted from its
+start by a ridge regression across the training families (``new_family_source``).
+
+Benchmarks that never left chance. A family whose scores on a benchmark stay at chance
+(Pythia's MMLU, 24-27 % from 70M to 12B) shows that the benchmark can sit at chance, not how
+fast it moves once it has left it. With ``censor_margin`` set, such (family, benchmark)
+series (every score below chance + margin) are left out of the loss, so the benchmark's
+offset is learnt from the families that did move it, or — if none did — shrinks to the
+shared rate (the exchangeable prior); and a new family starting below chance + margin on
+such a benchmark is predicted to stay at its starting score.
 
 Fit. Every training family with ≥ 2 complete models is integrated from its smallest complete
 model with ``diffrax.diffeqsolve`` (Tsit5, PID step control, ``SaveAt(ts=...)``), vmapped
 over families padded to shared shapes; the loss is the mean squared error in score points
-over its other models plus the ridges; Optax Adam on a warm-up/cosine schedule
-(``optax.warmup_cosine_decay_schedule``) inside ``optax.apply_if_finite``; the best iterate
-is kept. One ``eqx.filter_jit``-compiled step serves every fit with the same padded shapes
-(floors and penalties are dynamic arrays, so a different ``floor_slack`` never recompiles).
+over its other models plus the ridges. ``optimizer="adam"``: Optax Adam on a warm-up/cosine
+schedule (``optax.warmup_cosine_decay_schedule``) inside ``optax.apply_if_finite``, the best
+iterate kept. ``optimizer="lm"``: optimistix Levenberg–Marquardt on the residual vector
+whose squared norm is that objective (Jacobians by forward mode through the solve,
+``diffrax.ForwardMode``), stopping at its tolerance. One ``eqx.filter_jit``-compiled step
+(or LM solve) serves every fit with the same padded shapes and the same static switches
+(floors, penalties and the censoring mask are dynamic arrays, so a different
+``floor_slack`` or ``censor_margin`` never recompiles).
 """
 
 from __future__ import annotations
@@ -68,10 +83,12 @@ class SharedLogitField(eqx.Module):
     c: Float[Array, "5"]
     W: Float[Array, "5 5"]
     scale_term: bool = eqx.field(static=True, default=True)
+    state_term: bool = eqx.field(static=True, default=True)
 
     def __call__(self, x, z, h):
+        g1 = self.g[1] if self.state_term else 0.0
         g2 = self.g[2] if self.scale_term else 0.0
-        shared = self.g[0] + self.g[1] * jnp.tanh(z / 2.0) + g2 * (x - X_REF)
+        shared = self.g[0] + g1 * jnp.tanh(z / 2.0) + g2 * (x - X_REF)
         cross = (self.W * jnp.asarray(_OFFDIAG, dtype=z.dtype)) @ z
         return shared + self.c + cross + h
 
@@ -87,6 +104,7 @@ class _Batch(eqx.Module):
     xs: Float[Array, "F M"]
     ys: Float[Array, "F M 5"]
     mask: Float[Array, "F M"]
+    bmask: Float[Array, "F 5"]      # 0 for a (family, benchmark) series left out (censored)
     floors: Float[Array, "5"]
     pen: Float[Array, "4"]          # l2_c, l2_w, l2_h, l2_g
 
@@ -95,15 +113,18 @@ def _from_z(z, floors):
     return floors + (CEILING - floors) * jax.nn.sigmoid(z)
 
 
-def _solve_one(field, h, z0, x0, xs, max_steps=512):
+def _solve_one(field, h, z0, x0, xs, max_steps=512, forward=False):
     import diffrax
 
+    # forward mode (Levenberg–Marquardt's Jacobian) needs diffrax's ForwardMode adjoint;
+    # reverse mode (Adam's gradient) the default checkpointed one
+    adjoint = diffrax.ForwardMode() if forward else diffrax.RecursiveCheckpointAdjoint()
     t1 = jnp.maximum(xs[-1], x0 + 1e-9)
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(lambda t, y, args: field(t, y, args)), diffrax.Tsit5(), t0=x0, t1=t1,
         dt0=None, y0=z0, args=h, saveat=diffrax.SaveAt(ts=jnp.clip(xs, x0, t1)),
         stepsize_controller=diffrax.PIDController(rtol=1e-6, atol=1e-8),
-        max_steps=max_steps, throw=False)
+        max_steps=max_steps, throw=False, adjoint=adjoint)
     ok = (sol.result == diffrax.RESULTS.successful) & jnp.all(jnp.isfinite(sol.ys))
     return sol.ys, ok
 
@@ -112,13 +133,39 @@ def _loss(params: _Params, batch: _Batch):
     zs, ok = jax.vmap(_solve_one, in_axes=(None, 0, 0, 0, 0))(
         params.field, params.h, batch.z0, batch.x0, batch.xs)
     pred = _from_z(zs, batch.floors)
-    err = jnp.where(batch.mask[..., None] > 0, pred - batch.ys, 0.0)
-    mse = jnp.sum(err ** 2) / (jnp.sum(batch.mask) * N)
+    w = batch.mask[..., None] * batch.bmask[:, None, :]
+    err = jnp.where(w > 0, pred - batch.ys, 0.0)
+    mse = jnp.sum(err ** 2) / jnp.maximum(jnp.sum(w), 1.0)
     f = params.field
     pen = (batch.pen[0] * jnp.sum(f.c ** 2) + batch.pen[1] * jnp.sum((f.W * _OFFDIAG) ** 2)
            + batch.pen[2] * jnp.sum(params.h ** 2) + batch.pen[3] * jnp.sum(f.g[1:] ** 2))
     total = jnp.where(jnp.all(ok), mse + pen, jnp.nan)
     return total, mse
+
+
+def _residuals(params: _Params, batch: _Batch):
+    """Residual vector whose squared norm is the objective of :func:`_loss` (data errors in
+    points scaled by 1/sqrt(count), each ridge a sqrt-weighted extra residual)."""
+    zs, ok = jax.vmap(functools.partial(_solve_one, forward=True), in_axes=(None, 0, 0, 0, 0))(
+        params.field, params.h, batch.z0, batch.x0, batch.xs)
+    pred = _from_z(zs, batch.floors)
+    w = batch.mask[..., None] * batch.bmask[:, None, :]
+    r = jnp.where(w > 0, pred - batch.ys, 0.0).ravel() / jnp.sqrt(jnp.maximum(jnp.sum(w), 1.0))
+    f, pen = params.field, jnp.sqrt(batch.pen)
+    r = jnp.concatenate([r, pen[0] * f.c, pen[1] * (f.W * _OFFDIAG).ravel(),
+                         pen[2] * params.h.ravel(), pen[3] * f.g[1:]])
+    return jnp.where(jnp.all(ok), r, jnp.nan)
+
+
+@eqx.filter_jit
+def _fit_lm(params, batch, tol, max_steps):
+    import optimistix as optx
+
+    sol = optx.least_squares(_residuals, optx.LevenbergMarquardt(rtol=tol, atol=tol), params,
+                             args=batch, max_steps=max_steps, throw=False,
+                             options={"jac": "fwd"})
+    loss, mse = _loss(sol.value, batch)
+    return sol.value, sol.stats["num_steps"], loss, mse
 
 
 @functools.lru_cache(maxsize=1)
@@ -154,19 +201,47 @@ class SharedLogitODE(BaseEstimator):
     l2_g : small ridge on the shared state and scale terms.
     scale_term : include the shared g2·(x − 9) term (False: rates depend on the state only,
         so a family's scale never slows it down by itself).
-    steps, learning_rate, warmup : Adam budget, peak rate, warm-up steps.
+    state_term : include the shared g1·tanh(z_k/2) term (False: the shared rate does not
+        depend on how far a benchmark has already risen).
+    new_family_source : the source h of a family the fit has never seen: "zero" (the
+        population, h = 0) or "mean" (the mean of the training families' sources; with one
+        training family its own source, so what the fit split between the offsets c and
+        that family's h is not lost) or "transfer" (a ridge regression, across the training
+        families, of h_f on the family's start — its initial logits and log10 N —
+        standardised, penalty ``transfer_alpha`` per training family; the mean with fewer
+        than three training families).
+    censor_margin : None, or points above chance (percent). A training family's benchmark
+        whose every complete-model score stays below chance + ``censor_margin`` carries no
+        information about how fast that benchmark moves once it leaves chance (it never
+        did): that series is left out of the loss, so the benchmark's offset c_k is
+        learnt from the families that moved it and, with none, shrinks to the shared rate.
+        Symmetrically, when predicting, a benchmark that starts below chance +
+        ``censor_margin`` and that some training family kept at chance throughout is held
+        at its starting score (the training data show it can stay there; when it will
+        emerge cannot be read off one model at chance).
+    optimizer : "adam" (Optax Adam through the solver, every step run, the best iterate
+        kept) or "lm" (optimistix Levenberg–Marquardt on the residual vector, Jacobians by
+        forward mode through the Diffrax solve; stops at its tolerance ``tol``, typically
+        after 10-30 steps).
+    steps : iteration cap (Adam runs all of them).
+    learning_rate, warmup : Adam's peak rate and warm-up steps.
+    tol : Levenberg–Marquardt's relative and absolute tolerance.
     progress : progress line on stderr.
 
     Attributes
     ----------
-    field_ (SharedLogitField), floors_ (5,), families_ (name → h_f), mse_ (training MSE,
-    points²), history_ (objective per step), n_families_.
+    field_ (SharedLogitField), floors_ (5,), families_ (name → h_f), new_source_ (5,) the
+    source of an unseen family, censored_ (name → benchmarks left out of the loss),
+    hold_at_chance_ (5,) bool: benchmarks held at a start below chance + margin, mse_
+    (training MSE, points²), history_ (objective per step), n_families_.
     """
 
     def __init__(self, floor_slack: float = 10.0, l2_c: float = 3.0, l2_w: float = 30.0,
                  l2_h: float = 3.0, l2_g: float = 0.01, steps: int = 800,
                  learning_rate: float = 0.03, warmup: int = 50, progress: bool = False,
-                 scale_term: bool = True):
+                 scale_term: bool = True, state_term: bool = True,
+                 new_family_source: str = "zero", censor_margin: float | None = None,
+                 optimizer: str = "adam", tol: float = 1e-7, transfer_alpha: float = 1.0):
         self.floor_slack = floor_slack
         self.l2_c = l2_c
         self.l2_w = l2_w
@@ -177,6 +252,12 @@ class SharedLogitODE(BaseEstimator):
         self.warmup = warmup
         self.progress = progress
         self.scale_term = scale_term
+        self.state_term = state_term
+        self.new_family_source = new_family_source
+        self.censor_margin = censor_margin
+        self.optimizer = optimizer
+        self.tol = tol
+        self.transfer_alpha = transfer_alpha
 
     def _floors(self) -> np.ndarray:
         slack = float(self.floor_slack)
@@ -190,6 +271,14 @@ class SharedLogitODE(BaseEstimator):
         import optax
 
         floors = self._floors()
+        if self.optimizer not in ("adam", "lm"):
+            raise InputError(f"optimizer must be 'adam' or 'lm', got {self.optimizer!r}")
+        if self.new_family_source not in ("zero", "mean", "transfer"):
+            raise InputError("new_family_source must be 'zero', 'mean' or 'transfer', got "
+                             f"{self.new_family_source!r}")
+        margin = None if self.censor_margin is None else float(self.censor_margin)
+        if margin is not None and not np.isfinite(margin):
+            raise InputError(f"censor_margin must be a finite number of points or None, got {self.censor_margin!r}")
         full = complete_models(train_df)
         fams = [f for f in dict.fromkeys(full["family"]) if (full["family"] == f).sum() >= 2]
         if not fams:
@@ -197,6 +286,7 @@ class SharedLogitODE(BaseEstimator):
         n_f = _bucket(len(fams), 2)
         m = _bucket(max(int((full["family"] == f).sum()) for f in fams), 8)
         xs = np.zeros((n_f, m)); ys = np.zeros((n_f, m, N)); mask = np.zeros((n_f, m))
+        bmask = np.ones((n_f, N))
         for i in range(n_f):
             rows = full[full["family"] == fams[i if i < len(fams) else 0]].sort_values("params_b")
             x = log10_params(rows["params_b"].to_numpy(float))
@@ -206,19 +296,58 @@ class SharedLogitODE(BaseEstimator):
             ys[i, :k], ys[i, k:] = s, s[-1]
             if i < len(fams):
                 mask[i, 1:k] = 1.0
+                if margin is not None:
+                    bmask[i] = (s.max(axis=0) >= _CHANCE + margin).astype(float)
         z0 = _to_z(ys[:, 0], floors)
         batch = _Batch(jnp.asarray(xs[:, 0]), jnp.asarray(z0), jnp.asarray(xs), jnp.asarray(ys),
-                       jnp.asarray(mask), jnp.asarray(floors),
+                       jnp.asarray(mask), jnp.asarray(bmask), jnp.asarray(floors),
                        jnp.asarray([self.l2_c, self.l2_w, self.l2_h, self.l2_g], float))
         # start from the pooled mean logit drift (first → last model of each family)
-        drift = np.mean([(_to_z(ys[i, int(mask[i].sum())], floors) - z0[i])
-                         / max(xs[i, int(mask[i].sum())] - xs[i, 0], 1e-3) for i in range(len(fams))])
+        drifts = np.array([(_to_z(ys[i, int(mask[i].sum())], floors) - z0[i])
+                           / max(xs[i, int(mask[i].sum())] - xs[i, 0], 1e-3) for i in range(len(fams))])
+        kept = bmask[:len(fams)] > 0
+        drift = float(drifts[kept].mean()) if kept.any() else float(drifts.mean())
         field = SharedLogitField(g=jnp.asarray([drift, 0.0, 0.0]), c=jnp.zeros(N),
-                                 W=jnp.zeros((N, N)), scale_term=bool(self.scale_term))
+                                 W=jnp.zeros((N, N)), scale_term=bool(self.scale_term),
+                                 state_term=bool(self.state_term))
         params = _Params(field, jnp.zeros((n_f, N)))
         params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), params)
-        opt_state = _optimizer().init(eqx.filter(params, eqx.is_inexact_array))
         steps = int(self.steps)
+        if self.optimizer == "lm":
+            params, n_iter, loss, mse = _fit_lm(params, batch, float(self.tol), max(steps, 1))
+            best, history = (float(loss), float(mse), params), [float(loss)]
+            self.n_iter_ = int(n_iter)
+        else:
+            best, history = self._adam(params, batch, steps)
+            self.n_iter_ = steps
+        if not np.isfinite(best[0]):
+            raise CapedynError("every step of the shared-logit ODE fit had a failing solve; "
+                               "raise l2_w or lower learning_rate")
+        params = best[2]
+        self.field_, self.floors_, self.mse_ = params.field, floors, best[1]
+        self.families_ = {f: np.asarray(params.h[i]) for i, f in enumerate(fams)}
+        self.new_source_ = (np.mean(list(self.families_.values()), axis=0)
+                            if self.new_family_source != "zero" else np.zeros(N))
+        self.transfer_ = None
+        if self.new_family_source == "transfer" and len(fams) >= 3:
+            from sklearn.linear_model import Ridge
+            from sklearn.pipeline import make_pipeline
+            from sklearn.preprocessing import StandardScaler
+
+            feats = np.column_stack([z0[:len(fams)], xs[:len(fams), 0]])
+            self.transfer_ = make_pipeline(StandardScaler(), Ridge(
+                alpha=float(self.transfer_alpha) * len(fams))).fit(
+                feats, np.asarray(params.h[:len(fams)]))
+        self.censored_ = {f: [b for b, keep in zip(BENCHMARKS, bmask[i]) if not keep]
+                          for i, f in enumerate(fams)}
+        self.hold_at_chance_ = np.asarray((bmask[:len(fams)] == 0).any(axis=0))
+        self.history_, self.n_families_ = history, len(fams)
+        return self
+
+    def _adam(self, params, batch, steps):
+        import optax
+
+        opt_state = _optimizer().init(eqx.filter(params, eqx.is_inexact_array))
         sched = optax.warmup_cosine_decay_schedule(
             init_value=self.learning_rate / 10, peak_value=float(self.learning_rate),
             warmup_steps=int(self.warmup), decay_steps=max(steps, int(self.warmup) + 1),
@@ -234,19 +363,14 @@ class SharedLogitODE(BaseEstimator):
                     best = (loss, float(mse), params)
                 params = new
                 bar.update(k + 1, loss=loss)
-        if not np.isfinite(best[0]):
-            raise CapedynError("every step of the shared-logit ODE fit had a failing solve; "
-                               "raise l2_w or lower learning_rate")
-        params = best[2]
-        self.field_, self.floors_, self.mse_ = params.field, floors, best[1]
-        self.families_ = {f: np.asarray(params.h[i]) for i, f in enumerate(fams)}
-        self.history_, self.n_families_ = history, len(fams)
-        return self
+        return best, history
 
     @scoped_x64
     def predict(self, initial_row, params_b) -> pd.DataFrame:
         """Scores (percent) at ``params_b`` (billions) from ``initial_row``'s five scores,
-        with the population source (h = 0) unless the row's family was in training."""
+        with the family's fitted source if the row's family was in training, else the
+        new-family source (``new_family_source``: h = 0, the training mean, or the
+        transfer rule applied to this start)."""
         if not hasattr(self, "field_"):
             raise CapedynError("SharedLogitODE is not fitted; call fit(train_df) first")
         p0, y0 = initial_condition(initial_row)
@@ -255,7 +379,11 @@ class SharedLogitODE(BaseEstimator):
             raise InputError("SharedLogitODE integrates upward in scale only; sizes must be ≥ "
                              f"the initial model's {p0:g}B")
         fam = initial_row.get("family") if hasattr(initial_row, "get") else None
-        h = self.families_.get(fam, np.zeros(N)) if fam is not None else np.zeros(N)
+        new = getattr(self, "new_source_", np.zeros(N))
+        if getattr(self, "transfer_", None) is not None and fam not in self.families_:
+            feats = np.append(_to_z(y0, self.floors_), float(log10_params(p0)))
+            new = self.transfer_.predict(feats[None, :])[0]
+        h = self.families_.get(fam, new) if fam is not None else new
         order = np.argsort(p, kind="stable")
         xs = log10_params(p[order])
         n = len(xs)
@@ -268,6 +396,10 @@ class SharedLogitODE(BaseEstimator):
             raise SolveError(f"shared-logit ODE solve failed for family '{fam or 'held-out'}'")
         out = np.empty((n, N))
         out[order] = np.asarray(_from_z(zs[:n], jnp.asarray(self.floors_)))
+        if self.censor_margin is not None:
+            hold = getattr(self, "hold_at_chance_", np.zeros(N, bool)) & (
+                y0 < _CHANCE + float(self.censor_margin))
+            out[:, hold] = y0[hold]
         return prediction_frame(p, out)
 
     def score(self, df: pd.DataFrame) -> dict:

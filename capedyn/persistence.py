@@ -1,14 +1,15 @@
-"""Saved fits: the files a fitted :class:`capedyn.CouplingODE` is written to and read from
-(``model.eqx`` + ``meta.json``), the shipped fits, and the data and version fingerprints."""
+"""Saved fits: reading the files a fitted :class:`capedyn.CouplingODE` writes
+(``model.eqx`` + ``meta.json``) back into an estimator, and the shipped fits. The format
+and its fingerprints are in :mod:`capedyn._fitfile`, shared with the writer
+(:meth:`capedyn.CouplingODE.save`); the dependency runs one way: this module imports the
+estimator, never the reverse."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import platform
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
 
 import equinox as eqx
 import jax
@@ -16,39 +17,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._errors import FitFileError
+from ._fitfile import FIT_FORMAT, FIT_FORMAT_VERSION
 from ._jax import scoped_x64
+from ._state import N_STATE
+from .fit import CouplingODE, TransferRule, _Saved
+from .objective import Population
+from .ode import CouplingField, FamilyParams
 from .trajectory import Trajectory
 
-if TYPE_CHECKING:
-    from .fit import CouplingODE
-
-FIT_FORMAT = "capedyn-coupling-ode"
-FIT_FORMAT_VERSION = 1
-
-
-def _rows_sha256(trajs: Sequence[Trajectory]) -> str:
-    text = "\n".join(f"{t.family},{m},{p!r}," + ",".join(repr(float(s)) for s in sc)
-                     for t in trajs for m, p, sc in zip(t.models, t.params_b, t.scores))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _file_sha256(path) -> str:
-    if path is None:
-        text = resources.files("capedyn.benchmarks_data").joinpath("base_models.csv").read_text("utf-8")
-    else:
-        text = Path(path).read_text(encoding="utf-8")
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _versions() -> dict:
-    import diffrax
-    import optax
-
-    from . import __version__
-    return {"capedyn": __version__, "jax": jax.__version__, "equinox": eqx.__version__,
-            "diffrax": diffrax.__version__, "optax": optax.__version__,
-            "numpy": np.__version__, "python": platform.python_version()}
-
+__all__ = ["load_fit", "shipped_fits", "FIT_FORMAT", "FIT_FORMAT_VERSION"]
 
 # --------------------------------------------------------------------------- loading
 
@@ -72,15 +49,10 @@ def _resolve(path: str | Path) -> Path:
 
 
 @scoped_x64
-def load_fit(path: str | Path) -> "CouplingODE":
+def load_fit(path: str | Path) -> CouplingODE:
     """Load a saved fit: a folder (``model.eqx`` + ``meta.json``) or a shipped fit's name
     (e.g. ``"all_families"``). Raises :class:`~capedyn.FitFileError` for a missing or corrupt
     file, or a fit made for a different field configuration."""
-    from ._state import N_STATE
-    from .fit import CouplingODE, TransferRule, _Saved
-    from .objective import Population
-    from .ode import CouplingField, FamilyParams
-
     folder = _resolve(path)
     meta_file, model_file = folder / "meta.json", folder / "model.eqx"
     if not meta_file.is_file():

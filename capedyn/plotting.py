@@ -391,7 +391,7 @@ def plot_nc_forest(post: Any, ax: "Axes | None" = None,
     import matplotlib.ticker
     import pandas as pd
 
-    from .posterior_result import POSTERIOR_PAPER_REFERENCE
+    from .posterior_models import POSTERIOR_PAPER_REFERENCE
 
     t = post.table
     fam = t[t["kind"] == "family"]

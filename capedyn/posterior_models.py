@@ -22,6 +22,16 @@ _HYPER_COUPLING = ("mu", "tau", "log_gamma0_mu", "log_gamma0_sd", "sigma_gamma",
 _POSITIVE = {"tau", "log_gamma0_sd", "sigma_gamma", "sigma_score"}
 
 
+POSTERIOR_PAPER_REFERENCE: dict[str, object] = {
+    "_note": "The CAPE paper's own Nc bootstrap (10^4 resamples of 14 web-trained models: "
+             "Pythia, Llama-1, Llama-2), from its own data version. Shown beside capedyn's "
+             "posteriors for comparison; never used in a computation.",
+    "nc_median_b": 3.5, "nc_ci68_b": (3.2, 4.3), "nc_ci95_b": (2.9, 13.4),
+    "family_nc_b": {"OPT": 0.12, "Pythia": 3.5, "Falcon": 7.0},
+}
+"""The papers' Nc values shown beside the posteriors (reference only)."""
+
+
 class PosteriorError(CapedynError, ValueError):
     """Bad sampler settings or data that cannot inform a posterior."""
 

@@ -16,15 +16,9 @@ import pandas as pd
 from ._errors import FitFileError
 from ._io import atomic_write
 from .data import BENCHMARKS
-from .posterior_models import CouplingData, PosteriorError, TrajectoryData
+from .posterior_models import (POSTERIOR_PAPER_REFERENCE, CouplingData, PosteriorError,  # noqa: F401
+                               TrajectoryData)
 
-POSTERIOR_PAPER_REFERENCE: dict[str, Any] = {
-    "_note": "The CAPE paper's own Nc bootstrap (10^4 resamples of 14 web-trained models: "
-             "Pythia, Llama-1, Llama-2), from its own data version. Shown beside capedyn's "
-             "posteriors for comparison; never used in a computation.",
-    "nc_median_b": 3.5, "nc_ci68_b": (3.2, 4.3), "nc_ci95_b": (2.9, 13.4),
-    "family_nc_b": {"OPT": 0.12, "Pythia": 3.5, "Falcon": 7.0},
-}
 
 QUANTILES = (0.025, 0.16, 0.5, 0.84, 0.975)
 
@@ -37,57 +31,77 @@ def _az():
     return az
 
 
-def _quantiles_b(log10_draws: np.ndarray) -> dict[str, Any]:
-    """Median and equal-tailed 68%/95% intervals of Nc in billions from log10 N draws."""
-    q = np.quantile(np.asarray(log10_draws, float).reshape(-1), QUANTILES)
+def _quantile(q: float):
+    def stat(draws: np.ndarray) -> float:
+        return float(np.quantile(draws, q))
+    stat.__name__ = f"q{q:g}"
+    return stat
+
+
+SUMMARY_STATS = {**{f"q{q:g}": _quantile(q) for q in QUANTILES}, "median": np.median}
+"""Statistics ``az.summary`` computes over every draw of every chain, beside its R-hat and
+bulk ESS: the equal-tailed quantiles :data:`QUANTILES` (NumPy's linear interpolation) and
+the median. Equal-tailed, not highest-density: Nc is reported in billions, 10^(log10 Nc −
+9), and quantiles (unlike HDIs) carry over through that monotone map."""
+
+_QNAMES = [f"q{q:g}" for q in QUANTILES]
+
+
+def _summary(idata, var_names: Sequence[str]):
+    """``az.summary`` of ``var_names`` as an xarray Dataset with a ``metric`` dimension:
+    :data:`SUMMARY_STATS` plus ArviZ's diagnostics (rank-normalised split R-hat
+    ``r_hat``, bulk and tail ESS, Monte Carlo standard errors), unrounded."""
+    az = _az()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return az.summary(idata, var_names=list(var_names), fmt="xarray", kind="diagnostics",
+                          stat_focus="mean", stat_funcs=SUMMARY_STATS, round_to="none")
+
+
+def _quantiles_b(summary, var: str, **sel) -> dict[str, Any]:
+    """Median and equal-tailed 68%/95% intervals of Nc in billions from the summarised
+    quantiles of a log10 N variable."""
+    da = summary[var].sel(**sel)
+    q = np.array([float(da.sel(metric=m)) for m in _QNAMES])
     b = 10.0 ** (q - 9.0)
     return {"nc_median_b": float(b[2]), "nc_ci68_b": [float(b[1]), float(b[3])],
             "nc_ci95_b": [float(b[0]), float(b[4])], "log10_nc_median": float(q[2])}
 
 
-def _diag(rhat, ess, var: str, family: str | None = None) -> tuple[float, float]:
-    r, e = rhat[var], ess[var]
-    if family is not None:
-        r, e = r.sel(family=family), e.sel(family=family)
-    return float(np.max(r.values)), float(np.min(e.values))
+def _diag(summary, variables: Sequence[str], **sel) -> dict[str, float]:
+    """Largest R-hat and smallest bulk ESS over ``variables`` (every element of each)."""
+    rhat = [float(np.max(summary[v].sel(metric="r_hat", **sel).values)) for v in variables]
+    ess = [float(np.min(summary[v].sel(metric="ess_bulk", **sel).values)) for v in variables]
+    return {"rhat_max": max(rhat), "ess_bulk_min": min(ess)}
 
 
 def _build_table(idata, model: str, data) -> pd.DataFrame:
-    """Tidy per-family + population table from the posterior."""
-    az = _az()
+    """Tidy per-family + population table from the posterior, through ``az.summary``."""
     post = idata.posterior
     per_family = ["log10_nc"] + (["gamma0"] if model == "coupling" else ["h"])
     pop_vars = [v for v in ("mu", "tau") if v in post]
     var_names = per_family + pop_vars + (["log10_nc_new"] if "log10_nc_new" in post else [])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        rhat = az.rhat(idata, var_names=var_names)
-        ess = az.ess(idata, var_names=var_names, method="bulk")
+    s = _summary(idata, var_names)
     rows = []
     for i, fam in enumerate(data.families):
-        q = _quantiles_b(post["log10_nc"].sel(family=fam).values)
-        diag = [_diag(rhat, ess, v, fam) for v in per_family]
         row = {"family": fam, "kind": "family", "n_models": data.n_models[i],
-               "n_obs": data.n_obs[i], **_flat(q),
-               "rhat_max": max(d[0] for d in diag), "ess_bulk_min": min(d[1] for d in diag),
+               "n_obs": data.n_obs[i], **_flat(_quantiles_b(s, "log10_nc", family=fam)),
+               **_diag(s, per_family, family=fam),
                "smallest_b": data.smallest_b[i], "largest_b": data.largest_b[i]}
         if model == "coupling":
-            row["gamma0_median"] = float(np.median(post["gamma0"].sel(family=fam).values))
+            row["gamma0_median"] = float(s["gamma0"].sel(family=fam, metric="median"))
         else:
-            hmed = np.median(post["h"].sel(family=fam).values.reshape(-1, len(BENCHMARKS)), axis=0)
-            row.update({f"h_{b}": float(v) for b, v in zip(BENCHMARKS, hmed)})
+            hmed = s["h"].sel(family=fam, metric="median").sel(benchmark=list(BENCHMARKS))
+            row.update({f"h_{b}": float(v) for b, v in zip(BENCHMARKS, hmed.values)})
         rows.append(row)
     if pop_vars:
-        diag = [_diag(rhat, ess, v) for v in pop_vars]
         rows.append({"family": "population (10^mu)", "kind": "population",
                      "n_models": int(sum(data.n_models)), "n_obs": int(sum(data.n_obs)),
-                     **_flat(_quantiles_b(post["mu"].values)),
-                     "rhat_max": max(d[0] for d in diag), "ess_bulk_min": min(d[1] for d in diag)})
+                     **_flat(_quantiles_b(s, "mu")), **_diag(s, pop_vars)})
     if "log10_nc_new" in post:
-        r, e = _diag(rhat, ess, "log10_nc_new")
         rows.append({"family": "new family (predictive)", "kind": "new_family",
-                     "n_models": 0, "n_obs": 0, **_flat(_quantiles_b(post["log10_nc_new"].values)),
-                     "rhat_max": r, "ess_bulk_min": e})
+                     "n_models": 0, "n_obs": 0, **_flat(_quantiles_b(s, "log10_nc_new")),
+                     **_diag(s, ["log10_nc_new"])})
     return pd.DataFrame(rows)
 
 

@@ -46,6 +46,7 @@ from sklearn.model_selection import ParameterGrid
 from ._errors import CapedynError, InputError, NotFittedError
 from ._json import to_jsonable
 from .data import BENCHMARKS, complete_models
+from .splits import Split, make_split, relative_mae_pct
 
 __all__ = ["NestedSelection", "inner_splits", "with_params", "clear_cache", "FAILED_FOLD_ERROR"]
 
@@ -86,8 +87,6 @@ def _params_key(estimator, params: Mapping[str, Any]) -> tuple:
 
 def inner_splits(train_df: pd.DataFrame, min_models: int = 3, forward_fraction: float = 0.5):
     """(kind, splits) for selection inside ``train_df`` (see the module docstring)."""
-    from .heldout import Split, make_split
-
     counts = complete_models(train_df).groupby("family").size()
     eligible = [f for f in dict.fromkeys(train_df["family"]) if counts.get(f, 0) >= min_models]
     if len(eligible) >= 2:
@@ -124,8 +123,6 @@ def _fitted(estimator, params, train: pd.DataFrame):
 
 def _fold_score(estimator, params, split) -> tuple[float, bool]:
     """(relative MAE %, fitted from scratch?) of one grid point on one inner split."""
-    from .heldout import relative_mae_pct
-
     est, fresh = _fitted(estimator, params, split.train)
     if isinstance(est, BaseException):
         return FAILED_FOLD_ERROR, fresh

@@ -4,12 +4,16 @@ equals the JAX fit's objective at its start and at its solution."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 import capedyn as cd
 from capedyn import bench
 from capedyn._jax import x64
+
+pytestmark = pytest.mark.xdist_group("fit_ode")  # with test_fit.py on two workers
 
 
 @pytest.fixture(autouse=True)
@@ -55,12 +59,11 @@ def test_kappa_cap_is_reached():
     np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
-def test_scipy_objective_equals_jax_objective(base_df):
-    from capedyn import fit as F
+def test_scipy_objective_equals_jax_objective(base_df, pythia_fit):
+    from capedyn.trajectory import trajectories
 
     py = base_df[base_df["family"] == "Pythia"]
-    est = F.CouplingODE(steps=3, progress=False).fit(py)
-    from capedyn.trajectory import trajectories
+    est = pythia_fit
 
     trajs = trajectories(py)
     pen = est._penalties()
@@ -77,13 +80,25 @@ def test_scipy_objective_equals_jax_objective(base_df):
     np.testing.assert_array_equal(sp.pack(*parts), theta)
 
 
-def test_bench_cli_is_registered(capsys):
+def test_bench_cli_passes_its_options_to_run_bench(capsys, monkeypatch):
+    """`capedyn bench` hands --quick, --seed and the matched --families to run_bench and
+    prints its result: as JSON with --json, through format_bench otherwise."""
     from capedyn.cli import main
 
-    with pytest.raises(SystemExit) as exc:
-        main(["bench", "--help"])
-    assert exc.value.code == 0
-    assert "SciPy" in capsys.readouterr().out
+    calls = []
+
+    def fake_run_bench(**kw):
+        calls.append(kw)
+        return _bench_result()
+
+    monkeypatch.setattr(bench, "run_bench", fake_run_bench)
+    assert main(["bench", "--quick", "--seed", "3", "--families", "pythia,OPT", "--json"]) == 0
+    assert calls == [{"quick": True, "seed": 3, "progress": True, "families": ["Pythia", "OPT"]}]
+    out = json.loads(capsys.readouterr().out)
+    assert out["fit"]["problem"]["n_params"] == 113 and out["nuts"]["rows"][0]["ess_per_s"] == 12.5
+    assert main(["bench"]) == 0
+    assert calls[-1] == {"quick": False, "seed": 0, "progress": True, "families": None}
+    assert capsys.readouterr().out.strip() == bench.format_bench(_bench_result()).strip()
 
 
 def test_time_to_loss_uses_the_running_minimum():
@@ -94,21 +109,26 @@ def test_time_to_loss_uses_the_running_minimum():
     assert bench._time_to(0.5, times, values) is None
 
 
-def test_format_bench_prints_every_figure():
+def _bench_result() -> dict:
+    """A run_bench result with distinct, recognisable numbers."""
     m = {"label": "x", "settings": "s", "seconds": 2.0, "seconds_with_compile": 30.0,
          "final_objective": 0.5}
     eq = {"loss": 0.5, "jax_s": 2.0, "scipy_s": 40.0, "ratio": 20.0, "note": ""}
-    r = {"quick": False, "cpu_count": 2, "loadavg_1min": 1.0, "seconds_total": 99.0,
-         "fit": {"problem": {"families": ["Pythia"], "n_models": 8, "n_params": 113,
-                             "n_residuals": 148},
-                 "checks": {k: 1.0 for k in ("start_objective_jax", "start_objective_scipy",
-                                             "adam_solution_objective_jax",
-                                             "adam_solution_objective_scipy")},
-                 "methods": {"default": m, "jax_adam": m, "jax_lm": m,
-                             "scipy": {**m, "seconds_with_compile": None}},
-                 "equal_loss": {"default_vs_scipy": {**eq, "ratio": 31.0, "ratio_with_compile": 1.3},
-                                "jax_adam_vs_scipy": eq, "jax_lm_vs_scipy": eq}},
-         "nuts": {"rows": [{"model": "coupling", "ess_per_s": 12.5}]}}
-    text = bench.format_bench(r)
+    return {"quick": False, "cpu_count": 2, "loadavg_1min": 1.0, "seconds_total": 99.0,
+            "fit": {"problem": {"families": ["Pythia"], "n_models": 8, "n_params": 113,
+                                "n_residuals": 148},
+                    "checks": {k: 1.0 for k in ("start_objective_jax", "start_objective_scipy",
+                                                "adam_solution_objective_jax",
+                                                "adam_solution_objective_scipy")},
+                    "methods": {"default": m, "jax_adam": m, "jax_lm": m,
+                                "scipy": {**m, "seconds_with_compile": None}},
+                    "equal_loss": {"default_vs_scipy": {**eq, "ratio": 31.0,
+                                                        "ratio_with_compile": 1.3},
+                                   "jax_adam_vs_scipy": eq, "jax_lm_vs_scipy": eq}},
+            "nuts": {"rows": [{"model": "coupling", "ess_per_s": 12.5}]}}
+
+
+def test_format_bench_prints_every_figure():
+    text = bench.format_bench(_bench_result())
     assert "SciPy/JAX = 20×" in text and "ess_per_s" in text and "113 parameters" in text
     assert "default fit" in text and "SciPy/JAX = 31×; incl. compilation 1.3×" in text

@@ -5,6 +5,7 @@ against text copied from its own output."""
 from __future__ import annotations
 
 import csv
+import json
 import runpy
 import subprocess
 import sys
@@ -39,12 +40,39 @@ def test_every_example_is_checked():
     assert set(SCRIPTS) == CHECKED, "add a test for the new example below"
 
 
-@pytest.mark.parametrize("name", SCRIPTS)
-def test_example_offers_quick_in_a_fresh_interpreter(name):
-    proc = subprocess.run([sys.executable, str(EXAMPLES / name), "--help"],
-                          capture_output=True, text=True, timeout=60, cwd=EXAMPLES.parent)
+_HELP_DRIVER = """
+import contextlib, io, json, runpy, sys
+out = {}
+for path in sys.argv[1:]:
+    buf = io.StringIO()
+    sys.argv = [path, "--help"]
+    with contextlib.redirect_stdout(buf):
+        try:
+            runpy.run_path(path, run_name="__main__")
+            code = None
+        except SystemExit as exc:
+            code = exc.code
+    out[path] = [code, buf.getvalue()]
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def help_texts() -> dict:
+    """Every script run as a program (``__main__``, cwd the project, no test paths) with
+    ``--help``, in one fresh interpreter: script path -> (exit code, stdout)."""
+    paths = [str(EXAMPLES / name) for name in SCRIPTS]
+    proc = subprocess.run([sys.executable, "-c", _HELP_DRIVER, *paths], capture_output=True,
+                          text=True, timeout=120, cwd=EXAMPLES.parent)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "--quick" in proc.stdout  # argparse's usage: the script takes the flag
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_example_offers_quick_in_a_fresh_interpreter(name, help_texts):
+    code, text = help_texts[str(EXAMPLES / name)]
+    assert code == 0
+    assert "--quick" in text  # argparse's usage: the script takes the flag
 
 
 # --------------------------------------------------------------------------- frontier_h
@@ -185,6 +213,7 @@ def _plot_functions_in_source() -> set[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("examples_notebook")  # its own group on two workers
 def test_notebook_state_is_left_alone(tmp_path):
     import json
     import os

@@ -128,7 +128,7 @@ def test_bad_input_in_the_page_is_a_message(fields, fragment):
 
 # --------------------------------------------------------------------------- ODE explorer
 
-def test_ode_sliders_re_solve(ex):
+def test_ode_sliders_re_solve():
     at = _app("ODE explorer")
     assert not at.error
 
@@ -205,7 +205,7 @@ def test_predictions_view_lists_every_prediction():
 # --------------------------------------------------------------------------- background posterior
 # Last in the file: these start the posterior job, and pages that wait for it poll.
 
-def test_analyze_complete_model_predicts_larger_sizes(ex):
+def test_analyze_complete_model_predicts_larger_sizes():
     row = cd.load_base_models().query("model == 'Pythia-410M'").iloc[0]
     at = _analyze(_app(), size=row["params_b"], **{b: row[b] for b in BENCH})
     assert not at.error and not at.exception

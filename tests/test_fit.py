@@ -1,10 +1,13 @@
 """The CouplingODE estimator, saved fits and the fit/predict CLI.
 
-Fits here are short (tens of Adam steps) and use the default field configuration and the
-2-family × 8-point batch bucket, so they share one compilation with test_ode.py."""
+Fits here are short (at most tens of steps) and use the default field configuration and
+the 2-family × 8-point batch bucket, so they share their compilations with test_ode.py and
+test_bench.py (the same worker when the suite runs on two; the Pythia fit is the session
+fixture ``pythia_fit`` in conftest.py)."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import shutil
@@ -17,7 +20,7 @@ import pytest
 
 import capedyn as cd
 from capedyn._jax import x64
-from capedyn._state import N_FEATURES, to_state, from_state
+from capedyn._state import N_FEATURES, to_state
 from capedyn.cli import main
 from capedyn.data import BENCHMARKS, complete_models
 from capedyn.fit import CouplingODE, TransferRule
@@ -27,6 +30,9 @@ from capedyn.trajectory import Trajectory, stack_trajectories
 from capedyn.ode import CouplingField, FamilyParams
 
 SHIPPED = ("all_families", "pythia")
+# one worker for this file, test_ode.py and test_bench.py on two workers (tests/conftest.py):
+# they fit and differentiate the same Pythia-shaped problem and share its compilations
+pytestmark = pytest.mark.xdist_group("fit_ode")
 
 
 @pytest.fixture(autouse=True)
@@ -34,11 +40,6 @@ def _float64():
     """capedyn scopes float64 to its own calls; these tests build JAX arrays directly."""
     with x64():
         yield
-
-
-@pytest.fixture(scope="module")
-def pythia_fit(base_df):
-    return CouplingODE(steps=40, progress=False).fit(base_df[base_df["family"] == "Pythia"])
 
 
 # ----------------------------------------------------------------- recovery by simulation
@@ -136,7 +137,7 @@ def test_unseen_family_prediction_uses_only_its_initial_model(base_df, pythia_fi
 
 
 def test_fit_family_freezes_the_population(base_df, pythia_fit):
-    est = CouplingODE(steps=40, progress=False).fit(base_df[base_df["family"] == "Pythia"])
+    est = copy.deepcopy(pythia_fit)  # fit_family adds to the estimator: leave the fixture alone
     coef = np.asarray(est.field_.coef).copy()
     fam = est.fit_family(base_df[base_df["family"] == "OPT"], steps=20)
     np.testing.assert_array_equal(np.asarray(est.field_.coef), coef)

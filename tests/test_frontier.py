@@ -15,6 +15,7 @@ import pytest
 from scipy import stats
 
 import capedyn as cd
+from capedyn._stats import bootstrap_indices
 from capedyn.cli import main
 
 
@@ -116,7 +117,9 @@ def test_bootstrap_matches_a_loop_of_polyfits(frontier_df):
     rows = [r for r in _csv_rows() if r["subset"] != "post_cutoff"]
     x = np.array([float(r["swe_bench"]) for r in rows])
     y = np.array([float(r["gpqa_diamond"]) for r in rows])
-    idx = np.random.default_rng(7).integers(0, x.size, size=(300, x.size))
+    # the draws of the shared paired bootstrap, refitted one by one with np.polyfit
+    idx = bootstrap_indices(x.size, 300, seed=7)
+    assert idx.shape == (300, x.size) and idx.min() >= 0 and idx.max() < x.size
     fits = np.array([np.polyfit(x[i], y[i], 1) for i in idx])
     np.testing.assert_allclose(line.slope_ci, np.percentile(fits[:, 0], [2.5, 97.5]), rtol=1e-9)
     np.testing.assert_allclose(line.intercept_ci, np.percentile(fits[:, 1], [2.5, 97.5]),

@@ -15,13 +15,13 @@ from scipy.integrate import solve_ivp
 import capedyn as cd
 from capedyn._jax import x64
 from capedyn._state import FLOORS, N_FEATURES, polynomial_features, to_state, from_state
-from capedyn.data import BENCHMARKS
 from capedyn.fit import CouplingODE
 from capedyn.objective import Population, loss_and_grad
 from capedyn.trajectory import stack_trajectories, trajectories
 from capedyn.ode import CouplingField, FamilyParams, solve
 
 HS, TQA = 0, 1
+pytestmark = pytest.mark.xdist_group("fit_ode")  # with test_fit.py on two workers
 
 
 @pytest.fixture(autouse=True)

@@ -52,7 +52,9 @@ def test_simulated_families_recovered_small_calibration_run():
     # nominal 95%: fewer than 8 of 10 covered has probability ~1% when calibrated
     assert covered.sum() >= 8, t
     # families with many pairs are informed: narrower than the prior (±2 decades) and
-    # centred near the truth
+    # centred near the truth. At least two are simulated whatever the seed: the 10 families
+    # borrow the designs of 10 distinct real families, and 5 of the 13 real families with
+    # pairs have 5 or more (BLOOM, Cerebras-GPT, OPT, Pythia, Qwen2.5)
     rich = t[t["n_pairs"] >= 5]
     assert len(rich) >= 2
     assert ((rich["hi95"] - rich["lo95"]) < 4.0).all()
@@ -209,22 +211,28 @@ def _toy_field():
     return eqx.tree_at(lambda m: m.gamma0, f, jnp.asarray(0.3))
 
 
+@pytest.mark.xdist_group("posterior_ode")  # its own group on two workers (tests/conftest.py)
 def test_fixed_grid_solve_matches_adaptive_diffrax(base_df):
     import jax.numpy as jnp
 
-    cd_fit_field = _toy_field()
+    from capedyn._jax import x64
+
     data = po.trajectory_data(base_df)
     rng = np.random.default_rng(0)
-    lnc = jnp.asarray(9.5 + rng.normal(0, 0.7, len(data.families)))
-    h = jnp.asarray(rng.normal(0, 0.3, (len(data.families), 5)))
-    args = (cd_fit_field, jnp.asarray(data.z0), jnp.asarray(data.x0), jnp.asarray(data.xs), lnc, h)
-    ref, ok_ref = po.solve_families(*args, solver="adaptive")
-    fixed, ok = po.solve_families(*args, solver="fixed", steps=5)
+    with x64():  # the arrays built here are float64, as inside capedyn
+        cd_fit_field = _toy_field()
+        lnc = jnp.asarray(9.5 + rng.normal(0, 0.7, len(data.families)))
+        h = jnp.asarray(rng.normal(0, 0.3, (len(data.families), 5)))
+        args = (cd_fit_field, jnp.asarray(data.z0), jnp.asarray(data.x0), jnp.asarray(data.xs),
+                lnc, h)
+        ref, ok_ref = po.solve_families(*args, solver="adaptive")
+        fixed, ok = po.solve_families(*args, solver="fixed", steps=5)
     assert bool(ok_ref.all()) and bool(ok.all())
-    err = np.abs(np.asarray(cd.from_state(fixed)) - np.asarray(cd.from_state(ref)))
+    err = np.abs(cd.from_state(np.asarray(fixed)) - cd.from_state(np.asarray(ref)))
     assert err.max() < 0.02  # points; the score noise is ~1-3 points
 
 
+@pytest.mark.xdist_group("posterior_ode")
 def test_ode_model_runs_and_reports(base_df):
     sub = base_df[base_df["family"].isin(["Pythia", "OLMo"])]
     post = po.sample_posterior(sub, model="ode", fit=_toy_field(), chains=1, samples=15,
@@ -238,10 +246,13 @@ def test_ode_model_runs_and_reports(base_df):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("posterior_ode_recovery")
 def test_ode_posterior_recovers_simulated_nc_and_h():
     """Two families simulated from a field with a strong running coupling (γ0 = 1.5) at
     known log10 Nc and h, 0.3-point noise; the ODE-level posterior (field held at the
-    truth) covers the true values and centres near them."""
+    truth) covers the true values and centres near them. 2 chains x 100 (+100) draws: the
+    log10 Nc posterior sd is ~0.03-0.07 here, so the quantiles and medians are well
+    inside the tolerances; the centring is also checked in units of that sd."""
     import jax.numpy as jnp
 
     from capedyn._jax import x64
@@ -270,7 +281,7 @@ def test_ode_posterior_recovers_simulated_nc_and_h():
     data = po.TrajectoryData(families=("A", "B"), x0=xs[[0, 0]], z0=np.asarray(to_state(starts)),
                              xs=np.tile(xs, (2, 1)), scores=scores, mask=mask,
                              n_models=(8, 8), smallest_b=(0.1, 0.1), largest_b=(60.0, 60.0))
-    post = po.sample_posterior(data, model="ode", fit=field, chains=2, samples=250, warmup=250,
+    post = po.sample_posterior(data, model="ode", fit=field, chains=2, samples=100, warmup=100,
                                seed=1, progress=False)
     p = post.idata.posterior
     lnc = p["log10_nc"].values.reshape(-1, 2)
@@ -279,5 +290,6 @@ def test_ode_posterior_recovers_simulated_nc_and_h():
         lo, hi = np.quantile(lnc[:, i], [0.025, 0.975])
         assert lo <= true_lnc[i] <= hi
         assert abs(np.median(lnc[:, i]) - true_lnc[i]) < 0.5
+        assert abs(np.median(lnc[:, i]) - true_lnc[i]) < 4 * lnc[:, i].std()
         np.testing.assert_allclose(np.median(h[:, i], axis=0), true_h[i], atol=0.08)
     assert post.divergences == 0

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import capedyn as cd
@@ -126,6 +127,23 @@ def test_quick_run_uses_the_short_budgets_and_times_every_stage(quick_run):
     assert t["total"] >= sum(stages) - 0.01 * len(stages)
 
 
+@pytest.mark.slow
+def test_quick_p2_holds_out_the_first_eligible_families(quick_run, base_df):
+    """A quick run's P2 holds out the first few families (table order) that have at least
+    three models with all five scores; the rest are not held out."""
+    from capedyn.report.s5_holdout import QUICK_LOFO_FAMILIES
+
+    out, _, _ = quick_run
+    summary = json.loads((out / "summary.json").read_text())
+    complete = base_df.dropna(subset=list(cd.BENCHMARKS))
+    eligible = [f for f in dict.fromkeys(base_df["family"])
+                if (complete["family"] == f).sum() >= 3]
+    assert len(eligible) > QUICK_LOFO_FAMILIES
+    assert summary["lofo_families"] == eligible[:QUICK_LOFO_FAMILIES]
+    md = (out / "report.md").read_text()
+    assert f"P2, leave one family out: {QUICK_LOFO_FAMILIES} families" in md
+
+
 def test_unwritable_out_fails_before_any_work(tmp_path, monkeypatch, capsys):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
@@ -164,3 +182,131 @@ def test_markdown_and_html_tables_escape():
     assert "x\\|y" in md and "| <b> | – |" in md
     html = doc.to_html(Path("."))
     assert "&lt;b&gt;" in html and "<caption>c</caption>" in html
+
+
+# ------------------------------------------------------------------ rendering alone
+
+def _hand_built_coupling():
+    """A coupling result with round, known numbers (nothing fitted)."""
+    from capedyn.report.s2_coupling import CouplingResult, PointChecks
+
+    base = pd.DataFrame({"model": ["a1", "a2", "a3"], "family": ["Fam"] * 3,
+                         "params_b": [1.0, 10.0, 100.0], "hellaswag": [40.0, 50.0, 60.0],
+                         "truthfulqa": [30.0, 28.0, 45.0]})
+    pairs = pd.DataFrame({"family": ["Fam", "Fam", "Fam"], "model_from": ["a1", "a2", "a1"],
+                          "model_to": ["a2", "a3", "a3"], "params_b_from": [1.0, 10.0, 1.0],
+                          "params_b_to": [10.0, 100.0, 100.0], "gamma12": [-0.2, 1.7, 0.0],
+                          "skipped": [False, False, True]})
+    fit = cd.CouplingFit(A=0.51234, B=-4.8765, r2=0.4321, n=2, nc_b=3.4567, log10_nc=9.54,
+                         crossing="upward", robust_A=0.6, robust_B=-5.0, robust_nc_b=2.0,
+                         robust_crossing="upward")
+    boot = cd.NcBootstrap(median_b=3.4567, ci68_b=(2.5, 4.25), ci95_b=(1.234, 7.891),
+                          n_resamples=500, n_valid=487, n_dropped=13, n_pairs=2, seed=0,
+                          nc_b=3.4567, families=("Fam",))
+    sign = cd.SignTest(correct=1, total=2, below_b=3.0, above_b=10.0,
+                       violations=({"family": "Fam", "model_from": "a1", "model_to": "a2",
+                                    "gamma12": -0.2},))
+    fams = pd.DataFrame({"family": ["Fam"], "n_pairs": [2], "gamma0": [0.95], "intercept": [-9.0],
+                         "nc_b": [float("nan")], "crossing": ["no upward crossing"],
+                         "nc_position": ["outside"]})
+    checks = PointChecks(pythia_r_hs_tqa=None, olmo_pairs=[], opt_spans=[], opt_consecutive=[],
+                         olmo_classifier=[])
+    return CouplingResult(base=base, pairs=pairs, min_delta_hs=0.5, fit_all=fit, fit_paper14=fit,
+                          boot=boot, boot_web=boot, sign_all=sign, sign_paper14=sign,
+                          family_nc=fams, usable_pairs_by_family={"Fam": 2}, checks=checks,
+                          n_models=3, n_bonus_models=1, n_tax_models=2)
+
+
+def test_coupling_section_renders_the_numbers_it_is_given():
+    md = report.render_section("coupling", _hand_built_coupling(), figures={})
+    assert md.startswith("## 2. Running coupling")
+    # 3 pairs, 1 skipped; of the 2 used, one below zero and one above
+    assert "3 consecutive within-family pairs, 1 skipped" in md
+    assert "γ12 < 0 (tax) in 1 pairs, = 0 in 0, > 0 (bonus) in 1." in md
+    # A = 0.51234, B = -4.8765, R² = 0.4321, Nc = 3.4567 at three significant digits
+    assert "| all families | 2 | 0.512 | -4.88 | 0.432 | 3.46 | 0.600 | -5.00 | 2.00 |" in md
+    assert "| Pythia, Llama-1, Llama-2 (2 pairs) | 3.46 | [2.50, 4.25] | [1.23, 7.89] | 487 / 500 |" in md
+    assert "Fam a1→a2 (γ12 = -0.200)" in md
+    assert "| Fam | 2 | 0.950 | no upward crossing | outside |" in md
+    assert "3 base models: 1 in the bonus phase (TQA > TQA_c), 2 in the tax phase." in md
+    assert "![" not in md      # no figure was saved, so none is referenced
+    with_figs = report.render_section("coupling", _hand_built_coupling())
+    assert "![gamma12 vs n](figures/gamma12_vs_n.png)" in with_figs
+
+
+def test_data_section_counts_the_tables_it_is_given():
+    from capedyn.report.s1_data import DataResult
+
+    base = pd.DataFrame({"model": ["a", "b", "c"], "family": ["F1", "F1", "F2"]})
+    front = pd.DataFrame({"model": ["x", "y"], "lab": ["L1", "L2"]})
+    fams = pd.DataFrame({"family": ["F1", "F2"], "models": [2, 1], "complete": [2, 0],
+                         "smallest_b": [0.5, 7.0], "largest_b": [1.0, 7.0], "source": ["s|1", "s2"]})
+    md = report.render_section("data", DataResult(base=base, frontier=front, complete=base[:2],
+                                                   families=fams))
+    assert "**3** models in **2** families (2 with all five scores" in md
+    assert "Frontier models: **2** from **2** labs." in md
+    assert "| F1 | 2 | 2 | 0.500 | 1.00 | s\\|1 |" in md     # a bar in a cell is escaped
+
+
+def test_report_reads_back_its_own_markdown():
+    doc = report.Report("A title")
+    doc.callout("QUICK: a `code` **warning**")
+    doc.heading("1. Part")
+    doc.para("Text with |bars| and **bold**.")
+    doc.table([{"a": "x|y", "b": 1.5}, {"a": "z", "b": None}], caption="a caption")
+    doc.table([], caption="empty")
+    doc.bullets(["one", "two"])
+    doc.heading("Sub", level=3)
+    md = doc.to_markdown()
+    again = report.Report.from_markdown(md)
+    assert again.to_markdown() == md
+    assert again.to_html(Path(".")) == doc.to_html(Path("."))
+
+
+def test_a_run_without_results_renders_only_intro_and_details():
+    cfg = report.RunConfig.make(quick=True, seed=5)
+    md = report.render_markdown({}, cfg, version="9.9", generated="2000-01-01 00:00",
+                                timings={"data": 1.54, "total": 2.0}, stages=report.STAGES)
+    assert md.startswith("# capedyn reproduce")
+    assert "QUICK RUN" in md and "seed 5" in md and "capedyn 9.9 on 2000-01-01 00:00" in md
+    assert "| data | 1.5 |" in md
+    assert "| ode | nan |" in md and "| total | 2.0 |" in md
+    assert "| n_bootstrap | 1000 |" in md and "| ode_posterior | no |" in md
+    assert "## 1." not in md
+
+
+def _stub_posterior(model: str, median_b: float):
+    from types import SimpleNamespace
+
+    table = pd.DataFrame({"family": ["Fam"], "kind": ["family"], "n_obs": [3],
+                          "nc_median_b": [median_b], "nc_ci68_lo_b": [median_b / 2],
+                          "nc_ci68_hi_b": [median_b * 2], "nc_ci95_lo_b": [median_b / 4],
+                          "nc_ci95_hi_b": [median_b * 4], "rhat_max": [1.002],
+                          "ess_bulk_min": [812.0]})
+    return SimpleNamespace(model=model, table=table, divergences=0, runtime_s=12.0, notes=[],
+                           config=SimpleNamespace(chains=2, samples=100, warmup=100))
+
+
+def test_posterior_section_shows_the_implied_nc_beside_the_coupling_interval():
+    from types import SimpleNamespace
+
+    from capedyn.report.s4_posterior import PosteriorResult
+
+    rows = pd.DataFrame({"family": ["Fam", "Gam"], "smallest_b": [0.1, 1.0],
+                         "largest_b": [12.0, 70.0], "observed_turn": [True, False],
+                         "coupling_median_b": [3.0, 2.0], "coupling_ci68_lo_b": [1.5, 1.0],
+                         "coupling_ci68_hi_b": [6.0, 4.0], "implied_median_b": [4.2, np.inf],
+                         "implied_ci68_lo_b": [2.0, 0.0], "implied_ci68_hi_b": [9.0, np.inf],
+                         "frac_cross": [0.9, 0.05], "agree68": [True, False]})
+    implied = SimpleNamespace(table=rows, n_inside=1, n_agree=1, n_families=2, n_agree_all=1)
+    res = PosteriorResult(coupling=_stub_posterior("coupling", 3.0),
+                          ode=_stub_posterior("ode", 0.4), implied=implied)
+    md = report.render_section("posterior", res, figures={})
+    assert "| Fam | [0.100, 12.0] | yes | 3.00 | [1.50, 6.00] | 4.20 | [2.00, 9.00] | 0.900 | yes |" in md
+    # a family whose draws stay on the tax side: an infinite median and upper bound
+    assert "| Gam | [1.00, 70.0] | no | 2.00 | [1.00, 4.00] | ∞ | [0, ∞] | 0.0500 | no |" in md
+    assert "Of the 1 families whose own pairs turn from tax to bonus" in md
+    assert "agrees with the coupling-level posterior for 1; over all 2 families, 1." in md
+    without = report.render_section("posterior", PosteriorResult(
+        coupling=_stub_posterior("coupling", 3.0), ode=None), figures={})
+    assert "ODE-implied" not in without and "skipped in quick mode" in without

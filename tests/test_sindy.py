@@ -141,10 +141,24 @@ def test_degree_one_library_keeps_quadratic_columns_zero(simulated):
 def test_sparse_hs_equation_reports_paper_beside_ours(base_df):
     from capedyn.sindy import sparse_hs_equation
 
-    out = sparse_hs_equation(base_df[base_df["family"] == "Pythia"], states=["standardized"],
-                             thresholds=(0.1,), alphas=(1.0,), degree=1)
+    pythia = base_df[base_df["family"] == "Pythia"]
+    cfg = dict(thresholds=(0.1,), alphas=(1.0,), degree=1)
+    out = sparse_hs_equation(pythia, states=["standardized"], **cfg)
+    # the paper's equation as published (Pythia, in the paper's own normalisation)
     assert out["paper"] == "dHS/dx = 1.23 - 0.72·TQA - 0.69·WG"
-    assert out["fits"][0]["state"] == "standardized" and out["fits"][0]["equation"].startswith("dHS/dx")
+    assert out["training_families"] == ["Pythia"]
+    (fit,) = out["fits"]
+    # ours: the HS row of a direct fit, whose coefficients pysindy's own pipeline reproduces
+    direct = SparseCouplingODE(state="standardized", **cfg).fit(pythia)
+    np.testing.assert_allclose(direct.sindy_model().coefficients(), direct.coef_[:, :6],
+                               atol=1e-10)  # degree 1: the constant and five linear terms
+    assert np.all(direct.coef_[:, 6:] == 0)
+    hs = direct.coef_[0]
+    assert np.count_nonzero(hs) > 0
+    assert fit["terms"] == pytest.approx({n: c for n, c in zip(NAMES, hs) if c != 0})
+    assert fit["n_terms_hs"] == np.count_nonzero(hs)
+    assert fit["equation"] == format_equation("HS", hs, NAMES)
+    assert fit["state"] == "standardized" and (fit["threshold"], fit["alpha"]) == (0.1, 1.0)
 
 
 def test_one_standard_error_rule_picks_a_sparser_model():

@@ -49,6 +49,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", metavar="PNG", default=None,
                    help="write a forest plot of Nc by family to this PNG file")
     p.add_argument("--no-progress", action="store_true", help="hide NumPyro's progress bar")
+    p.add_argument("--implied-nc", action="store_true",
+                   help="with --model ode: read the ODE-implied Nc (where dTQA/dHS on the "
+                        "solved trajectory turns positive) off every posterior draw and set "
+                        "it beside the coupling-level posterior (sampled too, unless "
+                        "--coupling-posterior is given), with the agreement count")
+    p.add_argument("--implied-definition", choices=("crossing", "linear"), default="crossing",
+                   help="--implied-nc: crossing (default: first tax->bonus crossing of the "
+                        "trajectory) or linear (the coupling-level law gamma12 = "
+                        "gamma0*(log10 N - log10 Nc) fitted to the trajectory over the "
+                        "family's sizes)")
+    p.add_argument("--coupling-posterior", metavar="FILE.nc", default=None,
+                   help="--implied-nc: a coupling-level posterior written by `capedyn "
+                        "posterior --out` to compare with, instead of sampling one")
     add_json_flag(p)
     p.set_defaults(handler=_posterior, human=_posterior_human)
 
@@ -76,6 +89,17 @@ def _posterior(args) -> dict[str, Any]:
 
         chains = args.chains or SAMPLER_DEFAULTS[args.model]["chains"]
         numpyro.set_host_device_count(max(int(chains), 1))  # before JAX starts its backend
+    implied = getattr(args, "implied_nc", False)
+    cpost_file = getattr(args, "coupling_posterior", None)
+    if implied and args.model != "ode":
+        raise PosteriorError("--implied-nc reads the Nc off ODE trajectories: use it with "
+                             "--model ode")
+    if cpost_file and not implied:
+        raise PosteriorError("--coupling-posterior is only used with --implied-nc")
+    if cpost_file and not Path(cpost_file).is_file():
+        raise PosteriorError(f"no coupling-level posterior file at '{cpost_file}'; write one "
+                             "with `capedyn posterior --out FILE.nc`")
+    cpost = _coupling_posterior_file(cpost_file) if cpost_file else None
     df = load_base_models(args.data)
     # Everything that can be refused is refused before minutes of sampling.
     data = coupling_data(df) if args.model == "coupling" else trajectory_data(df)
@@ -94,6 +118,8 @@ def _posterior(args) -> dict[str, Any]:
                             warmup=args.warmup, seed=args.seed, fit=args.fit,
                             chain_method=args.chain_method, progress=not args.no_progress)
     result = post.to_dict(families=wanted)
+    if implied:
+        result["implied_nc"] = _implied(args, post, df, cpost)
     if args.out:
         result["out"] = str(post.to_netcdf(args.out))
     if args.plot:
@@ -101,6 +127,31 @@ def _posterior(args) -> dict[str, Any]:
 
         result["plot"] = str(save_figure(post.plot_forest(families=wanted).figure, args.plot))
     return to_jsonable(result)
+
+
+def _coupling_posterior_file(path: str):
+    """A coupling-level posterior read back from ``path`` (refused before any sampling)."""
+    from ..posterior import PosteriorError, load_posterior
+
+    cpost = load_posterior(path)
+    if cpost.model != "coupling":
+        raise PosteriorError(f"{path} holds a {cpost.model}-level posterior; "
+                             "--coupling-posterior needs one from --model coupling")
+    return cpost
+
+
+def _implied(args, post, df, cpost) -> dict[str, Any]:
+    """The ODE-implied Nc of every draw of ``post`` beside the coupling-level posterior
+    (``cpost``, or one sampled here with the default settings)."""
+    from ..ode_nc import implied_nc_agreement
+    from ..posterior import sample_posterior
+
+    if cpost is None:
+        cpost = sample_posterior(df, model="coupling", seed=args.seed,
+                                 chain_method=args.chain_method,
+                                 progress=not args.no_progress)
+    agreement = implied_nc_agreement(post, cpost, definition=args.implied_definition)
+    return agreement.to_dict()
 
 
 def _interval(v) -> str:
@@ -124,8 +175,31 @@ def _posterior_human(r: dict[str, Any]) -> str:
              f"warm-up, seed {cfg['seed']}, {r['runtime_s']:.1f} s",
              f"paper reference (bootstrap, Pythia + Llama-1/2): median {ref['nc_median_b']}B, "
              f"68% {_interval(ref['nc_ci68_b'])}, 95% {_interval(ref['nc_ci95_b'])}"]
+    if r.get("implied_nc"):
+        lines += ["", *_implied_human(r["implied_nc"])]
     lines += [f"note: {n}" for n in r.get("notes", [])]
     for key in ("out", "plot"):
         if r.get(key):
             lines.append(f"wrote {r[key]}")
     return "\n".join(lines)
+
+
+def _bound(v) -> str:
+    return "-" if v is None else f"{v:.3g}"
+
+
+def _implied_human(a: dict[str, Any]) -> list[str]:
+    rows = [{"family": f["family"], "turns_in_data": "yes" if f["observed_turn"] else "",
+             "coupling_B": _bound(f["coupling_median_b"]),
+             "coupling_68%_B": f"[{_bound(f['coupling_ci68_lo_b'])}, {_bound(f['coupling_ci68_hi_b'])}]",
+             "ODE_implied_B": _bound(f["implied_median_b"]),
+             "implied_68%_B": f"[{_bound(f['implied_ci68_lo_b'])}, {_bound(f['implied_ci68_hi_b'])}]",
+             "frac_cross": f["frac_cross"], "agree68": "yes" if f["agree68"] else "no"}
+            for f in a["families"]]
+    return [f"ODE-implied Nc ({a['definition']}) beside the coupling-level posterior "
+            "(billions; 0 = below the scan, '-' = above it)",
+            format_table(rows, floatfmt=".3g"),
+            f"families whose running coupling turns inside their data: {a['n_agree']} of "
+            f"{a['n_inside']} have the ODE-implied median inside the coupling 68% interval "
+            f"(coupling median inside the data: {a['n_coupling_agree']} of "
+            f"{a['n_coupling_inside']}; all families: {a['n_agree_all']} of {a['n_families']})"]

@@ -1,0 +1,55 @@
+"""The whole CAPE analysis in one call: :func:`reproduce` runs every stage on the shipped
+data and writes a self-contained report.
+
+Stages, in order (each prints its progress and elapsed time on stderr):
+
+1. ``data``       load and validate both shipped tables;
+2. ``coupling``   running coupling γ12, population fit, sign test, family Nc, the Nc
+                  bootstrap (10^4 resamples), the algebraic phase classifier;
+3. ``ode``        the coupling ODE fit on every complete family, on Pythia alone for
+                  the paper's in-sample check, and the per-phase (tax vs bonus) fits;
+4. ``posterior``  per-family Nc posteriors (NumPyro NUTS): the coupling-level model, and
+                  the ODE-level model (likelihood through the Diffrax solve; 4 chains ×
+                  150 draws, chosen by measurement to fit the 10-minute budget; skipped
+                  with ``quick``);
+5. ``holdout``    SINDy and the held-out family benchmark (P1: Pythia → Llama-2; P2:
+                  leave one family out), every method on the same splits;
+6. ``frontier``   the SWE → GPQA population line, the h-field, per-lab means,
+                  leave-one-lab-out, saturation.
+
+Each stage first computes a result object (numbers, tables and fitted models, no text),
+then its figures are drawn from that result; when every stage is done the report is
+rendered from the results by Jinja2 templates. The modules, in the order a run uses them:
+
+``config``      :class:`RunConfig`, the budgets (``quick`` for smoke tests);
+``output``      the output folder: checks before any work, staging, the final move;
+``s1_data`` … ``s6_frontier``   one stage each: ``compute_<stage>() -> <Stage>Result``;
+``figures``     each figure drawn from a stage result, with its caption;
+``render``      results → Markdown (``templates/*.md.j2``) → :class:`Report`;
+``document``    :class:`Report`, the document written as Markdown and as HTML;
+``formatting``  how numbers are written (:func:`fmt`, :func:`paper`);
+``run``         :func:`reproduce`: the stages in order, timings, ``summary.json``.
+
+Output folder::
+
+    report.md          the report (figures linked from figures/)
+    report.html        the same report, self-contained (figures embedded as base64 PNG)
+    figures/*.png      every figure
+    summary.json       headline numbers, per-stage timings, version, seed, quick flag
+
+Every number in the report is computed in the run; the papers' figures appear beside them
+in columns labelled "paper", taken from the modules' ``PAPER_REFERENCE`` dictionaries.
+``quick=True`` shortens every fit and sample count and says so at the top of the report.
+"""
+
+from __future__ import annotations
+
+from .config import RunConfig
+from .document import Report
+from .figures import FIGURES
+from .formatting import fmt, fmt_ci, paper
+from .render import render_document, render_markdown, render_section
+from .run import _STAGE_FUNCS, STAGES, SUMMARY_KEYS, reproduce
+
+__all__ = ["reproduce", "RunConfig", "Report", "STAGES", "FIGURES", "SUMMARY_KEYS",
+           "render_document", "render_markdown", "render_section"]

@@ -1,0 +1,44 @@
+"""Stage 1, data: load and validate both shipped tables and count what they hold."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from ..data import BENCHMARKS
+
+__all__ = ["DataResult", "compute_data"]
+
+
+@dataclass(frozen=True)
+class DataResult:
+    """The validated tables and a per-family count of the base models."""
+
+    base: pd.DataFrame          # the base-model table (scores in percent, params_b in B)
+    frontier: pd.DataFrame      # the frontier-model table
+    complete: pd.DataFrame      # base models with all five scores
+    families: pd.DataFrame      # family, models, complete, smallest_b, largest_b, source
+
+    @property
+    def n_labs(self) -> int:
+        return int(self.frontier["lab"].nunique())
+
+    def summary(self) -> dict[str, Any]:
+        return {"n_base_models": len(self.base), "n_frontier_models": len(self.frontier)}
+
+
+def compute_data() -> DataResult:
+    """Load both shipped tables (validated by the loaders) and tabulate the families."""
+    from ..data import complete_models, load_base_models, load_frontier_models
+
+    df = load_base_models()
+    fdf = load_frontier_models()
+    rows = [{"family": fam, "models": len(g),
+             "complete": int(g[list(BENCHMARKS)].notna().all(axis=1).sum()),
+             "smallest_b": float(g["params_b"].min()), "largest_b": float(g["params_b"].max()),
+             "source": ", ".join(dict.fromkeys(g["source"].astype(str)))}
+            for fam, g in df.groupby("family", sort=False)]
+    return DataResult(base=df, frontier=fdf, complete=complete_models(df),
+                      families=pd.DataFrame(rows))

@@ -1,0 +1,71 @@
+"""Stage 4, posterior: per-family Nc posteriors by NumPyro NUTS, the coupling-level model
+and (in a full run) the ODE-level model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .config import RunConfig
+from .s1_data import DataResult
+from .s3_ode import OdeResult
+
+__all__ = ["PosteriorResult", "compute_posterior"]
+
+
+@dataclass(frozen=True)
+class PosteriorResult:
+    """The two posteriors (:class:`capedyn.NcPosterior`); ``ode`` is None when skipped.
+    ``implied``: the ODE-implied Nc of every family carried through the ODE-level draws
+    beside the coupling-level posterior (:class:`capedyn.ode_nc.ImpliedNcAgreement`), None
+    when the ODE-level posterior is skipped."""
+
+    coupling: Any
+    ode: Any | None
+    implied: Any | None = None
+
+    def summary(self) -> dict[str, Any]:
+        post = self.coupling
+        out = {"posterior_coupling": {
+            **_headline(post), "seconds": post.runtime_s,
+            "families": {r["family"]: [r["nc_median_b"], r["nc_ci95_lo_b"], r["nc_ci95_hi_b"]]
+                         for r in post.family_rows().to_dict("records")}}}
+        if self.ode is not None:
+            out["posterior_ode"] = {**_headline(self.ode), "seconds": self.ode.runtime_s}
+        if self.implied is not None:
+            out["implied_nc_agreement"] = self.implied.to_dict()
+        return out
+
+
+def _headline(post) -> dict[str, Any]:
+    pop = post.row("population")
+    return {"population_nc_median_b": pop["nc_median_b"],
+            "population_nc_ci95_b": [pop["nc_ci95_lo_b"], pop["nc_ci95_hi_b"]],
+            "divergences": post.divergences, "rhat_max": float(post.table["rhat_max"].max()),
+            "ess_bulk_min": float(post.table["ess_bulk_min"].min())}
+
+
+def compute_posterior(data: DataResult, ode: OdeResult, cfg: RunConfig,
+                      log: Callable[[str], None] = lambda m: None) -> PosteriorResult:
+    """Coupling-level NUTS (``cfg.nuts_*``) and, when ``cfg.ode_posterior``, ODE-level NUTS
+    with the universal field held at the all-family fit of stage 3."""
+    from .. import posterior as po
+
+    log("posterior: coupling-level NUTS")
+    post = po.sample_posterior(data.base, model="coupling", chains=cfg.nuts_chains,
+                               samples=cfg.nuts_samples, warmup=cfg.nuts_warmup, seed=cfg.seed,
+                               progress=False)
+    ode_post = None
+    if cfg.ode_posterior:
+        log("posterior: ODE-level NUTS")
+        ode_post = po.sample_posterior(data.base, model="ode", fit=ode.all_families,
+                                       chains=cfg.ode_nuts_chains, samples=cfg.ode_nuts_samples,
+                                       warmup=cfg.ode_nuts_samples, seed=cfg.seed,
+                                       progress=False)
+    implied = None
+    if ode_post is not None:
+        from ..ode_nc import implied_nc_agreement
+
+        log("posterior: ODE-implied Nc through the ODE-level draws")
+        implied = implied_nc_agreement(ode_post, post, seed=cfg.seed)
+    return PosteriorResult(coupling=post, ode=ode_post, implied=implied)

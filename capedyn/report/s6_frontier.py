@@ -1,0 +1,61 @@
+"""Stage 6, frontier: the SWE-bench → GPQA population line of frontier models, the h-field
+(each model's distance off the line), per-lab means, leave-one-lab-out and saturation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from ..data import BENCHMARKS
+from .config import RunConfig
+from .s1_data import DataResult
+from .s2_coupling import CouplingResult
+
+__all__ = ["FrontierResult", "compute_frontier"]
+
+
+@dataclass(frozen=True)
+class FrontierResult:
+    """Every number of the frontier stage (scores and h in GPQA points)."""
+
+    frontier: pd.DataFrame              # the frontier table (for the figure)
+    line: Any                           # PopulationLine fitted in this run
+    worked_example: dict[str, float]    # ours_pred, ours_h, paper_line_pred, paper_line_h
+    labs: list[dict[str, Any]]          # frontier.lab_summary against this run's line
+    lolo: dict[str, Any]                # frontier.leave_one_lab_out
+    saturation: list[dict[str, Any]]    # benchmark, table, and frontier.saturation's fields
+    family_nc_range: tuple[float, float] | None  # stage 2's family Nc span (None: not run)
+
+    def summary(self) -> dict[str, Any]:
+        line = self.line
+        return dict(frontier_slope=line.slope, frontier_intercept=line.intercept,
+                    frontier_r=line.r, frontier_lolo_mean_mae=self.lolo["mean_mae"],
+                    frontier_lab_mean_h={e["lab"]: e["mean_h"] for e in self.labs})
+
+
+def compute_frontier(data: DataResult, coupling: CouplingResult | None,
+                     cfg: RunConfig) -> FrontierResult:
+    """The line (``cfg.frontier_bootstrap`` case resamples, ``cfg.seed``), the papers'
+    worked example under both lines, lab means, leave-one-lab-out and saturation."""
+    from .. import frontier as fr
+
+    fdf, df = data.frontier, data.base
+    ref = fr.PAPER_REFERENCE
+    line = fr.population_line(fdf, n_bootstrap=cfg.frontier_bootstrap, seed=cfg.seed)
+    we = ref["worked_example"]
+    example = {
+        "ours_pred": float(line.predict(we["swe"])),
+        "ours_h": fr.h_field(we["swe"], we["gpqa"], line.slope, line.intercept),
+        "paper_line_pred": ref["slope"] * we["swe"] + ref["intercept"],
+        "paper_line_h": fr.h_field(we["swe"], we["gpqa"], ref["slope"], ref["intercept"])}
+    labs = fr.lab_summary(fdf, line)
+    lolo = fr.leave_one_lab_out(fdf)
+    sat = [{"benchmark": c, "table": what, **fr.saturation(table, c)}
+           for table, cols, what in ((fdf, ("swe_bench", "gpqa_diamond"), "frontier"),
+                                     (df, BENCHMARKS, "base models"))
+           for c in cols]
+    return FrontierResult(frontier=fdf, line=line, worked_example=example, labs=labs, lolo=lolo,
+                          saturation=sat,
+                          family_nc_range=coupling.family_nc_range if coupling else None)
