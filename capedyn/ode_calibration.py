@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from ._jax import scoped_x64
-from .data import BENCHMARKS
 from .posterior_models import PosteriorError, TrajectoryData
 
 __all__ = ["ODE_CALIBRATION_TRUTH", "simulate_trajectory_data", "implied_nc_coverage"]
@@ -130,11 +129,11 @@ def implied_nc_coverage(n_families: int = 26, seed: int = 0, *, per_dataset: int
     lies inside the family's sizes (``*_inside_data``), the per-family table (log10 N),
     divergences, the largest R-hat of log10 Nc and h, settings and run time.
     """
-    from .ode_nc import X_MAX, X_MIN, implied_nc_batch
+    from .data import load_base_models, log10_params
+    from .ode_nc import (DEFINITIONS, X_MAX, X_MIN, _draws_batches, _ext_quantiles,
+                         _implied_nc_batches, _posterior_draws)
     from .posterior import sample_posterior
-    from .posterior_result import QUANTILES
-
-    from .ode_nc import DEFINITIONS
+    from .posterior_models import trajectory_data
 
     definitions = tuple(definitions)
     if not definitions or any(dfn not in DEFINITIONS for dfn in definitions):
@@ -147,6 +146,7 @@ def implied_nc_coverage(n_families: int = 26, seed: int = 0, *, per_dataset: int
     if not (isinstance(per_dataset, (int, np.integer)) and per_dataset >= 1):
         raise PosteriorError(f"per_dataset must be a whole number >= 1, got {per_dataset!r}")
     fld = _field(fit)
+    design = design or trajectory_data(load_base_models())  # read once, not per dataset
     t0 = time.perf_counter()
     rows, divergences, rhat_max = [], 0, 0.0
     remaining, d = int(n_families), 0
@@ -158,26 +158,21 @@ def implied_nc_coverage(n_families: int = 26, seed: int = 0, *, per_dataset: int
                                 warmup=warmup, seed=seed + d, progress=progress)
         divergences += post.divergences
         rhat_max = max(rhat_max, float(post.family_rows()["rhat_max"].max()))
-        p = post.idata.posterior
-        lnc = np.asarray(p["log10_nc"].transpose("chain", "draw", "family").values).reshape(-1, k)
-        h = np.asarray(p["h"].transpose("chain", "draw", "family", "benchmark").values
-                       ).reshape(-1, k, len(BENCHMARKS))
+        lnc, h = _posterior_draws(post.idata.posterior, k)
         n = lnc.shape[0]
-        x_fit = np.log10(np.asarray(data.largest_b, float)) + 9.0
+        x_fit = log10_params(data.largest_b)
+        # One scan each for the draws and the truth; every definition reads off the same scan.
+        kw = dict(x_min=x_min, x_max=x_max, n_grid=n_grid, definitions=definitions)
+        all_draws = _draws_batches(fld, data, lnc, h, **kw)
+        all_true = _implied_nc_batches(fld, known["z0"], known["x0"], known["log10_nc"],
+                                       known["h"], x_fit=x_fit, **kw)
         for definition in definitions:
-            kw = dict(x_min=x_min, x_max=x_max, n_grid=n_grid, definition=definition)
-            draws = implied_nc_batch(fld, np.repeat(data.z0, n, axis=0), np.repeat(data.x0, n),
-                                     lnc.T.reshape(-1),
-                                     h.transpose(1, 0, 2).reshape(-1, len(BENCHMARKS)),
-                                     x_fit=np.repeat(x_fit, n), **kw)
+            draws, true = all_draws[definition], all_true[definition]
             ext = draws.extended().reshape(k, n)
-            true = implied_nc_batch(fld, known["z0"], known["x0"], known["log10_nc"],
-                                    known["h"], x_fit=x_fit, **kw)
             true_ext = true.extended()
+            frac_cross = np.mean(draws.side.reshape(k, n) == "crosses", axis=1)
             for i, name in enumerate(data.families):
-                e = ext[i][~np.isnan(ext[i])]
-                q = (np.quantile(e, QUANTILES, method="inverted_cdf") if e.size
-                     else np.full(5, np.nan))
+                q = _ext_quantiles(ext[i])
                 t = float(true_ext[i])
                 lo_x, hi_x = np.log10(data.smallest_b[i]) + 9.0, x_fit[i]
                 rows.append({"dataset": d, "family": name, "definition": definition,
@@ -187,7 +182,7 @@ def implied_nc_coverage(n_families: int = 26, seed: int = 0, *, per_dataset: int
                              "true_inside_data": bool(np.isfinite(t) and lo_x <= t <= hi_x),
                              "lo95": q[0], "lo68": q[1], "median": q[2], "hi68": q[3],
                              "hi95": q[4],
-                             "frac_cross": float(np.mean(draws.side.reshape(k, n)[i] == "crosses")),
+                             "frac_cross": float(frac_cross[i]),
                              "covered95": bool(q[0] <= t <= q[4]),
                              "covered68": bool(q[1] <= t <= q[3])})
         remaining -= k

@@ -37,7 +37,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ._errors import CapedynError
+from ._errors import CapedynError, SolveError
 from ._jax import scoped_x64
 from .data import BENCHMARKS, log10_params
 
@@ -195,8 +195,6 @@ def trajectory_coupling(ode_field, family, initial_scores, initial_params_b: flo
                np.asarray(family.h, float).reshape(1, -1), x_min=x_min, x_max=x_max,
                n_grid=n_grid, keep_states=True)
     if not sc["ok"][0]:
-        from ._errors import SolveError
-
         raise SolveError(f"ODE solve failed for the implied-Nc trajectory between log10 N = "
                          f"{x0[0]:.3f} and {float(x_max):.3f}: the state blew up or the step "
                          "budget ran out; scan a shorter range (x_max)")
@@ -224,11 +222,6 @@ def _first_crossings(x: np.ndarray, dtqa: np.ndarray, dhs: np.ndarray) -> np.nda
     return np.where(has, xc, np.nan)
 
 
-def _first_crossing(x: np.ndarray, dtqa: np.ndarray, dhs: np.ndarray) -> float:
-    """x of the first − → + sign change of dTQA/dx where HS rises (linear interpolation)."""
-    return float(_first_crossings(x, dtqa, dhs)[0])
-
-
 def _sides(dtqa: np.ndarray, dhs: np.ndarray, crossing: np.ndarray) -> np.ndarray:
     """"crosses", or the side ("tax"/"bonus") a trajectory without a crossing stays on: the
     sign of the median dTQA/dx over the points where HS rises (all points if none)."""
@@ -254,7 +247,7 @@ def implied_nc(ode_field, family, initial_scores, initial_params_b: float, *,
     curve = trajectory_coupling(ode_field, family, initial_scores, initial_params_b, x_max,
                                 n_grid, x_min=x_min)
     x, dt, dh = (curve[c].to_numpy() for c in ("log10_n", "dtqa_dx", "dhs_dx"))
-    xc = _first_crossing(x, dt, dh)
+    xc = float(_first_crossings(x, dt, dh)[0])
     crosses = bool(np.isfinite(xc))
     side = str(_sides(dt, dh, np.array([xc]))[0])
     return ImpliedNc(log10_nc=xc, nc_b=float(10 ** (xc - 9.0)) if crosses else float("nan"),
@@ -336,8 +329,20 @@ def implied_nc_batch(ode_field, z0: np.ndarray, x0: np.ndarray, log10_nc: np.nda
       γ0 ≤ 0 has none: side "bonus" or "tax" by the sign of its weighted mean). With this
       definition the ODE answers the question the coupling-level posterior answers.
     """
-    if definition not in DEFINITIONS:
-        raise CapedynError(f"definition must be one of {DEFINITIONS}, got {definition!r}")
+    return _implied_nc_batches(ode_field, z0, x0, log10_nc, h, x_max=x_max, x_min=x_min,
+                               n_grid=n_grid, batch=batch, definitions=(definition,),
+                               x_fit=x_fit)[definition]
+
+
+@scoped_x64
+def _implied_nc_batches(ode_field, z0, x0, log10_nc, h, *, x_max, x_min, n_grid,
+                        batch=DRAW_BATCH, definitions=("crossing",),
+                        x_fit=None) -> dict[str, ImpliedNcBatch]:
+    """:func:`implied_nc_batch` for several ``definitions`` from one scan (the solves do not
+    depend on the definition, only the read-off does)."""
+    for definition in definitions:
+        if definition not in DEFINITIONS:
+            raise CapedynError(f"definition must be one of {DEFINITIONS}, got {definition!r}")
     z0 = np.asarray(z0, float).reshape(-1, len(BENCHMARKS))
     d = z0.shape[0]
     x0 = np.broadcast_to(np.asarray(x0, float), (d,)).copy()
@@ -345,16 +350,20 @@ def implied_nc_batch(ode_field, z0: np.ndarray, x0: np.ndarray, log10_nc: np.nda
     h = np.broadcast_to(np.asarray(h, float), (d, len(BENCHMARKS))).copy()
     _check_scan(x0, x_min, x_max, n_grid)
     sc = _scan(ode_field, z0, x0, lnc, h, x_min=x_min, x_max=x_max, n_grid=n_grid, batch=batch)
-    if definition == "crossing":
-        xc = _first_crossings(sc["x"], sc["dtqa"], sc["dhs"])
-        side = _sides(sc["dtqa"], sc["dhs"], xc)
-    else:
-        hi = np.broadcast_to(np.asarray(float(x_max) if x_fit is None else x_fit, float), (d,))
-        xc, side = _linear_zero(sc["x"], sc["dtqa"], sc["dhs"], x0, np.minimum(hi, float(x_max)))
-    side = np.where(sc["ok"], side, "failed")
-    return ImpliedNcBatch(log10_nc=np.where(sc["ok"], xc, np.nan), side=side, solved=sc["ok"],
-                          solved_down=sc["ok_down"], x_min=x_min, x_max=float(x_max),
-                          definition=definition)
+    out = {}
+    for definition in definitions:
+        if definition == "crossing":
+            xc = _first_crossings(sc["x"], sc["dtqa"], sc["dhs"])
+            side = _sides(sc["dtqa"], sc["dhs"], xc)
+        else:
+            hi = np.broadcast_to(np.asarray(float(x_max) if x_fit is None else x_fit, float), (d,))
+            xc, side = _linear_zero(sc["x"], sc["dtqa"], sc["dhs"], x0,
+                                    np.minimum(hi, float(x_max)))
+        out[definition] = ImpliedNcBatch(
+            log10_nc=np.where(sc["ok"], xc, np.nan), side=np.where(sc["ok"], side, "failed"),
+            solved=sc["ok"], solved_down=sc["ok_down"], x_min=x_min, x_max=float(x_max),
+            definition=definition)
+    return out
 
 
 def implied_nc_draws(ode_field, log10_nc: Sequence[float], h: np.ndarray, initial_scores,
@@ -383,6 +392,7 @@ def implied_nc_table(model, df: pd.DataFrame | None = None, *, x_max: float = X_
     name the largest model size when the fit does not record it."""
     from .data import complete_models
 
+    complete = complete_models(df) if df is not None else None
     rows = []
     for name, fam in model.families_.items():
         start = model.starts_[name]
@@ -390,8 +400,8 @@ def implied_nc_table(model, df: pd.DataFrame | None = None, *, x_max: float = X_
                          x_min=x_min)
         lo_b = float(start["params_b"])
         hi_b = np.nan
-        if df is not None:
-            own = complete_models(df[df["family"] == name])
+        if complete is not None:
+            own = complete[complete["family"] == name]
             hi_b = float(own["params_b"].max()) if len(own) else np.nan
         inside = bool(res.crosses and np.isfinite(hi_b) and lo_b <= res.nc_b <= hi_b)
         rows.append({"family": name, "param_nc_b": float(fam.critical_scale_b),
@@ -415,16 +425,44 @@ def _posterior_field(ode_posterior, fit):
     return ode_posterior.field_
 
 
-def _summary_b(ext: np.ndarray) -> dict:
-    """Median and equal-tailed 68%/95% intervals (billions) of extended log10 Nc draws:
-    quantiles that are actual draws (``inverted_cdf``), so ±inf stay ±inf (0 or inf in
-    billions) instead of turning into NaN by interpolation."""
+def _ext_quantiles(ext: np.ndarray) -> np.ndarray:
+    """The QUANTILES (2.5/16/50/84/97.5%) of extended log10 Nc draws, NaN draws dropped (all
+    NaN when none is left): quantiles that are actual draws (``inverted_cdf``), so ±inf stay
+    ±inf instead of turning into NaN by interpolation."""
     from .posterior_result import QUANTILES
 
     ext = ext[~np.isnan(ext)]
     if ext.size == 0:
+        return np.full(len(QUANTILES), np.nan)
+    return np.quantile(ext, QUANTILES, method="inverted_cdf")
+
+
+def _posterior_draws(idata_posterior, n_families: int) -> tuple[np.ndarray, np.ndarray]:
+    """(log10_nc (S, F), h (S, F, 5)) of an ODE-level posterior, chains and draws flattened."""
+    lnc = np.asarray(idata_posterior["log10_nc"].transpose("chain", "draw", "family").values
+                     ).reshape(-1, n_families)
+    h = np.asarray(idata_posterior["h"].transpose("chain", "draw", "family", "benchmark").values
+                   ).reshape(-1, n_families, len(BENCHMARKS))
+    return lnc, h
+
+
+def _draws_batches(fld, data, lnc, h, **kw) -> dict[str, ImpliedNcBatch]:
+    """Implied Nc of every draw (S, F) of ``lnc``/``h`` with each family's trajectory from
+    ``data``'s start (rows family-major: reshape to (F, S)), the linear fit up to the
+    family's largest model; ``kw`` as :func:`_implied_nc_batches`."""
+    d = lnc.shape[0]
+    return _implied_nc_batches(fld, np.repeat(np.asarray(data.z0, float), d, axis=0),
+                               np.repeat(np.asarray(data.x0, float), d), lnc.T.reshape(-1),
+                               h.transpose(1, 0, 2).reshape(-1, len(BENCHMARKS)),
+                               x_fit=np.repeat(log10_params(data.largest_b), d), **kw)
+
+
+def _summary_b(ext: np.ndarray) -> dict:
+    """Median and equal-tailed 68%/95% intervals (billions) of extended log10 Nc draws
+    (:func:`_ext_quantiles`: ±inf stay ±inf, 0 or inf in billions)."""
+    q = _ext_quantiles(ext)
+    if np.all(np.isnan(q)):
         return {k: np.nan for k in ("median", "lo68", "hi68", "lo95", "hi95")}
-    q = np.quantile(ext, QUANTILES, method="inverted_cdf")
     with np.errstate(over="ignore"):
         b = 10.0 ** (q - 9.0)
     return {"lo95": b[0], "lo68": b[1], "median": b[2], "hi68": b[3], "hi95": b[4]}
@@ -462,19 +500,13 @@ def implied_nc_posterior(ode_posterior, *, fit=None, x_max: float = X_MAX,
     data = ode_posterior.data
     fams = list(ode_posterior.families)
     rng = np.random.default_rng(seed)
-    lnc_all = np.asarray(post["log10_nc"].transpose("chain", "draw", "family").values).reshape(-1, len(fams))
-    h_all = np.asarray(post["h"].transpose("chain", "draw", "family", "benchmark").values
-                       ).reshape(-1, len(fams), len(BENCHMARKS))
+    lnc_all, h_all = _posterior_draws(post, len(fams))
     n = lnc_all.shape[0]
     take = np.sort(rng.choice(n, size=int(max_draws), replace=False)) if max_draws and max_draws < n \
         else np.arange(n)
     d = len(take)
-    z0 = np.repeat(np.asarray(data.z0, float), d, axis=0)
-    x0 = np.repeat(np.asarray(data.x0, float), d)
-    res = implied_nc_batch(fld, z0, x0, lnc_all[take].T.reshape(-1),
-                           h_all[take].transpose(1, 0, 2).reshape(-1, len(BENCHMARKS)),
-                           x_max=x_max, x_min=x_min, n_grid=n_grid, definition=definition,
-                           x_fit=np.repeat(np.log10(np.asarray(data.largest_b, float)) + 9.0, d))
+    res = _draws_batches(fld, data, lnc_all[take], h_all[take], x_max=x_max, x_min=x_min,
+                         n_grid=n_grid, definitions=(definition,))[definition]
     ext = res.extended().reshape(len(fams), d)
     side = res.side.reshape(len(fams), d)
     rows = []

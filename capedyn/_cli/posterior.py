@@ -16,6 +16,13 @@ from .._json import to_jsonable
 from ._common import add_family_option, match_families, table_families
 
 
+def _defaults(key: str) -> str:
+    """One sampler setting's defaults per model, read from the library (no copy to go stale)."""
+    from ..posterior import SAMPLER_DEFAULTS
+
+    return ", ".join(f"{d[key]} {model}" for model, d in SAMPLER_DEFAULTS.items())
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "posterior", help="Bayesian posterior of Nc per family and for the population (NumPyro)",
@@ -31,11 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", choices=("coupling", "ode"), default="coupling",
                    help="coupling (default) or ode")
     p.add_argument("--chains", type=int, default=None, metavar="N",
-                   help="NUTS chains (default 4)")
+                   help=f"NUTS chains (default {_defaults('chains')})")
     p.add_argument("--samples", type=int, default=None, metavar="N",
-                   help="kept draws per chain (default 5000 coupling, 1000 ode)")
+                   help=f"kept draws per chain (default {_defaults('samples')})")
     p.add_argument("--warmup", type=int, default=None, metavar="N",
-                   help="adaptation draws per chain (default 1500 coupling, 500 ode)")
+                   help=f"adaptation draws per chain (default {_defaults('warmup')})")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
     p.add_argument("--chain-method", choices=("vectorized", "parallel", "sequential"),
                    default="vectorized",

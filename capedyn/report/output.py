@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .._errors import OutputError
-from .._io import check_output_dir
+from .._io import _umask, check_output_dir
 
 __all__ = ["RUN_FILES", "writable", "staging_dir", "move_into_place"]
 
@@ -79,12 +79,6 @@ def staging_dir(out: Path, given: str | Path) -> Path:
         raise OutputError(f"cannot write to output folder '{given}' "
                           f"({exc.strerror or exc}); choose a writable output folder (--out)") from None
     return tmp
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def move_into_place(stage_dir: Path, out: Path, given: str | Path) -> None:

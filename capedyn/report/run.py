@@ -159,19 +159,19 @@ def reproduce(out_dir: str | Path = "reproduce_out", quick: bool = False, seed: 
         run.timings["total"] = round(time.perf_counter() - run.t0, 2)
 
         figures = [f"figures/{stem}.png" for stem in run.figures]
-        summary = {
+        summary = to_jsonable({
             "package": "capedyn", "version": __version__, "quick": cfg.quick, "seed": cfg.seed,
             **{k: run.summary.get(k) for k in SUMMARY_KEYS},
             **{k: v for k, v in run.summary.items() if k not in SUMMARY_KEYS},
             "config": asdict(cfg),
             "timings_s": dict(run.timings),
             "files": ["report.md", "report.html", "summary.json", *figures],
-        }
+        })
         doc = render_document(run.results, cfg, version=__version__, generated=generated,
                               timings=run.timings, stages=STAGES, figures=run.figures)
         atomic_write_text(stage_dir / "report.md", doc.to_markdown())
         atomic_write_text(stage_dir / "report.html", doc.to_html(stage_dir))
-        atomic_write_json(stage_dir / "summary.json", to_jsonable(summary))
+        atomic_write_json(stage_dir / "summary.json", summary)
         move_into_place(stage_dir, out, out_dir)
     except OSError as exc:
         shutil.rmtree(stage_dir, ignore_errors=True)
@@ -187,4 +187,4 @@ def reproduce(out_dir: str | Path = "reproduce_out", quick: bool = False, seed: 
         raise
     run.log(f"wrote {out / 'report.md'}, report.html, summary.json and "
             f"{len(figures)} figures in {run.timings['total']:.1f}s")
-    return to_jsonable(summary)
+    return summary

@@ -7,7 +7,6 @@ from typing import Any
 
 import pandas as pd
 
-from ..data import BENCHMARKS
 
 __all__ = ["DataResult", "compute_data"]
 
@@ -35,10 +34,11 @@ def compute_data() -> DataResult:
 
     df = load_base_models()
     fdf = load_frontier_models()
-    rows = [{"family": fam, "models": len(g),
-             "complete": int(g[list(BENCHMARKS)].notna().all(axis=1).sum()),
+    complete = complete_models(df)
+    n_complete = complete.groupby("family", sort=False).size()
+    rows = [{"family": fam, "models": len(g), "complete": int(n_complete.get(fam, 0)),
              "smallest_b": float(g["params_b"].min()), "largest_b": float(g["params_b"].max()),
              "source": ", ".join(dict.fromkeys(g["source"].astype(str)))}
             for fam, g in df.groupby("family", sort=False)]
-    return DataResult(base=df, frontier=fdf, complete=complete_models(df),
+    return DataResult(base=df, frontier=fdf, complete=complete,
                       families=pd.DataFrame(rows))

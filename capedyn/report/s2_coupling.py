@@ -96,14 +96,14 @@ def compute_coupling(data: DataResult, cfg: RunConfig,
     sign_all = cp.sign_test(table)
     sign_p14 = cp.sign_test(table, families=paper14)
     fams = cp.family_couplings(table)
-    used = table[~table["skipped"]]
     phases = pd.Series(cp.phase_classifier(df["hellaswag"].to_numpy(),
                                            df["truthfulqa"].to_numpy()).phase).value_counts()
     return CouplingResult(
         base=df, pairs=table, min_delta_hs=cp.MIN_DELTA_HS, fit_all=fit_all,
         fit_paper14=fit_p14, boot=boot, boot_web=boot_web, sign_all=sign_all,
         sign_paper14=sign_p14, family_nc=fams,
-        usable_pairs_by_family={str(k): int(v) for k, v in used["family"].value_counts().items()},
+        usable_pairs_by_family={str(k): int(v)
+                                for k, v in cp.usable_pairs(table)["family"].value_counts().items()},
         checks=_point_checks(df, table), n_models=len(df),
         n_bonus_models=int(phases.get("bonus", 0)), n_tax_models=int(phases.get("tax", 0)))
 
