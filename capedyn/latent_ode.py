@@ -268,8 +268,6 @@ class SharedLogitODE(BaseEstimator):
     @scoped_x64
     def fit(self, train_df: pd.DataFrame) -> "SharedLogitODE":
         """Fit on every family of ``train_df`` with ≥ 2 complete models."""
-        import optax
-
         floors = self._floors()
         if self.optimizer not in ("adam", "lm"):
             raise InputError(f"optimizer must be 'adam' or 'lm', got {self.optimizer!r}")

@@ -26,10 +26,11 @@ from .posterior_models import PosteriorError, TrajectoryData
 __all__ = ["ODE_CALIBRATION_TRUTH", "simulate_trajectory_data", "implied_nc_coverage"]
 
 ODE_CALIBRATION_TRUTH: dict = {"mu": 8.6, "tau": 0.4, "sigma_h": 0.33,
-                               "sigma_score": (3.2, 2.4, 3.3, 2.1, 2.6)}
+                               "sigma_score": (3.2, 2.4, 3.3, 2.1, 2.6),
+                               "log_gamma0_mu": -2.0, "log_gamma0_sd": 1.9}
 """Population used to simulate (log10 N, latent units per decade, points per benchmark in
-``BENCHMARKS`` order): close to the ODE-level posterior of the shipped data with the
-shipped ``all_families`` field."""
+``BENCHMARKS`` order, log γ0 mean and sd): close to the ODE-level posterior of the shipped
+data with the shipped ``all_families`` field."""
 
 
 def _field(fit):
@@ -41,16 +42,19 @@ def _field(fit):
 @scoped_x64
 def simulate_trajectory_data(n_families: int, seed: int, *, fit=None, truth: dict | None = None,
                              design: TrajectoryData | None = None, noisy_start: bool = True,
-                             ) -> tuple[TrajectoryData, dict]:
+                             family_gamma: bool = False) -> tuple[TrajectoryData, dict]:
     """Families simulated from the ODE-level model with known parameters.
 
     ``fit``: the field (a fitted :class:`capedyn.CouplingODE`, a field, a saved fit folder
     or a shipped fit name; default the shipped ``all_families``); ``truth``: population
     overrides of :data:`ODE_CALIBRATION_TRUTH`; ``design``: the real families whose start
     scores and sizes are reused (default: the shipped table's). ``noisy_start``: the
-    smallest model is observed with noise too (default) or exactly.
+    smallest model is observed with noise too (default) or exactly. ``family_gamma``: each
+    family draws its own coupling strength γ0_f from the population (default) or all take
+    the field's.
 
     Returns (data, truth) where ``truth`` holds the true ``log10_nc`` (F,), ``h`` (F, 5),
+    ``gamma0`` (F,),
     the noiseless start ``z0`` (F, 5) and ``x0`` (F,), the design family of each simulated
     family and the population values used.
     """
@@ -72,13 +76,15 @@ def simulate_trajectory_data(n_families: int, seed: int, *, fit=None, truth: dic
     x0, z0 = np.asarray(design.x0)[src], np.asarray(design.z0)[src]
     xs, mask = np.asarray(design.xs)[src], np.asarray(design.mask)[src]
     hyper = {"mu": pop["mu"], "tau": pop["tau"], "sigma_h": pop["sigma_h"],
-             "sigma_score": jnp.asarray(pop["sigma_score"], dtype=float)}
+             "sigma_score": jnp.asarray(pop["sigma_score"], dtype=float),
+             "log_gamma0_mu": pop["log_gamma0_mu"], "log_gamma0_sd": pop["log_gamma0_sd"]}
     pred = Predictive(ode_model, num_samples=1)
     key = jax.random.PRNGKey(seed)
     for _ in range(20):  # redraw on the (rare) simulated family whose solve fails
         key, sub = jax.random.split(key)
         out = pred(sub, x0=jnp.asarray(x0), z0=jnp.asarray(z0), xs=jnp.asarray(xs),
-                   mask=jnp.asarray(mask), fld=fld, scores=None, hyper=hyper, solver="adaptive")
+                   mask=jnp.asarray(mask), fld=fld, scores=None, hyper=hyper, solver="adaptive",
+                   family_gamma=family_gamma)
         if int(np.asarray(out["solve_failures"])[0]) == 0:
             break
     else:
@@ -95,7 +101,10 @@ def simulate_trajectory_data(n_families: int, seed: int, *, fit=None, truth: dic
         n_models=tuple(int(design.n_models[i]) for i in src),
         smallest_b=tuple(float(design.smallest_b[i]) for i in src),
         largest_b=tuple(float(design.largest_b[i]) for i in src))
+    gamma0 = (np.asarray(out["gamma0"])[0] if family_gamma
+              else np.full(len(names), float(fld.gamma0)))
     return data, {"log10_nc": np.asarray(out["log10_nc"])[0], "h": np.asarray(out["h"])[0],
+                  "gamma0": gamma0,
                   "z0": z0, "x0": x0, "design": [design.families[i] for i in src],
                   "population": pop}
 
@@ -107,6 +116,7 @@ def implied_nc_coverage(n_families: int = 26, seed: int = 0, *, per_dataset: int
                         x_max: float | None = None, n_grid: int = 200,
                         definitions: tuple[str, ...] = ("crossing", "linear"),
                         truth: dict | None = None, design: TrajectoryData | None = None,
+                        family_gamma: bool = False, model_noisy_start: bool = True,
                         progress: bool = False) -> dict:
     """Coverage of the ODE-implied Nc intervals on simulated families with known parameters.
 
@@ -118,7 +128,9 @@ def implied_nc_coverage(n_families: int = 26, seed: int = 0, *, per_dataset: int
     model) and from the true parameters (trajectory from the true smallest model), with the
     same scan (``x_min``/``x_max`` log10 N, defaults of :mod:`capedyn.ode_nc`) and each of
     ``definitions`` (see :func:`capedyn.ode_nc.implied_nc_batch`); ``truth``, ``design`` and
-    ``noisy_start`` are passed to :func:`simulate_trajectory_data`. Nc is taken on
+    ``noisy_start`` are passed to :func:`simulate_trajectory_data`; ``family_gamma`` to it
+    and to the posterior, ``model_noisy_start`` to the posterior as its ``noisy_start``
+    (see :func:`capedyn.posterior_models.ode_model`). Nc is taken on
     the extended line (+inf: the trajectory stays on the tax side over the scan, −inf: it
     stays on the bonus side), the equal-tailed 68%/95% intervals are quantiles of the draws,
     and a family is covered when its true value lies inside.
@@ -153,19 +165,21 @@ def implied_nc_coverage(n_families: int = 26, seed: int = 0, *, per_dataset: int
     while remaining > 0:
         k = min(int(per_dataset), remaining)
         data, known = simulate_trajectory_data(k, seed + d, fit=fld, truth=truth, design=design,
-                                               noisy_start=noisy_start)
+                                               noisy_start=noisy_start,
+                                               family_gamma=family_gamma)
         post = sample_posterior(data, model="ode", fit=fld, chains=chains, samples=samples,
-                                warmup=warmup, seed=seed + d, progress=progress)
+                                warmup=warmup, seed=seed + d, progress=progress,
+                                family_gamma=family_gamma, noisy_start=model_noisy_start)
         divergences += post.divergences
         rhat_max = max(rhat_max, float(post.family_rows()["rhat_max"].max()))
-        lnc, h = _posterior_draws(post.idata.posterior, k)
-        n = lnc.shape[0]
+        draws = _posterior_draws(post.idata.posterior, k)
+        n = draws.log10_nc.shape[0]
         x_fit = log10_params(data.largest_b)
         # One scan each for the draws and the truth; every definition reads off the same scan.
         kw = dict(x_min=x_min, x_max=x_max, n_grid=n_grid, definitions=definitions)
-        all_draws = _draws_batches(fld, data, lnc, h, **kw)
+        all_draws = _draws_batches(fld, data, draws, **kw)
         all_true = _implied_nc_batches(fld, known["z0"], known["x0"], known["log10_nc"],
-                                       known["h"], x_fit=x_fit, **kw)
+                                       known["h"], x_fit=x_fit, gamma0=known["gamma0"], **kw)
         for definition in definitions:
             draws, true = all_draws[definition], all_true[definition]
             ext = draws.extended().reshape(k, n)
@@ -210,4 +224,5 @@ def implied_nc_coverage(n_families: int = 26, seed: int = 0, *, per_dataset: int
             "runtime_s": round(time.perf_counter() - t0, 2),
             "truth": {**ODE_CALIBRATION_TRUTH, **(truth or {})},
             "chains": chains, "samples": samples, "warmup": warmup, "per_dataset": per_dataset,
-            "noisy_start": bool(noisy_start), "x_min": x_min, "x_max": x_max, "table": table}
+            "noisy_start": bool(noisy_start), "family_gamma": bool(family_gamma),
+            "model_noisy_start": bool(model_noisy_start), "x_min": x_min, "x_max": x_max, "table": table}

@@ -21,7 +21,8 @@ trajectory that never crosses inside the scan reports ``crosses = False`` and th
 stays on: ``"tax"`` (Nc above ``x_max``) or ``"bonus"`` (Nc below the scan).
 ``x_min=None`` scans upward from the smallest model only.
 
-With a posterior over the family parameters (draws of ``log10_nc`` and ``h``) the implied Nc
+With a posterior over the family parameters (draws of ``log10_nc`` and ``h``, and of the
+true start scores and each family's γ0 when the posterior samples them) the implied Nc
 is computed draw by draw in one vmapped solve (:func:`implied_nc_draws`,
 :func:`implied_nc_batch`), which carries the posterior through the dynamics;
 :func:`implied_nc_posterior` does so for every family of an ODE-level posterior and
@@ -105,7 +106,8 @@ def _scan_solver(backward: bool):
             r = jax.vmap(lambda x, z: fld(x, z, fam))(xs, zs) * _score_slope(zs)
             return jnp.stack([r[:, HS], r[:, TQA]], axis=-1)
 
-        def one(fld, z0, x0, s_back, xs, lnc, h):
+        def one(fld, z0, x0, s_back, xs, lnc, h, g):
+            fld = eqx.tree_at(lambda f: f.gamma0, fld, g)  # the row's own coupling strength
             fam = FamilyParams(log10_nc=lnc, h=h)
             zf, okf = solve_unchecked(fld, z0, x0, xs, fam)
             out = {"z_up": zf, "r_up": rates(fld, xs, zf, fam), "ok_up": okf}
@@ -114,18 +116,21 @@ def _scan_solver(backward: bool):
                 out.update(z_down=zb, r_down=rates(fld, x0 - s_back, zb, fam), ok_down=okb)
             return out
 
-        _SCAN_FN[backward] = eqx.filter_jit(eqx.filter_vmap(one, in_axes=(None, 0, 0, 0, 0, 0, 0)))
+        _SCAN_FN[backward] = eqx.filter_jit(eqx.filter_vmap(one, in_axes=(None, 0, 0, 0, 0, 0, 0, 0)))
     return _SCAN_FN[backward]
 
 
 def _scan(ode_field, z0, x0, lnc, h, *, x_min, x_max, n_grid, batch=DRAW_BATCH,
-          keep_states=False) -> dict:
+          keep_states=False, gamma0=None) -> dict:
     """Rows (D) solved in batches: ``x`` (D, n) increasing, ``dhs``/``dtqa`` (D, n) points per
     decade (NaN where the solve failed), ``ok`` (D,) upward solve succeeded, ``ok_down``,
-    and ``z`` (D, n, 5) when ``keep_states``."""
+    and ``z`` (D, n, 5) when ``keep_states``. ``gamma0`` (D,): each row's coupling strength
+    (None: the field's)."""
     import jax.numpy as jnp
 
     d = z0.shape[0]
+    g = np.broadcast_to(np.asarray(ode_field.gamma0 if gamma0 is None else gamma0, float),
+                        (d,)).copy()
     n_up = int(n_grid)
     backward = x_min is not None
     n_down = max(2, n_up // 2) if backward else 1
@@ -145,7 +150,8 @@ def _scan(ode_field, z0, x0, lnc, h, *, x_min, x_max, n_grid, batch=DRAW_BATCH,
     for s in range(0, d, batch):
         idx = np.arange(s, s + batch) % d
         o = fn(ode_field, jnp.asarray(z0[idx]), jnp.asarray(x0[idx]), jnp.asarray(s_back[idx]),
-               jnp.asarray(xs[idx]), jnp.asarray(lnc[idx]), jnp.asarray(h[idx]))
+               jnp.asarray(xs[idx]), jnp.asarray(lnc[idx]), jnp.asarray(h[idx]),
+               jnp.asarray(g[idx]))
         n = min(batch, d - s)
         rows = slice(s, s + n)
         r_up = np.asarray(o["r_up"])[:n]
@@ -310,12 +316,13 @@ def _linear_zero(x, dtqa, dhs, x_lo, x_hi):
 def implied_nc_batch(ode_field, z0: np.ndarray, x0: np.ndarray, log10_nc: np.ndarray,
                      h: np.ndarray, *, x_max: float = X_MAX, x_min: float | None = X_MIN,
                      n_grid: int = 200, batch: int = DRAW_BATCH, definition: str = "crossing",
-                     x_fit=None) -> ImpliedNcBatch:
+                     x_fit=None, gamma0=None) -> ImpliedNcBatch:
     """Implied Nc of many (start, family parameters) rows, solved in vmapped batches.
 
     ``z0`` (D, 5) latent start states (:func:`capedyn.to_state` of the start scores in
     percent), ``x0`` (D,) their log10 N, ``log10_nc`` (D,) and ``h`` (D, 5) the family
-    parameters (scalars broadcast). Each row's trajectory is solved from ``x0`` up to
+    parameters (scalars broadcast), ``gamma0`` (D,) each row's coupling strength (None: the
+    field's one value). Each row's trajectory is solved from ``x0`` up to
     ``x_max`` on ``n_grid`` points and down to ``x_min`` on ``n_grid // 2`` points (log10 N),
     one jitted ``vmap`` per ``batch`` rows; the Nc is then read off with NumPy:
 
@@ -331,13 +338,13 @@ def implied_nc_batch(ode_field, z0: np.ndarray, x0: np.ndarray, log10_nc: np.nda
     """
     return _implied_nc_batches(ode_field, z0, x0, log10_nc, h, x_max=x_max, x_min=x_min,
                                n_grid=n_grid, batch=batch, definitions=(definition,),
-                               x_fit=x_fit)[definition]
+                               x_fit=x_fit, gamma0=gamma0)[definition]
 
 
 @scoped_x64
 def _implied_nc_batches(ode_field, z0, x0, log10_nc, h, *, x_max, x_min, n_grid,
                         batch=DRAW_BATCH, definitions=("crossing",),
-                        x_fit=None) -> dict[str, ImpliedNcBatch]:
+                        x_fit=None, gamma0=None) -> dict[str, ImpliedNcBatch]:
     """:func:`implied_nc_batch` for several ``definitions`` from one scan (the solves do not
     depend on the definition, only the read-off does)."""
     for definition in definitions:
@@ -349,7 +356,8 @@ def _implied_nc_batches(ode_field, z0, x0, log10_nc, h, *, x_max, x_min, n_grid,
     lnc = np.broadcast_to(np.asarray(log10_nc, float), (d,)).copy()
     h = np.broadcast_to(np.asarray(h, float), (d, len(BENCHMARKS))).copy()
     _check_scan(x0, x_min, x_max, n_grid)
-    sc = _scan(ode_field, z0, x0, lnc, h, x_min=x_min, x_max=x_max, n_grid=n_grid, batch=batch)
+    sc = _scan(ode_field, z0, x0, lnc, h, x_min=x_min, x_max=x_max, n_grid=n_grid, batch=batch,
+               gamma0=gamma0)
     out = {}
     for definition in definitions:
         if definition == "crossing":
@@ -437,24 +445,56 @@ def _ext_quantiles(ext: np.ndarray) -> np.ndarray:
     return np.quantile(ext, QUANTILES, method="inverted_cdf")
 
 
-def _posterior_draws(idata_posterior, n_families: int) -> tuple[np.ndarray, np.ndarray]:
-    """(log10_nc (S, F), h (S, F, 5)) of an ODE-level posterior, chains and draws flattened."""
-    lnc = np.asarray(idata_posterior["log10_nc"].transpose("chain", "draw", "family").values
-                     ).reshape(-1, n_families)
-    h = np.asarray(idata_posterior["h"].transpose("chain", "draw", "family", "benchmark").values
-                   ).reshape(-1, n_families, len(BENCHMARKS))
-    return lnc, h
+@dataclass(frozen=True)
+class _Draws:
+    """Kept draws of an ODE-level posterior, chains and draws flattened (S draws, F families):
+    ``log10_nc`` (S, F), ``h`` (S, F, 5), ``gamma0`` (S, F) or None (the field's one value)
+    and ``start`` (S, F, 5) true start scores (percent) or None (the observed start)."""
+
+    log10_nc: np.ndarray
+    h: np.ndarray
+    gamma0: np.ndarray | None = None
+    start: np.ndarray | None = None
+
+    def take(self, idx) -> "_Draws":
+        return _Draws(*(None if v is None else v[idx]
+                        for v in (self.log10_nc, self.h, self.gamma0, self.start)))
 
 
-def _draws_batches(fld, data, lnc, h, **kw) -> dict[str, ImpliedNcBatch]:
-    """Implied Nc of every draw (S, F) of ``lnc``/``h`` with each family's trajectory from
-    ``data``'s start (rows family-major: reshape to (F, S)), the linear fit up to the
-    family's largest model; ``kw`` as :func:`_implied_nc_batches`."""
-    d = lnc.shape[0]
-    return _implied_nc_batches(fld, np.repeat(np.asarray(data.z0, float), d, axis=0),
-                               np.repeat(np.asarray(data.x0, float), d), lnc.T.reshape(-1),
-                               h.transpose(1, 0, 2).reshape(-1, len(BENCHMARKS)),
-                               x_fit=np.repeat(log10_params(data.largest_b), d), **kw)
+def _posterior_draws(idata_posterior, n_families: int) -> _Draws:
+    """The family parameters of an ODE-level posterior (:class:`_Draws`)."""
+    def flat(name, *extra):
+        if name not in idata_posterior:
+            return None
+        v = idata_posterior[name]
+        if "family" not in v.dims:
+            return None
+        order = ("chain", "draw", "family", *extra)
+        return np.asarray(v.transpose(*order).values).reshape(-1, n_families,
+                                                              *([len(BENCHMARKS)] if extra else []))
+
+    return _Draws(log10_nc=flat("log10_nc"), h=flat("h", "benchmark"),
+                  gamma0=flat("gamma0"), start=flat("start_scores", "benchmark"))
+
+
+def _draws_batches(fld, data, draws: _Draws, **kw) -> dict[str, ImpliedNcBatch]:
+    """Implied Nc of every draw (S, F) with each family's trajectory from the draw's start
+    (``data``'s observed start when the posterior has none; rows family-major: reshape to
+    (F, S)), the linear fit up to the family's largest model; ``kw`` as
+    :func:`_implied_nc_batches`."""
+    from ._state import to_state
+
+    d = draws.log10_nc.shape[0]
+    nb = len(BENCHMARKS)
+    if draws.start is None:
+        z0 = np.repeat(np.asarray(data.z0, float), d, axis=0)
+    else:
+        z0 = np.asarray(to_state(draws.start.transpose(1, 0, 2).reshape(-1, nb)))
+    g = None if draws.gamma0 is None else draws.gamma0.T.reshape(-1)
+    return _implied_nc_batches(fld, z0, np.repeat(np.asarray(data.x0, float), d),
+                               draws.log10_nc.T.reshape(-1),
+                               draws.h.transpose(1, 0, 2).reshape(-1, nb),
+                               x_fit=np.repeat(log10_params(data.largest_b), d), gamma0=g, **kw)
 
 
 def _summary_b(ext: np.ndarray) -> dict:
@@ -500,12 +540,12 @@ def implied_nc_posterior(ode_posterior, *, fit=None, x_max: float = X_MAX,
     data = ode_posterior.data
     fams = list(ode_posterior.families)
     rng = np.random.default_rng(seed)
-    lnc_all, h_all = _posterior_draws(post, len(fams))
-    n = lnc_all.shape[0]
+    draws = _posterior_draws(post, len(fams))
+    n = draws.log10_nc.shape[0]
     take = np.sort(rng.choice(n, size=int(max_draws), replace=False)) if max_draws and max_draws < n \
         else np.arange(n)
     d = len(take)
-    res = _draws_batches(fld, data, lnc_all[take], h_all[take], x_max=x_max, x_min=x_min,
+    res = _draws_batches(fld, data, draws.take(take), x_max=x_max, x_min=x_min,
                          n_grid=n_grid, definitions=(definition,))[definition]
     ext = res.extended().reshape(len(fams), d)
     side = res.side.reshape(len(fams), d)
@@ -537,7 +577,8 @@ class ImpliedNcAgreement:
     bonus (a pair with γ12 < 0 followed by one with γ12 > 0: the data themselves cross);
     ``n_coupling_inside``/``n_coupling_agree``: the coupling-level median lies inside the
     family's sizes; ``n_implied_inside``/``n_implied_agree``: the ODE-implied median does;
-    ``n_families``/``n_agree_all``: every family.
+    ``n_families``/``n_agree_all``: every family. ``n_agree95``: families whose pairs turn
+    with the implied median inside the coupling-level 95% interval.
     """
 
     table: pd.DataFrame
@@ -549,6 +590,7 @@ class ImpliedNcAgreement:
     n_implied_agree: int
     n_families: int
     n_agree_all: int
+    n_agree95: int
     definition: str
     config: dict
 
@@ -557,7 +599,7 @@ class ImpliedNcAgreement:
         from ._json import to_jsonable
 
         keys = ("n_inside", "n_agree", "n_coupling_inside", "n_coupling_agree",
-                "n_implied_inside", "n_implied_agree", "n_families", "n_agree_all")
+                "n_implied_inside", "n_implied_agree", "n_families", "n_agree_all", "n_agree95")
         return to_jsonable({
             "definition": self.definition, **{k: getattr(self, k) for k in keys},
             "agreement": "ODE-implied median inside the coupling-level posterior's 68% "
@@ -641,7 +683,8 @@ def implied_nc_agreement(ode_posterior, coupling_posterior, *, fit=None, x_max: 
     return ImpliedNcAgreement(
         table=t, n_inside=n_in, n_agree=n_ag, n_coupling_inside=n_ci, n_coupling_agree=n_ca,
         n_implied_inside=n_ii, n_implied_agree=n_ia, n_families=len(t),
-        n_agree_all=int(ok.sum()), definition=definition,
+        n_agree_all=int(ok.sum()), n_agree95=int((t["observed_turn"] & t["agree95"]).sum()),
+        definition=definition,
         config={"x_min": x_min, "x_max": float(x_max), "n_grid": int(n_grid),
                 "max_draws": max_draws, "seed": seed,
                 "ode_posterior": dict(ode_posterior.config),

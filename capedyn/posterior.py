@@ -29,6 +29,13 @@ several chains) is separate in :func:`sample_posterior`.
 
         scores_{f,j,b} ~ Normal(from_state(z_f(x_j))_b, σ_b)
         log10 Nc_f ~ Normal(μ, τ),   h_f,b ~ Normal(0, σ_h)
+        z_f(x_0) = to_state(s0_f),  s0_f = observed_{f,0} + σ_b·ε_f,  ε_f ~ Normal(0, 1)
+
+    The smallest model, where a family's trajectory starts, is a measurement like the
+    others: its true scores s0_f are sampled (a flat prior conditioned on the observation,
+    ``noisy_start=True``, the default). Starting from the observed scores as if exact made
+    the implied-Nc intervals too narrow in simulation. ``family_gamma=True`` adds a
+    coupling strength γ0_f per family (off by default; see :func:`ode_model`).
 
     The likelihood is on the observed scores, not on latent states: benchmark noise and
     misfit are in points, while the logit state stretches near-floor noise (an MMLU of
@@ -102,6 +109,8 @@ SAMPLER_DEFAULTS: dict[str, dict[str, Any]] = {
     # under a HalfNormal(1) prior. With the ODE model's HalfNormal(0.5) tau prior and
     # sparse families' h non-centred: R-hat max 1.008, bulk ESS min 576 (families >= 604),
     # 0 divergences, 71 s of sampling (76 s wall for `capedyn posterior --model ode`).
+    # The noisy start (65 more parameters): R-hat max 1.011, bulk ESS min 565, 0
+    # divergences, 84 s of sampling (58 s with the start exact, same machine and day).
     "ode": {"chains": 4, "samples": 500, "warmup": 500, "target_accept": 0.95,
             "dense_mass": False, "ode_steps": 3},
 }
@@ -167,8 +176,8 @@ def _to_idata(mcmc, families, model: str):
     dims = {k: ["family"] for k in fam_dims}
     coords = {"family": list(families)}
     if model == "ode":
-        dims.update({"h": ["family", "benchmark"], "h_raw": ["family", "benchmark"],
-                     "sigma_score": ["benchmark"]})
+        dims.update({k: ["family", "benchmark"] for k in ("h", "h_raw", "start_z", "start_scores")})
+        dims["sigma_score"] = ["benchmark"]
         coords["benchmark"] = list(BENCHMARKS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -216,7 +225,8 @@ def sample_posterior(df=None, *, model: str | None = None,
                      families: Sequence[str] | None = None, fit=None,
                      target_accept: float | None = None, dense_mass: bool | None = None,
                      chain_method: str = "vectorized", progress: bool = True,
-                     solver: str = "fixed", ode_steps: int | None = None) -> NcPosterior:
+                     solver: str = "fixed", ode_steps: int | None = None,
+                     family_gamma: bool = False, noisy_start: bool = True) -> NcPosterior:
     """NUTS posterior over Nc for every family of ``df``.
 
     ``df``: a base-model table (default: the shipped one), or prepared data — a
@@ -230,7 +240,9 @@ def sample_posterior(df=None, *, model: str | None = None,
     ``seed`` for the PRNG. ``families`` restricts the fit to those families. ``fit`` (ODE
     model): a fitted :class:`capedyn.CouplingODE` (its field is held fixed, its family
     values start the chains), a :class:`capedyn.ode.CouplingField`, a saved fit folder or a
-    shipped fit name; default the shipped ``all_families`` fit.
+    shipped fit name; default the shipped ``all_families`` fit. ``family_gamma`` and
+    ``noisy_start`` (ODE model): each family's own coupling strength γ0_f, and the smallest
+    model's scores observed with noise (both default on; see :func:`ode_model`).
 
     Returns an :class:`NcPosterior`; its ``table`` has, per family and for the population,
     the Nc posterior median and equal-tailed 68%/95% intervals in billions of parameters,
@@ -284,22 +296,28 @@ def sample_posterior(df=None, *, model: str | None = None,
                          progress=progress, dense_mass=dense)
     else:
         kwargs = dict(x0=data.x0, z0=data.z0, xs=data.xs, mask=data.mask, fld=fld,
-                      scores=data.scores, solver=solver, steps=steps)
+                      scores=data.scores, solver=solver, steps=steps,
+                      family_gamma=bool(family_gamma), noisy_start=bool(noisy_start))
+        init = _ode_init(fitted, mu0, data, float(fld.gamma0), bool(family_gamma),
+                         bool(noisy_start))
         mcmc = _run_nuts(ode_model, kwargs, chains=chains, samples=samples, warmup=warmup,
                          seed=seed, target_accept=ta, chain_method=chain_method,
-                         progress=progress, init_values=_ode_init(fitted, mu0, data),
-                         dense_mass=dense)
+                         progress=progress, init_values=init, dense_mass=dense)
     runtime = time.perf_counter() - t0
     return _result(mcmc, model, data, runtime, seed, notes, fld, config=dict(
         chains=chains, samples=samples, warmup=warmup, seed=seed, target_accept=ta,
         chain_method=chain_method, dense_mass=dense, solver=solver if model == "ode" else None,
-        ode_steps=steps if model == "ode" else None))
+        ode_steps=steps if model == "ode" else None,
+        family_gamma=bool(family_gamma) if model == "ode" else None,
+        noisy_start=bool(noisy_start) if model == "ode" else None))
 
 
-def _ode_init(fitted: dict, mu0: float, data: TrajectoryData) -> dict:
+def _ode_init(fitted: dict, mu0: float, data: TrajectoryData, gamma0: float,
+              family_gamma: bool, noisy_start: bool) -> dict:
     """Start every chain at the point fit (sampler coordinates; families the fit does
-    not know at its population mean, h = 0), hyper-parameters at moderate values: the fit
-    is the MAP of a closely related penalised objective."""
+    not know at its population mean, h = 0; every γ0_f at the field's γ0, the start at
+    its observation), hyper-parameters at moderate values: the fit is the MAP of a closely
+    related penalised objective."""
     import jax.numpy as jnp
 
     lnc = np.array([float(fitted[f].log10_nc) if f in fitted else mu0 for f in data.families])
@@ -309,11 +327,18 @@ def _ode_init(fitted: dict, mu0: float, data: TrajectoryData) -> dict:
     tau = float(max(np.std(lnc), 0.2))
     sigma_h = float(max(np.std(h), 0.05))
     centred = np.asarray(data.mask).sum(axis=1) >= CENTRED_H_MIN_OBS
-    return {"mu": jnp.asarray(mu), "tau": jnp.asarray(tau), "sigma_h": jnp.asarray(sigma_h),
+    init = {"mu": jnp.asarray(mu), "tau": jnp.asarray(tau), "sigma_h": jnp.asarray(sigma_h),
             "sigma_score": jnp.full(len(BENCHMARKS), 2.0),
             "log10_nc_z": jnp.asarray(np.clip((lnc - mu) / tau, -3, 3)),
             "h_raw": jnp.asarray(np.where(centred[:, None], np.clip(h, -3 * sigma_h, 3 * sigma_h),
                                           np.clip(h / sigma_h, -3, 3)))}
+    n_f = len(data.families)
+    if family_gamma:
+        init.update(log_gamma0_mu=jnp.asarray(np.log(max(gamma0, 0.02))),
+                    log_gamma0_sd=jnp.asarray(0.5), gamma0_z=jnp.zeros(n_f))
+    if noisy_start:
+        init["start_z"] = jnp.zeros((n_f, len(BENCHMARKS)))
+    return init
 
 
 def _result(mcmc, model, data, runtime, seed, notes, fld, config) -> NcPosterior:
@@ -366,8 +391,10 @@ def posterior_family(fit: NcPosterior, df_new: pd.DataFrame, family: str | None 
     hyper-posterior, moment-matched by a multivariate normal over the unconstrained
     hyper-parameters, is the prior, and only the new family's pairs are the data (a family
     without a usable pair gets the population predictive). ODE model: the population (μ, τ,
-    σ_h, σ_b at their posterior medians; the universal field at its point fit) is frozen
-    and only the family's log10 Nc and h are sampled.
+    σ_h, σ_b and, when the population had them, the γ0_f hyper-parameters at their
+    posterior medians; the universal field at its point fit) is frozen and only the
+    family's log10 Nc and h (and γ0_f, and its true start scores when the population was
+    sampled with ``noisy_start``) are sampled.
     """
     if not isinstance(fit, NcPosterior):
         raise PosteriorError("fit must be an NcPosterior from sample_posterior or load_posterior")
@@ -419,9 +446,14 @@ def posterior_family(fit: NcPosterior, df_new: pd.DataFrame, family: str | None 
         hyper = {"mu": float(np.median(p["mu"].values)), "tau": float(np.median(p["tau"].values)),
                  "sigma_h": float(np.median(p["sigma_h"].values)),
                  "sigma_score": np.median(p["sigma_score"].values.reshape(-1, len(BENCHMARKS)), axis=0)}
+        family_gamma = "log_gamma0_mu" in p  # the population was fitted with γ0_f
+        if family_gamma:
+            hyper.update({k: float(np.median(p[k].values)) for k in ("log_gamma0_mu", "log_gamma0_sd")})
         fld = fit.field_
         kwargs = dict(x0=data.x0, z0=data.z0, xs=data.xs, mask=data.mask, fld=fld,
-                      scores=data.scores, hyper=hyper, solver=fit.config.get("solver") or "fixed",
+                      scores=data.scores, hyper=hyper, family_gamma=family_gamma,
+                      noisy_start=bool(fit.config.get("noisy_start")),
+                      solver=fit.config.get("solver") or "fixed",
                       steps=int(fit.config.get("ode_steps") or dflt["ode_steps"]))
         mcmc = _run_nuts(ode_model, kwargs, chains=chains, samples=samples, warmup=warmup,
                          seed=seed, target_accept=float(fit.config.get("target_accept", 0.8)),

@@ -79,6 +79,8 @@ def _build_table(idata, model: str, data) -> pd.DataFrame:
     """Tidy per-family + population table from the posterior, through ``az.summary``."""
     post = idata.posterior
     per_family = ["log10_nc"] + (["gamma0"] if model == "coupling" else ["h"])
+    if model == "ode" and "gamma0" in post:  # the ODE model with each family's own γ0
+        per_family.append("gamma0")
     pop_vars = [v for v in ("mu", "tau") if v in post]
     var_names = per_family + pop_vars + (["log10_nc_new"] if "log10_nc_new" in post else [])
     s = _summary(idata, var_names)
@@ -88,9 +90,9 @@ def _build_table(idata, model: str, data) -> pd.DataFrame:
                "n_obs": data.n_obs[i], **_flat(_quantiles_b(s, "log10_nc", family=fam)),
                **_diag(s, per_family, family=fam),
                "smallest_b": data.smallest_b[i], "largest_b": data.largest_b[i]}
-        if model == "coupling":
+        if "gamma0" in per_family:
             row["gamma0_median"] = float(s["gamma0"].sel(family=fam, metric="median"))
-        else:
+        if model == "ode":
             hmed = s["h"].sel(family=fam, metric="median").sel(benchmark=list(BENCHMARKS))
             row.update({f"h_{b}": float(v) for b, v in zip(BENCHMARKS, hmed.values)})
         rows.append(row)

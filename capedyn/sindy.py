@@ -44,7 +44,7 @@ from ._state import SHORT, N_FEATURES, N_STATE, feature_names, from_state, polyn
 from .trajectory import Trajectory
 from .baselines import (family_trajectories, initial_condition,
                         midpoint_differences, prediction_frame, _targets)
-from .data import BENCHMARKS, log10_params
+from .data import BENCHMARKS
 
 __all__ = ["SparseCouplingODE", "PAPER_HS_EQUATION", "format_equation", "sparse_hs_equation"]
 

@@ -174,6 +174,59 @@ def test_linear_definition_recovers_nc_outside_the_fitted_range():
     np.testing.assert_allclose(res.log10_nc, lnc, atol=2e-3)
 
 
+def test_each_row_can_carry_its_own_coupling_strength():
+    """Per-row γ0 (the ODE-level posterior's family_gamma option) replaces the field's one
+    value row by row: each crossing matches scipy integrating the field with that γ0."""
+    coef, field = _sourced_field()                     # the field's own γ0 is 0.25
+    start = np.array([28.0, 45.0, 25.0, 52.0, 26.0])
+    h = np.array([0.0, 0.08, 0.0, 0.0, 0.0])
+    x0 = np.log10(0.07e9)
+    g = np.array([0.12, 0.25, 0.6])
+    with x64():
+        z0 = to_state(start)
+    res = implied_nc_batch(field, np.tile(z0, (3, 1)), np.full(3, x0), np.full(3, 9.4), h,
+                           n_grid=400, x_min=None, gamma0=g)
+    expected = [_scipy_crossing(coef, gi, 9.4, h, start, x0) for gi in g]
+    assert np.ptp(expected) > 0.2                      # γ0 really moves the crossing
+    np.testing.assert_allclose(res.log10_nc, expected, atol=5e-3)
+
+
+def test_posterior_draws_of_start_and_gamma0_are_used():
+    """An ODE-level posterior that carries γ0_f and the true start scores (family_gamma,
+    noisy_start): the implied Nc is solved from the drawn start with the drawn γ0, not from
+    the observed start with the field's γ0 (the two differ by > 0.2 decades here)."""
+    import xarray as xr
+
+    from capedyn.ode_nc import implied_nc_posterior
+    from capedyn.posterior_models import TrajectoryData
+
+    coef, field = _sourced_field()
+    h = np.array([0.0, 0.08, 0.0, 0.0, 0.0])
+    observed = np.array([28.0, 45.0, 25.0, 52.0, 26.0])
+    true_start = np.array([29.0, 43.0, 25.5, 52.0, 26.0])
+    x0 = np.log10(0.07e9)
+    n = 8
+    post = xr.Dataset(
+        {"log10_nc": (("chain", "draw", "family"), np.full((1, n, 1), 9.4)),
+         "h": (("chain", "draw", "family", "benchmark"), np.tile(h, (1, n, 1, 1))),
+         "gamma0": (("chain", "draw", "family"), np.full((1, n, 1), 0.6)),
+         "start_scores": (("chain", "draw", "family", "benchmark"),
+                          np.tile(true_start, (1, n, 1, 1)))},
+        coords={"family": ["A"], "benchmark": B})
+    with x64():
+        z0 = to_state(observed[None])
+    tdata = TrajectoryData(families=("A",), x0=np.array([x0]), z0=z0, xs=np.array([[x0, 10.0]]),
+                           scores=np.zeros((1, 2, 5)), mask=np.array([[False, True]]),
+                           n_models=(2,), smallest_b=(0.07,), largest_b=(10.0,))
+    ode = types.SimpleNamespace(idata=types.SimpleNamespace(posterior=post), data=tdata,
+                                families=("A",), field_=field, model="ode")
+    got = implied_nc_posterior(ode, n_grid=400, x_min=None)["implied_median_b"].iloc[0]
+    want = _scipy_crossing(coef, 0.6, 9.4, h, true_start, x0)
+    ignored = _scipy_crossing(coef, 0.25, 9.4, h, observed, x0)
+    assert abs(want - ignored) > 0.2
+    assert np.log10(got) + 9 == pytest.approx(want, abs=5e-3)
+
+
 # --------------------------------------------------------------------------- agreement
 
 def _fake_posteriors(field):
@@ -226,6 +279,7 @@ def test_agreement_table_counts_by_hand():
     assert list(t["observed_turn"]) == [True, False]
     assert list(t["agree68"]) == [True, False] and list(t["implied_inside_data"]) == [True, False]
     assert (a.n_inside, a.n_agree, a.n_families, a.n_agree_all) == (1, 1, 2, 1)
+    assert a.n_agree95 == 1   # A (turns, inside [1, 20]); Bfam (63B) is outside [1, 30] and does not turn
     assert (a.n_coupling_inside, a.n_coupling_agree) == (2, 1)
     assert t.loc["A", "frac_cross"] == 1.0
     d = a.to_dict()
@@ -238,6 +292,7 @@ def test_agreement_table_counts_by_hand():
 
 @pytest.mark.parametrize("argv, message", [
     (["posterior", "--implied-nc"], "--model ode"),
+    (["posterior", "--family-gamma", "--exact-start"], "--family-gamma and --exact-start only apply"),
     (["posterior", "--model", "ode", "--implied-nc", "--coupling-posterior", "/nonexistent/c.nc"],
      "no coupling-level posterior file"),
     (["posterior", "--model", "ode", "--coupling-posterior", "c.nc"], "only used with --implied-nc"),

@@ -243,6 +243,42 @@ def test_ode_model_runs_and_reports(base_df):
     assert (fam["nc_ci95_lo_b"] > 0).all() and np.isfinite(fam["nc_ci95_hi_b"]).all()
     assert {f"h_{b}" for b in cd.BENCHMARKS} <= set(fam.columns)
     assert post.idata.posterior["h"].shape[-2:] == (2, 5)
+    # the smallest model is a measurement too: its true scores are sampled around it
+    start = post.idata.posterior["start_scores"].values.reshape(-1, 2, 5)
+    observed = post.data.scores[:, 0]
+    assert np.all(start.std(axis=0) > 0.05)
+    assert np.all(np.abs(np.median(start, axis=0) - observed) < 15.0)
+    # a family outside the fit, with the population frozen: the same start treatment
+    new = po.posterior_family(post, base_df[base_df["family"] == "Falcon"], chains=1,
+                              samples=15, warmup=15)
+    assert new.config["new_family"] == "Falcon"
+    assert new.idata.posterior["start_scores"].shape[-2:] == (1, 5)
+
+
+def test_solve_families_takes_each_familys_own_gamma0(base_df):
+    """Per-family γ0 gives, family by family, the solve of a field whose γ0 is that value
+    (the field rebuilt and solved one family at a time)."""
+    import equinox as eqx
+    import jax.numpy as jnp
+
+    from capedyn._jax import x64
+    from capedyn.ode import FamilyParams, solve_unchecked
+
+    data = po.trajectory_data(base_df, ["Pythia", "OLMo", "Falcon"])
+    g = np.array([0.05, 0.4, 1.2])
+    with x64():
+        field = _toy_field()
+        lnc, h = jnp.asarray([9.0, 9.5, 10.0]), jnp.zeros((3, 5))
+        zs, ok = po.solve_families(field, jnp.asarray(data.z0), jnp.asarray(data.x0),
+                                   jnp.asarray(data.xs), lnc, h, gamma0=jnp.asarray(g),
+                                   solver="adaptive")
+        one = [solve_unchecked(eqx.tree_at(lambda f: f.gamma0, field, jnp.asarray(g[i])),
+                               jnp.asarray(data.z0[i]), data.x0[i], jnp.asarray(data.xs[i]),
+                               FamilyParams(lnc[i], h[i]), rtol=1e-6, atol=1e-8, max_steps=1024)
+               for i in range(3)]
+    assert bool(ok.all())
+    for i in range(3):
+        np.testing.assert_allclose(np.asarray(zs[i]), np.asarray(one[i][0]), atol=1e-9)
 
 
 @pytest.mark.slow

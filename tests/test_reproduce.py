@@ -298,7 +298,8 @@ def test_posterior_section_shows_the_implied_nc_beside_the_coupling_interval():
                          "coupling_ci68_hi_b": [6.0, 4.0], "implied_median_b": [4.2, np.inf],
                          "implied_ci68_lo_b": [2.0, 0.0], "implied_ci68_hi_b": [9.0, np.inf],
                          "frac_cross": [0.9, 0.05], "agree68": [True, False]})
-    implied = SimpleNamespace(table=rows, n_inside=1, n_agree=1, n_families=2, n_agree_all=1)
+    implied = SimpleNamespace(table=rows, n_inside=1, n_agree=1, n_families=2, n_agree_all=1,
+                              n_agree95=1)
     res = PosteriorResult(coupling=_stub_posterior("coupling", 3.0),
                           ode=_stub_posterior("ode", 0.4), implied=implied)
     md = report.render_section("posterior", res, figures={})
@@ -306,7 +307,16 @@ def test_posterior_section_shows_the_implied_nc_beside_the_coupling_interval():
     # a family whose draws stay on the tax side: an infinite median and upper bound
     assert "| Gam | [1.00, 70.0] | no | 2.00 | [1.00, 4.00] | ∞ | [0, ∞] | 0.0500 | no |" in md
     assert "Of the 1 families whose own pairs turn from tax to bonus" in md
-    assert "agrees with the coupling-level posterior for 1; over all 2 families, 1." in md
+    assert ("agrees with the coupling-level posterior for 1 (inside its 95% interval: 1); "
+            "over all 2 families, 1.") in " ".join(md.split())
+    assert "definition=\"linear\"" not in md           # no linear reading was given
+    linear = SimpleNamespace(table=rows, n_inside=1, n_agree=0, n_families=2, n_agree_all=2,
+                             n_agree95=1)
+    md = report.render_section("posterior", PosteriorResult(
+        coupling=_stub_posterior("coupling", 3.0), ode=_stub_posterior("ode", 0.4),
+        implied=implied, implied_linear=linear), figures={})
+    flat = " ".join(md.split())
+    assert "the implied Nc agrees for 0 of 1 (inside the 95% interval: 1; all families: 2 of 2)" in flat
     without = report.render_section("posterior", PosteriorResult(
         coupling=_stub_posterior("coupling", 3.0), ode=None), figures={})
     assert "ODE-implied" not in without and "skipped in quick mode" in without

@@ -7,7 +7,6 @@ inside the handler.
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +55,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", metavar="PNG", default=None,
                    help="write a forest plot of Nc by family to this PNG file")
     p.add_argument("--no-progress", action="store_true", help="hide NumPyro's progress bar")
+    p.add_argument("--family-gamma", action="store_true",
+                   help="--model ode: give each family its own coupling strength gamma0_f "
+                        "(log-normal across families) instead of the field's one value; "
+                        "several times slower")
+    p.add_argument("--exact-start", action="store_true",
+                   help="--model ode: treat each family's smallest model as measured without "
+                        "noise (default: its scores carry the same noise as the others)")
     p.add_argument("--implied-nc", action="store_true",
                    help="with --model ode: read the ODE-implied Nc (where dTQA/dHS on the "
                         "solved trajectory turns positive) off every posterior draw and set "
@@ -101,6 +107,10 @@ def _posterior(args) -> dict[str, Any]:
     if implied and args.model != "ode":
         raise PosteriorError("--implied-nc reads the Nc off ODE trajectories: use it with "
                              "--model ode")
+    ode_only = [f for f, on in (("--family-gamma", getattr(args, "family_gamma", False)),
+                                ("--exact-start", getattr(args, "exact_start", False))) if on]
+    if ode_only and args.model != "ode":
+        raise PosteriorError(f"{' and '.join(ode_only)} only apply to --model ode")
     if cpost_file and not implied:
         raise PosteriorError("--coupling-posterior is only used with --implied-nc")
     if cpost_file and not Path(cpost_file).is_file():
@@ -123,7 +133,10 @@ def _posterior(args) -> dict[str, Any]:
                                  f"{', '.join(data.families)}")
     post = sample_posterior(data, model=args.model, chains=args.chains, samples=args.samples,
                             warmup=args.warmup, seed=args.seed, fit=args.fit,
-                            chain_method=args.chain_method, progress=not args.no_progress)
+                            chain_method=args.chain_method, progress=not args.no_progress,
+                            **({"family_gamma": bool(args.family_gamma),
+                                "noisy_start": not args.exact_start}
+                               if args.model == "ode" else {}))
     result = post.to_dict(families=wanted)
     if implied:
         result["implied_nc"] = _implied(args, post, df, cpost)
@@ -208,5 +221,6 @@ def _implied_human(a: dict[str, Any]) -> list[str]:
             format_table(rows, floatfmt=".3g"),
             f"families whose running coupling turns inside their data: {a['n_agree']} of "
             f"{a['n_inside']} have the ODE-implied median inside the coupling 68% interval "
+            f"({a['n_agree95']} inside the 95% interval) "
             f"(coupling median inside the data: {a['n_coupling_agree']} of "
             f"{a['n_coupling_inside']}; all families: {a['n_agree_all']} of {a['n_families']})"]

@@ -25,6 +25,7 @@ class RunConfig:
     ode_posterior: bool = True         # ODE-level NUTS (a solve per family per gradient)
     ode_nuts_chains: int | None = None  # None: the posterior module's SAMPLER_DEFAULTS["ode"],
     ode_nuts_samples: int | None = None  #   which converge (R-hat ≤ 1.01, no divergences)
+    ode_nuts_warmup: int | None = None
 
     @classmethod
     def make(cls, quick: bool = False, seed: int = 0) -> "RunConfig":

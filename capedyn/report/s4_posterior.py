@@ -18,11 +18,13 @@ class PosteriorResult:
     """The two posteriors (:class:`capedyn.NcPosterior`); ``ode`` is None when skipped.
     ``implied``: the ODE-implied Nc of every family carried through the ODE-level draws
     beside the coupling-level posterior (:class:`capedyn.ode_nc.ImpliedNcAgreement`), None
-    when the ODE-level posterior is skipped."""
+    when the ODE-level posterior is skipped; ``implied_linear`` the same with the "linear"
+    definition (the coupling-level law fitted to the trajectory over the family's sizes)."""
 
     coupling: Any
     ode: Any | None
     implied: Any | None = None
+    implied_linear: Any | None = None
 
     def summary(self) -> dict[str, Any]:
         post = self.coupling
@@ -34,6 +36,9 @@ class PosteriorResult:
             out["posterior_ode"] = {**_headline(self.ode), "seconds": self.ode.runtime_s}
         if self.implied is not None:
             out["implied_nc_agreement"] = self.implied.to_dict()
+        if self.implied_linear is not None:
+            d = self.implied_linear.to_dict()
+            out["implied_nc_agreement_linear"] = {k: v for k, v in d.items() if k != "config"}
         return out
 
 
@@ -60,12 +65,14 @@ def compute_posterior(data: DataResult, ode: OdeResult, cfg: RunConfig,
         log("posterior: ODE-level NUTS")
         ode_post = po.sample_posterior(data.base, model="ode", fit=ode.all_families,
                                        chains=cfg.ode_nuts_chains, samples=cfg.ode_nuts_samples,
-                                       warmup=cfg.ode_nuts_samples, seed=cfg.seed,
+                                       warmup=cfg.ode_nuts_warmup, seed=cfg.seed,
                                        progress=False)
-    implied = None
+    implied = implied_linear = None
     if ode_post is not None:
         from ..ode_nc import implied_nc_agreement
 
         log("posterior: ODE-implied Nc through the ODE-level draws")
         implied = implied_nc_agreement(ode_post, post, seed=cfg.seed)
-    return PosteriorResult(coupling=post, ode=ode_post, implied=implied)
+        implied_linear = implied_nc_agreement(ode_post, post, seed=cfg.seed, definition="linear")
+    return PosteriorResult(coupling=post, ode=ode_post, implied=implied,
+                           implied_linear=implied_linear)
