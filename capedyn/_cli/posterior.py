@@ -220,7 +220,7 @@ def _implied_human(a: dict[str, Any]) -> list[str]:
             "(billions; 0 = below the scan, '-' = above it)",
             format_table(rows, floatfmt=".3g"),
             f"families whose running coupling turns inside their data: {a['n_agree']} of "
-            f"{a['n_inside']} have the ODE-implied median inside the coupling 68% interval "
-            f"({a['n_agree95']} inside the 95% interval) "
+            f"{a['n_inside']} have the ODE-implied median inside the coupling 68% interval, "
+            f"{a['n_agree95']} of {a['n_inside']} inside its 95% interval "
             f"(coupling median inside the data: {a['n_coupling_agree']} of "
             f"{a['n_coupling_inside']}; all families: {a['n_agree_all']} of {a['n_families']})"]
