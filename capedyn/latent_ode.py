@@ -129,32 +129,35 @@ def _solve_one(field, h, z0, x0, xs, max_steps=512, forward=False):
     return sol.ys, ok
 
 
-def _loss(params: _Params, batch: _Batch):
-    zs, ok = jax.vmap(_solve_one, in_axes=(None, 0, 0, 0, 0))(
+def _errors(params: _Params, batch: _Batch, forward: bool = False):
+    """Score errors (F, M, 5) in points, 0 where a value is not scored (initial model,
+    padding, censored series); the count of scored values (at least 1); every solve ok.
+    ``forward``: solves differentiable in forward mode (Levenberg–Marquardt)."""
+    zs, ok = jax.vmap(functools.partial(_solve_one, forward=forward), in_axes=(None, 0, 0, 0, 0))(
         params.field, params.h, batch.z0, batch.x0, batch.xs)
     pred = _from_z(zs, batch.floors)
     w = batch.mask[..., None] * batch.bmask[:, None, :]
-    err = jnp.where(w > 0, pred - batch.ys, 0.0)
-    mse = jnp.sum(err ** 2) / jnp.maximum(jnp.sum(w), 1.0)
+    return jnp.where(w > 0, pred - batch.ys, 0.0), jnp.maximum(jnp.sum(w), 1.0), jnp.all(ok)
+
+
+def _loss(params: _Params, batch: _Batch):
+    err, n, ok = _errors(params, batch)
+    mse = jnp.sum(err ** 2) / n
     f = params.field
     pen = (batch.pen[0] * jnp.sum(f.c ** 2) + batch.pen[1] * jnp.sum((f.W * _OFFDIAG) ** 2)
            + batch.pen[2] * jnp.sum(params.h ** 2) + batch.pen[3] * jnp.sum(f.g[1:] ** 2))
-    total = jnp.where(jnp.all(ok), mse + pen, jnp.nan)
+    total = jnp.where(ok, mse + pen, jnp.nan)
     return total, mse
 
 
 def _residuals(params: _Params, batch: _Batch):
     """Residual vector whose squared norm is the objective of :func:`_loss` (data errors in
     points scaled by 1/sqrt(count), each ridge a sqrt-weighted extra residual)."""
-    zs, ok = jax.vmap(functools.partial(_solve_one, forward=True), in_axes=(None, 0, 0, 0, 0))(
-        params.field, params.h, batch.z0, batch.x0, batch.xs)
-    pred = _from_z(zs, batch.floors)
-    w = batch.mask[..., None] * batch.bmask[:, None, :]
-    r = jnp.where(w > 0, pred - batch.ys, 0.0).ravel() / jnp.sqrt(jnp.maximum(jnp.sum(w), 1.0))
+    err, n, ok = _errors(params, batch, forward=True)
     f, pen = params.field, jnp.sqrt(batch.pen)
-    r = jnp.concatenate([r, pen[0] * f.c, pen[1] * (f.W * _OFFDIAG).ravel(),
+    r = jnp.concatenate([err.ravel() / jnp.sqrt(n), pen[0] * f.c, pen[1] * (f.W * _OFFDIAG).ravel(),
                          pen[2] * params.h.ravel(), pen[3] * f.g[1:]])
-    return jnp.where(jnp.all(ok), r, jnp.nan)
+    return jnp.where(ok, r, jnp.nan)
 
 
 @eqx.filter_jit

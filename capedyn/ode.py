@@ -134,6 +134,11 @@ class CouplingField(eqx.Module):
                 "coef_shape": list(np.shape(self.coef)), "n_features": N_FEATURES,
                 "benchmarks": list(BENCHMARKS)}
 
+    def with_gamma0(self, gamma0) -> "CouplingField":
+        """The same field with the running coupling's strength replaced (a scalar in TQA
+        points per HS point per decade; inside a vmap, one per family or draw)."""
+        return eqx.tree_at(lambda f: f.gamma0, self, gamma0)
+
     def masked_coef(self) -> Float[Array, "5 21"]:
         return self.coef * jnp.asarray(library_mask(self.degree), dtype=self.coef.dtype)
 

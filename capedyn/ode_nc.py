@@ -44,7 +44,7 @@ from .data import BENCHMARKS, log10_params
 
 __all__ = ["ImpliedNc", "ImpliedNcBatch", "ImpliedNcAgreement", "implied_nc",
            "implied_nc_draws", "implied_nc_batch", "implied_nc_table", "implied_nc_posterior",
-           "implied_nc_agreement", "trajectory_coupling", "X_MIN", "X_MAX"]
+           "implied_nc_agreement", "implied_nc_agreements", "trajectory_coupling", "X_MIN", "X_MAX"]
 
 HS, TQA = BENCHMARKS.index("hellaswag"), BENCHMARKS.index("truthfulqa")
 X_MIN = 7.0
@@ -107,7 +107,7 @@ def _scan_solver(backward: bool):
             return jnp.stack([r[:, HS], r[:, TQA]], axis=-1)
 
         def one(fld, z0, x0, s_back, xs, lnc, h, g):
-            fld = eqx.tree_at(lambda f: f.gamma0, fld, g)  # the row's own coupling strength
+            fld = fld.with_gamma0(g)  # the row's own coupling strength
             fam = FamilyParams(log10_nc=lnc, h=h)
             zf, okf = solve_unchecked(fld, z0, x0, xs, fam)
             out = {"z_up": zf, "r_up": rates(fld, xs, zf, fam), "ok_up": okf}
@@ -530,6 +530,13 @@ def implied_nc_posterior(ode_posterior, *, fit=None, x_max: float = X_MAX,
     (fractions of draws), ``n_draws``, ``smallest_b``, ``largest_b`` (the family's data) and
     ``crossing_inside_data`` (the implied median lies within the family's sizes).
     """
+    return _implied_tables(ode_posterior, fit=fit, x_max=x_max, x_min=x_min, n_grid=n_grid,
+                           max_draws=max_draws, seed=seed, definitions=(definition,))[definition]
+
+
+def _implied_tables(ode_posterior, *, fit, x_max, x_min, n_grid, max_draws, seed,
+                    definitions) -> dict[str, pd.DataFrame]:
+    """:func:`implied_nc_posterior`'s table for each of ``definitions``, from one scan."""
     if getattr(ode_posterior, "model", "ode") != "ode":
         raise CapedynError(f"the implied Nc needs an ODE-level posterior "
                            f"(sample_posterior(model='ode')), got a {ode_posterior.model}-level one")
@@ -544,9 +551,13 @@ def implied_nc_posterior(ode_posterior, *, fit=None, x_max: float = X_MAX,
     n = draws.log10_nc.shape[0]
     take = np.sort(rng.choice(n, size=int(max_draws), replace=False)) if max_draws and max_draws < n \
         else np.arange(n)
-    d = len(take)
     res = _draws_batches(fld, data, draws.take(take), x_max=x_max, x_min=x_min,
-                         n_grid=n_grid, definitions=(definition,))[definition]
+                         n_grid=n_grid, definitions=tuple(definitions))
+    return {dfn: _implied_table(res[dfn], data, fams, len(take)) for dfn in definitions}
+
+
+def _implied_table(res: ImpliedNcBatch, data, fams: list[str], d: int) -> pd.DataFrame:
+    """One row per family from ``d`` draws each (rows family-major)."""
     ext = res.extended().reshape(len(fams), d)
     side = res.side.reshape(len(fams), d)
     rows = []
@@ -641,9 +652,29 @@ def implied_nc_agreement(ode_posterior, coupling_posterior, *, fit=None, x_max: 
     sizes); ``agree68``/``agree95`` (the implied median inside the coupling 68%/95%
     interval) and ``overlap68`` (the two 68% intervals overlap).
     """
-    ode_tab = implied_nc_posterior(ode_posterior, fit=fit, x_max=x_max, x_min=x_min,
-                                   n_grid=n_grid, max_draws=max_draws, seed=seed,
-                                   definition=definition)
+    return implied_nc_agreements(ode_posterior, coupling_posterior, fit=fit, x_max=x_max,
+                                 x_min=x_min, n_grid=n_grid, max_draws=max_draws, seed=seed,
+                                 definitions=(definition,))[definition]
+
+
+def implied_nc_agreements(ode_posterior, coupling_posterior, *, fit=None, x_max: float = X_MAX,
+                          x_min: float | None = X_MIN, n_grid: int = 200,
+                          max_draws: int | None = None, seed: int = 0,
+                          definitions: Sequence[str] = DEFINITIONS) -> dict[str, ImpliedNcAgreement]:
+    """:func:`implied_nc_agreement` for each of ``definitions`` (default both), from one
+    solve of every draw (the definitions differ only in how the Nc is read off)."""
+    tables = _implied_tables(ode_posterior, fit=fit, x_max=x_max, x_min=x_min, n_grid=n_grid,
+                             max_draws=max_draws, seed=seed, definitions=tuple(definitions))
+    config = {"x_min": x_min, "x_max": float(x_max), "n_grid": int(n_grid),
+              "max_draws": max_draws, "seed": seed,
+              "ode_posterior": dict(ode_posterior.config),
+              "coupling_posterior": dict(coupling_posterior.config)}
+    return {dfn: _agreement(tab, coupling_posterior, dfn, config) for dfn, tab in tables.items()}
+
+
+def _agreement(ode_tab: pd.DataFrame, coupling_posterior, definition: str,
+               config: dict) -> ImpliedNcAgreement:
+    """The agreement of one definition's implied-Nc table with the coupling-level posterior."""
     cp = coupling_posterior.family_rows().set_index("family")
     cdata = coupling_posterior.data
     rows = []
@@ -685,7 +716,4 @@ def implied_nc_agreement(ode_posterior, coupling_posterior, *, fit=None, x_max: 
         n_implied_inside=n_ii, n_implied_agree=n_ia, n_families=len(t),
         n_agree_all=int(ok.sum()), n_agree95=int((t["observed_turn"] & t["agree95"]).sum()),
         definition=definition,
-        config={"x_min": x_min, "x_max": float(x_max), "n_grid": int(n_grid),
-                "max_draws": max_draws, "seed": seed,
-                "ode_posterior": dict(ode_posterior.config),
-                "coupling_posterior": dict(coupling_posterior.config)})
+        config=config)

@@ -241,8 +241,8 @@ def sample_posterior(df=None, *, model: str | None = None,
     model): a fitted :class:`capedyn.CouplingODE` (its field is held fixed, its family
     values start the chains), a :class:`capedyn.ode.CouplingField`, a saved fit folder or a
     shipped fit name; default the shipped ``all_families`` fit. ``family_gamma`` and
-    ``noisy_start`` (ODE model): each family's own coupling strength γ0_f, and the smallest
-    model's scores observed with noise (both default on; see :func:`ode_model`).
+    ``noisy_start`` (ODE model): each family's own coupling strength γ0_f (default off),
+    and the smallest model's scores observed with noise (default on); see :func:`ode_model`.
 
     Returns an :class:`NcPosterior`; its ``table`` has, per family and for the population,
     the Nc posterior median and equal-tailed 68%/95% intervals in billions of parameters,
@@ -446,7 +446,7 @@ def posterior_family(fit: NcPosterior, df_new: pd.DataFrame, family: str | None 
         hyper = {"mu": float(np.median(p["mu"].values)), "tau": float(np.median(p["tau"].values)),
                  "sigma_h": float(np.median(p["sigma_h"].values)),
                  "sigma_score": np.median(p["sigma_score"].values.reshape(-1, len(BENCHMARKS)), axis=0)}
-        family_gamma = "log_gamma0_mu" in p  # the population was fitted with γ0_f
+        family_gamma = bool(fit.config.get("family_gamma"))
         if family_gamma:
             hyper.update({k: float(np.median(p[k].values)) for k in ("log_gamma0_mu", "log_gamma0_sd")})
         fld = fit.field_

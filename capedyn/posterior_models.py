@@ -218,7 +218,7 @@ def solve_families(fld, z0, x0, xs, log10_nc, h, *, gamma0=None, solver: str = "
     g = jnp.broadcast_to(fld.gamma0, jnp.shape(log10_nc)) if gamma0 is None else gamma0
 
     def one(g1, a, b, c, d):
-        return solve_unchecked(eqx.tree_at(lambda f: f.gamma0, fld, g1), a, b, c, d, **kw)
+        return solve_unchecked(fld.with_gamma0(g1), a, b, c, d, **kw)
 
     return eqx.filter_vmap(one)(g, z0, x0, xs, fams)
 

@@ -107,8 +107,10 @@ def _posterior(args) -> dict[str, Any]:
     if implied and args.model != "ode":
         raise PosteriorError("--implied-nc reads the Nc off ODE trajectories: use it with "
                              "--model ode")
-    ode_only = [f for f, on in (("--family-gamma", getattr(args, "family_gamma", False)),
-                                ("--exact-start", getattr(args, "exact_start", False))) if on]
+    family_gamma = bool(getattr(args, "family_gamma", False))
+    exact_start = bool(getattr(args, "exact_start", False))
+    ode_only = [f for f, on in (("--family-gamma", family_gamma),
+                                ("--exact-start", exact_start)) if on]
     if ode_only and args.model != "ode":
         raise PosteriorError(f"{' and '.join(ode_only)} only apply to --model ode")
     if cpost_file and not implied:
@@ -134,8 +136,7 @@ def _posterior(args) -> dict[str, Any]:
     post = sample_posterior(data, model=args.model, chains=args.chains, samples=args.samples,
                             warmup=args.warmup, seed=args.seed, fit=args.fit,
                             chain_method=args.chain_method, progress=not args.no_progress,
-                            **({"family_gamma": bool(args.family_gamma),
-                                "noisy_start": not args.exact_start}
+                            **({"family_gamma": family_gamma, "noisy_start": not exact_start}
                                if args.model == "ode" else {}))
     result = post.to_dict(families=wanted)
     if implied:

@@ -69,10 +69,11 @@ def compute_posterior(data: DataResult, ode: OdeResult, cfg: RunConfig,
                                        progress=False)
     implied = implied_linear = None
     if ode_post is not None:
-        from ..ode_nc import implied_nc_agreement
+        from ..ode_nc import implied_nc_agreements
 
         log("posterior: ODE-implied Nc through the ODE-level draws")
-        implied = implied_nc_agreement(ode_post, post, seed=cfg.seed)
-        implied_linear = implied_nc_agreement(ode_post, post, seed=cfg.seed, definition="linear")
+        both = implied_nc_agreements(ode_post, post, seed=cfg.seed,
+                                     definitions=("crossing", "linear"))
+        implied, implied_linear = both["crossing"], both["linear"]
     return PosteriorResult(coupling=post, ode=ode_post, implied=implied,
                            implied_linear=implied_linear)
