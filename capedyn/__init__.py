@@ -13,65 +13,81 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._moved import install as _install_old_paths
+from ._version import __version__
+
+_install_old_paths()  # the flat 0.1 module paths, for one release (capedyn/_moved.py)
 
 # public name -> submodule that defines it. Each module owns its own entries.
 _EXPORTS: dict[str, str] = {
     # data
-    "BENCHMARKS": "data", "DataError": "data", "load_base_models": "data",
-    "load_frontier_models": "data", "validate_base_models": "data",
-    "validate_frontier_models": "data", "log10_params": "data", "complete_models": "data",
+    "BENCHMARKS": "data.tables", "DataError": "data.tables", "load_base_models": "data.tables",
+    "load_frontier_models": "data.tables", "validate_base_models": "data.tables",
+    "validate_frontier_models": "data.tables", "log10_params": "data.tables",
+    "complete_models": "data.tables",
     # running coupling, Nc, phase classifier
-    "running_coupling": "coupling", "population_fit": "coupling",
-    "family_couplings": "coupling", "sign_test": "coupling", "phase_classifier": "coupling",
-    "bootstrap_nc": "coupling", "bench_bootstrap": "coupling", "usable_pairs": "coupling",
-    "web_trained_families": "coupling", "paper_web_trained_families": "coupling",
-    "CouplingFit": "coupling", "NcBootstrap": "coupling", "SignTest": "coupling",
-    "PhaseResult": "coupling", "CouplingError": "coupling",
-    "COUPLING_PAPER_REFERENCE": "coupling",
+    "running_coupling": "coupling.running", "population_fit": "coupling.running",
+    "family_couplings": "coupling.running", "sign_test": "coupling.running",
+    "phase_classifier": "coupling.running", "bootstrap_nc": "coupling.running",
+    "bench_bootstrap": "coupling.running", "usable_pairs": "coupling.running",
+    "web_trained_families": "coupling.running",
+    "paper_web_trained_families": "coupling.running", "CouplingFit": "coupling.running",
+    "NcBootstrap": "coupling.running", "SignTest": "coupling.running",
+    "PhaseResult": "coupling.running", "CouplingError": "coupling.running",
+    "COUPLING_PAPER_REFERENCE": "coupling.running",
     # errors
     "CapedynError": "_errors", "SolveError": "_errors", "FitFileError": "_errors",
     # held-out family benchmark (docs/protocol.md): SINDy, baselines, splits, metrics, figures
-    "SparseCouplingODE": "sindy", "PAPER_HS_EQUATION": "sindy",
-    "LinearODE": "baselines", "PolynomialBaseline": "baselines",
-    "holdout": "heldout", "crossval": "heldout", "p1": "heldout", "make_split": "splits",
-    "HoldoutResult": "heldout", "mae_points": "splits", "relative_mae_pct": "splits",
-    "plot_holdout_trajectories": "plotting", "plot_method_errors": "plotting",
-    "HOLDOUT_METHODS": "heldout", "HOLDOUT_PAPER_REFERENCE": "heldout",
+    "SparseCouplingODE": "models.sindy", "PAPER_HS_EQUATION": "models.sindy",
+    "LinearODE": "models.baselines", "PolynomialBaseline": "models.baselines",
+    "holdout": "evaluation.heldout", "crossval": "evaluation.heldout",
+    "p1": "evaluation.heldout", "make_split": "evaluation.splits",
+    "HoldoutResult": "evaluation.heldout", "mae_points": "evaluation.splits",
+    "relative_mae_pct": "evaluation.splits", "plot_holdout_trajectories": "plotting",
+    "plot_method_errors": "plotting", "HOLDOUT_METHODS": "evaluation.heldout",
+    "HOLDOUT_PAPER_REFERENCE": "evaluation.heldout",
     # state transform shared by all dynamics
-    "to_state": "_state", "from_state": "_state", "polynomial_features": "_state",
+    "to_state": "dynamics.state", "from_state": "dynamics.state",
+    "polynomial_features": "dynamics.state",
     # frontier h-field (docs/concepts.md)
-    "PAPER_COEFFICIENTS": "frontier", "PAPER_REFERENCE": "frontier", "CASCADE": "frontier",
-    "CascadeScale": "frontier", "PopulationLine": "frontier",
-    "population_line": "frontier", "h_field": "frontier", "h_direction": "frontier",
-    "is_specialist": "frontier", "reading": "frontier", "release_key": "frontier",
-    "lab_summary": "frontier", "model_fields": "frontier",
-    "leave_one_lab_out": "frontier", "extrapolation_check": "frontier",
-    "saturation": "frontier",
+    "PAPER_COEFFICIENTS": "coupling.frontier", "PAPER_REFERENCE": "coupling.frontier",
+    "CASCADE": "coupling.frontier", "CascadeScale": "coupling.frontier",
+    "PopulationLine": "coupling.frontier", "population_line": "coupling.frontier",
+    "h_field": "coupling.frontier", "h_direction": "coupling.frontier",
+    "is_specialist": "coupling.frontier", "reading": "coupling.frontier",
+    "release_key": "coupling.frontier", "lab_summary": "coupling.frontier",
+    "model_fields": "coupling.frontier", "leave_one_lab_out": "coupling.frontier",
+    "extrapolation_check": "coupling.frontier", "saturation": "coupling.frontier",
     # figures: draw onto an Axes and return it; the caller saves
     "plot_frontier": "plotting", "plot_tqa_phases": "plotting", "plot_gamma12": "plotting",
     "plot_ode_trajectories": "plotting", "plot_holdout_errors": "plotting",
-    # coupling ODE (ode.py: field + solve; fit.py: estimator, saved fits, per-phase analysis)
-    "CouplingField": "ode", "FamilyParams": "ode", "solve": "ode", "predict_scores": "ode",
-    "CouplingODE": "fit", "load_fit": "persistence", "per_phase_analysis": "analysis",
+    # coupling ODE: the field and its solve, the estimator, saved fits, per-phase analysis
+    "CouplingField": "dynamics.field", "FamilyParams": "dynamics.field",
+    "solve": "dynamics.field", "predict_scores": "dynamics.field",
+    "CouplingODE": "models.coupling_ode", "load_fit": "models.persistence",
+    "per_phase_analysis": "models.per_phase",
     # posteriors over Nc and h (NumPyro; docs/nc.md)
-    "sample_posterior": "posterior", "posterior_family": "posterior",
-    "load_posterior": "posterior_result", "plot_nc_forest": "plotting",
-    "calibration_check": "calibration", "NcPosterior": "posterior_result",
-    "coupling_model": "posterior_models", "ode_model": "posterior_models",
-    "POSTERIOR_PAPER_REFERENCE": "posterior_result",
+    "sample_posterior": "inference.sampling", "posterior_family": "inference.sampling",
+    "load_posterior": "inference.result", "plot_nc_forest": "plotting",
+    "calibration_check": "inference.coupling_calibration", "NcPosterior": "inference.result",
+    "coupling_model": "inference.models", "ode_model": "inference.models",
+    "POSTERIOR_PAPER_REFERENCE": "inference.result",
     # the whole analysis in one call, and the JAX-vs-SciPy / NUTS benchmark
-    "reproduce": "report", "run_bench": "bench",
+    "reproduce": "report", "run_bench": "evaluation.bench",
     # your own scores: lm-evaluation-harness and Open LLM Leaderboard v1 result files
-    "read_lm_eval": "ingest", "read_leaderboard_v1": "ingest",
+    "read_lm_eval": "data.ingest", "read_leaderboard_v1": "data.ingest",
     # the field's peer methods, nested selection, the second-generation shared-logit ODE
-    "LogitRateModel": "peers", "PCACapabilityModel": "peers", "LatentSkillModel": "peers",
-    "NestedSelection": "selection", "SharedLogitODE": "latent_ode",
+    "LogitRateModel": "models.peers", "PCACapabilityModel": "models.peers",
+    "LatentSkillModel": "models.peers", "NestedSelection": "evaluation.selection",
+    "SharedLogitODE": "models.shared_ode",
     # the ODE-implied critical scale: where dTQA/dHS on a solved trajectory changes sign
-    "ImpliedNc": "ode_nc", "implied_nc": "ode_nc", "implied_nc_draws": "ode_nc",
-    "implied_nc_table": "ode_nc", "implied_nc_batch": "ode_nc", "ImpliedNcBatch": "ode_nc",
-    "implied_nc_posterior": "ode_nc", "implied_nc_agreement": "ode_nc",
-    "ImpliedNcAgreement": "ode_nc", "implied_nc_coverage": "ode_calibration",
+    "ImpliedNc": "inference.implied_nc", "implied_nc": "inference.implied_nc",
+    "implied_nc_draws": "inference.implied_nc", "implied_nc_table": "inference.implied_nc",
+    "implied_nc_batch": "inference.implied_nc", "ImpliedNcBatch": "inference.implied_nc",
+    "implied_nc_posterior": "inference.implied_nc_posterior",
+    "implied_nc_agreement": "inference.implied_nc_agreement",
+    "ImpliedNcAgreement": "inference.implied_nc_agreement",
+    "implied_nc_coverage": "inference.implied_nc_calibration",
 }
 
 
@@ -80,90 +96,95 @@ if TYPE_CHECKING:  # the lazy exports above, spelled out for type checkers and I
     from ._errors import (
         CapedynError, FitFileError, SolveError,
     )
-    from ._state import (
-        from_state, polynomial_features, to_state,
-    )
-    from .analysis import (
-        per_phase_analysis,
-    )
-    from .baselines import (
-        LinearODE, PolynomialBaseline,
-    )
-    from .bench import (
-        run_bench,
-    )
-    from .calibration import (
-        calibration_check,
-    )
-    from .coupling import (
-        bench_bootstrap, bootstrap_nc, COUPLING_PAPER_REFERENCE, CouplingError,
-        CouplingFit, family_couplings, NcBootstrap, paper_web_trained_families,
-        phase_classifier, PhaseResult, population_fit, running_coupling, sign_test,
-        SignTest, usable_pairs, web_trained_families,
-    )
-    from .data import (
-        BENCHMARKS, complete_models, DataError, load_base_models, load_frontier_models,
-        log10_params, validate_base_models, validate_frontier_models,
-    )
-    from .fit import (
-        CouplingODE,
-    )
-    from .frontier import (
+    from .coupling.frontier import (
         CASCADE, CascadeScale, extrapolation_check, h_direction, h_field, is_specialist,
         lab_summary, leave_one_lab_out, model_fields, PAPER_COEFFICIENTS,
         PAPER_REFERENCE, population_line, PopulationLine, reading, release_key,
         saturation,
     )
-    from .heldout import (
-        crossval, holdout, HOLDOUT_METHODS, HOLDOUT_PAPER_REFERENCE, HoldoutResult, p1,
+    from .coupling.running import (
+        bench_bootstrap, bootstrap_nc, COUPLING_PAPER_REFERENCE, CouplingError,
+        CouplingFit, family_couplings, NcBootstrap, paper_web_trained_families,
+        phase_classifier, PhaseResult, population_fit, running_coupling, sign_test,
+        SignTest, usable_pairs, web_trained_families,
     )
-    from .ingest import (
+    from .data.ingest import (
         read_leaderboard_v1, read_lm_eval,
     )
-    from .latent_ode import (
-        SharedLogitODE,
+    from .data.tables import (
+        BENCHMARKS, complete_models, DataError, load_base_models, load_frontier_models,
+        log10_params, validate_base_models, validate_frontier_models,
     )
-    from .ode import (
+    from .dynamics.field import (
         CouplingField, FamilyParams, predict_scores, solve,
     )
-    from .ode_calibration import (
-        implied_nc_coverage,
+    from .dynamics.state import (
+        from_state, polynomial_features, to_state,
     )
-    from .ode_nc import (
-        implied_nc, implied_nc_agreement, implied_nc_batch, implied_nc_draws,
-        implied_nc_posterior, implied_nc_table, ImpliedNc, ImpliedNcAgreement,
+    from .evaluation.bench import (
+        run_bench,
+    )
+    from .evaluation.heldout import (
+        crossval, holdout, HOLDOUT_METHODS, HOLDOUT_PAPER_REFERENCE, HoldoutResult, p1,
+    )
+    from .evaluation.selection import (
+        NestedSelection,
+    )
+    from .evaluation.splits import (
+        mae_points, make_split, relative_mae_pct,
+    )
+    from .inference.coupling_calibration import (
+        calibration_check,
+    )
+    from .inference.implied_nc import (
+        implied_nc, implied_nc_batch, implied_nc_draws, implied_nc_table, ImpliedNc,
         ImpliedNcBatch,
     )
-    from .peers import (
+    from .inference.implied_nc_agreement import (
+        implied_nc_agreement, ImpliedNcAgreement,
+    )
+    from .inference.implied_nc_calibration import (
+        implied_nc_coverage,
+    )
+    from .inference.implied_nc_posterior import (
+        implied_nc_posterior,
+    )
+    from .inference.models import (
+        coupling_model, ode_model,
+    )
+    from .inference.result import (
+        load_posterior, NcPosterior, POSTERIOR_PAPER_REFERENCE,
+    )
+    from .inference.sampling import (
+        posterior_family, sample_posterior,
+    )
+    from .models.baselines import (
+        LinearODE, PolynomialBaseline,
+    )
+    from .models.coupling_ode import (
+        CouplingODE,
+    )
+    from .models.peers import (
         LatentSkillModel, LogitRateModel, PCACapabilityModel,
     )
-    from .persistence import (
+    from .models.per_phase import (
+        per_phase_analysis,
+    )
+    from .models.persistence import (
         load_fit,
+    )
+    from .models.shared_ode import (
+        SharedLogitODE,
+    )
+    from .models.sindy import (
+        PAPER_HS_EQUATION, SparseCouplingODE,
     )
     from .plotting import (
         plot_frontier, plot_gamma12, plot_holdout_errors, plot_holdout_trajectories,
         plot_method_errors, plot_nc_forest, plot_ode_trajectories, plot_tqa_phases,
     )
-    from .posterior import (
-        posterior_family, sample_posterior,
-    )
-    from .posterior_models import (
-        coupling_model, ode_model,
-    )
-    from .posterior_result import (
-        load_posterior, NcPosterior, POSTERIOR_PAPER_REFERENCE,
-    )
     from .report import (
         reproduce,
-    )
-    from .selection import (
-        NestedSelection,
-    )
-    from .sindy import (
-        PAPER_HS_EQUATION, SparseCouplingODE,
-    )
-    from .splits import (
-        mae_points, make_split, relative_mae_pct,
     )
 
 

@@ -90,7 +90,9 @@ def plot_frontier(df: "pd.DataFrame", line: Any, ax: "Axes | None" = None) -> "A
     """
     import matplotlib
 
-    from .frontier import GPQA, POST_CUTOFF, SWE, PopulationLine, _coefficients, _frontier_rows
+    from .coupling.frontier import (
+        GPQA, POST_CUTOFF, SWE, PopulationLine, _coefficients, _frontier_rows,
+    )
 
     a, b, label = _coefficients(line)
     rows = _frontier_rows(df, include_post_cutoff=True)
@@ -169,7 +171,7 @@ def plot_tqa_phases(df: "pd.DataFrame", boot: Any, ax: "Axes | None" = None,
     table, over the tax / Nc-interval / bonus regions of an Nc bootstrap ``boot``
     (:func:`capedyn.bootstrap_nc`). Markers are filled where the algebraic classifier says
     bonus and hollow where it says tax. Returns the Axes."""
-    from .coupling import phase_classifier
+    from .coupling.running import phase_classifier
 
     d = df.dropna(subset=["hellaswag", "truthfulqa"])
     colours = colours or family_colours(d["family"])
@@ -228,8 +230,8 @@ def plot_ode_trajectories(model: Any, df: "pd.DataFrame", fig: "Figure | None" =
     from matplotlib import ticker
     from matplotlib.lines import Line2D
 
-    from ._state import SHORT
-    from .data import BENCHMARKS, complete_models
+    from .dynamics.state import SHORT
+    from .data.tables import BENCHMARKS, complete_models
 
     full = complete_models(df)
     fams = list(model.starts_)
@@ -313,8 +315,8 @@ def plot_holdout_trajectories(result: Any, family: str, fig: "Figure | None" = N
     import matplotlib
     from matplotlib.ticker import NullFormatter
 
-    from ._state import SHORT
-    from .data import BENCHMARKS
+    from .dynamics.state import SHORT
+    from .data.tables import BENCHMARKS
 
     preds = result.predictions[result.predictions["family"] == family]
     if preds.empty:
@@ -391,7 +393,7 @@ def plot_nc_forest(post: Any, ax: "Axes | None" = None,
     import matplotlib.ticker
     import pandas as pd
 
-    from .posterior_models import POSTERIOR_PAPER_REFERENCE
+    from .inference.models import POSTERIOR_PAPER_REFERENCE
 
     t = post.table
     fam = t[t["kind"] == "family"]

@@ -1,6 +1,6 @@
 """A family's critical scale Nc with its posterior interval (NumPyro NUTS).
 
-Samples the hierarchical running-coupling posterior (``capedyn.posterior``) over every
+Samples the hierarchical running-coupling posterior (``capedyn.inference.sampling``) over every
 shipped family and prints the chosen family's Nc: posterior median with 68% and 95%
 intervals in billions of parameters, R-hat and bulk ESS. Without ``--quick`` it then
 treats the family as new — refits the population without it and gives it an Nc from its
@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 
 import capedyn as cd
-from capedyn.posterior import POSTERIOR_PAPER_REFERENCE, posterior_family, sample_posterior
+from capedyn.inference.sampling import POSTERIOR_PAPER_REFERENCE, posterior_family, sample_posterior
 
 
 def _line(label: str, row: dict) -> str:

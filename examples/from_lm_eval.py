@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import capedyn as cd
-from capedyn.posterior import posterior_family, sample_posterior
+from capedyn.inference.sampling import posterior_family, sample_posterior
 
 DATA = Path(__file__).resolve().parent / "data" / "acme_lm_eval"
 

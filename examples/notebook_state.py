@@ -95,7 +95,7 @@ def main(argv=None) -> dict:
 
     before = global_state()
     import capedyn as cd
-    from capedyn.posterior import sample_posterior
+    from capedyn.inference.sampling import sample_posterior
 
     steps: list[dict[str, Any]] = []
     last = dict(before)

@@ -9,8 +9,10 @@ import pytest
 from scipy.integrate import solve_ivp
 from scipy.linalg import expm
 
-from capedyn.baselines import LinearODE, PolynomialBaseline, family_trajectories, midpoint_differences
-from capedyn.data import BENCHMARKS
+from capedyn.models.baselines import (
+    LinearODE, PolynomialBaseline, family_trajectories, midpoint_differences,
+)
+from capedyn.data.tables import BENCHMARKS
 
 B = list(BENCHMARKS)
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import capedyn as cd
-from capedyn import bench
+from capedyn.evaluation import bench
 from capedyn._jax import x64
 
 pytestmark = pytest.mark.xdist_group("fit_ode")  # with test_fit.py on two workers
@@ -60,7 +60,7 @@ def test_kappa_cap_is_reached():
 
 
 def test_scipy_objective_equals_jax_objective(base_df, pythia_fit):
-    from capedyn.trajectory import trajectories
+    from capedyn.dynamics.trajectory import trajectories
 
     py = base_df[base_df["family"] == "Pythia"]
     est = pythia_fit
@@ -83,7 +83,7 @@ def test_scipy_objective_equals_jax_objective(base_df, pythia_fit):
 def test_bench_cli_passes_its_options_to_run_bench(capsys, monkeypatch):
     """`capedyn bench` hands --quick, --seed and the matched --families to run_bench and
     prints its result: as JSON with --json, through format_bench otherwise."""
-    from capedyn.cli import main
+    from capedyn.cli.entry import main
 
     calls = []
 

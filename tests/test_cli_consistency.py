@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import capedyn as cd
-from capedyn._cli._common import UnknownNameError, match_families, match_name, suggestions
-from capedyn.cli import _build_parser, main
+from capedyn.cli._common import UnknownNameError, match_families, match_name, suggestions
+from capedyn.cli.entry import _build_parser, main
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:

@@ -15,9 +15,10 @@ import pandas as pd
 import pytest
 
 import capedyn as cd
-from capedyn.cli import main
-from capedyn.coupling import (CouplingError, bootstrap_nc, family_couplings, phase_classifier,
-                              population_fit, running_coupling, sign_test)
+from capedyn.cli.entry import main
+from capedyn.coupling.running import (
+    CouplingError, bootstrap_nc, family_couplings, phase_classifier, population_fit, running_coupling, sign_test,
+)
 
 
 @pytest.fixture(scope="module")

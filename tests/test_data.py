@@ -1,4 +1,4 @@
-"""Validation of the base and frontier tables (capedyn.data), and invariants of the
+"""Validation of the base and frontier tables (capedyn.data.tables), and invariants of the
 running coupling on any table that loads."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import capedyn as cd
-from capedyn.coupling import CouplingError, population_fit, running_coupling
-from capedyn.data import DataError
+from capedyn.coupling.running import CouplingError, population_fit, running_coupling
+from capedyn.data.tables import DataError
 
 HEADER = "model,family,params_b,hellaswag,truthfulqa,arc,winogrande,mmlu"
 GOOD_ROWS = [

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import capedyn
-from capedyn.cli import _build_parser
+from capedyn.cli.entry import _build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]

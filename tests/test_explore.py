@@ -32,7 +32,7 @@ def ex():
 
 
 def _cli_json(args, capsys):
-    from capedyn.cli import main
+    from capedyn.cli.entry import main
 
     assert main([*args, "--json"]) == 0
     return json.loads(capsys.readouterr().out)
@@ -193,7 +193,7 @@ def test_holdout_view_fast_methods(ex):
 
 
 def test_predictions_view_lists_every_prediction():
-    from capedyn.predictions import PREDICTIONS
+    from capedyn.evaluation.predictions import PREDICTIONS
 
     at = _app("Predictions")
     assert not at.error and not at.exception

@@ -20,14 +20,14 @@ import pytest
 
 import capedyn as cd
 from capedyn._jax import x64
-from capedyn._state import N_FEATURES, to_state
-from capedyn.cli import main
-from capedyn.data import BENCHMARKS, complete_models
-from capedyn.fit import CouplingODE, TransferRule
-from capedyn.objective import Population, predicted_trajectories, trainable_mask
-from capedyn.optimise import optimise
-from capedyn.trajectory import Trajectory, stack_trajectories
-from capedyn.ode import CouplingField, FamilyParams
+from capedyn.dynamics.state import N_FEATURES, to_state
+from capedyn.cli.entry import main
+from capedyn.data.tables import BENCHMARKS, complete_models
+from capedyn.models.coupling_ode import CouplingODE, TransferRule
+from capedyn.dynamics.objective import Population, predicted_trajectories, trainable_mask
+from capedyn.dynamics.optimise import optimise
+from capedyn.dynamics.trajectory import Trajectory, stack_trajectories
+from capedyn.dynamics.field import CouplingField, FamilyParams
 
 SHIPPED = ("all_families", "pythia")
 # one worker for this file, test_ode.py and test_bench.py on two workers (tests/conftest.py):
@@ -310,8 +310,8 @@ def test_cli_scores_need_params_b_and_valid_sizes(capsys):
 
 def _small_problem(base_df, families=("Pythia", "OLMo")):
     """Two families (one long, one short) in the 2-family × 8-point bucket."""
-    from capedyn.objective import _float64
-    from capedyn.trajectory import trajectories
+    from capedyn.dynamics.objective import _float64
+    from capedyn.dynamics.trajectory import trajectories
 
     est = CouplingODE(progress=False)
     trajs = trajectories(base_df[base_df["family"].isin(families)])
@@ -321,7 +321,7 @@ def _small_problem(base_df, families=("Pythia", "OLMo")):
 
 
 def test_residual_vector_squares_to_the_objective(base_df):
-    from capedyn.objective import objective, residual_vector
+    from capedyn.dynamics.objective import objective, residual_vector
 
     _, _, batch, pop, pen = _small_problem(base_df)
     r = residual_vector(pop, batch, pen)
@@ -334,8 +334,8 @@ def test_lm_jacobian_matches_central_finite_differences(base_df):
     import jax
     from jax.flatten_util import ravel_pytree
 
-    from capedyn.objective import _float64
-    from capedyn.optimise import _lm_residuals, _masked_residuals
+    from capedyn.dynamics.objective import _float64
+    from capedyn.dynamics.optimise import _lm_residuals, _masked_residuals
 
     _, _, batch, pop, pen = _small_problem(base_df)
     pop = eqx.tree_at(lambda p: p.field.gamma0, pop, jnp.asarray(0.2))  # coupling active
@@ -359,7 +359,7 @@ def test_lm_reaches_the_scipy_least_squares_objective(base_df):
     from scipy.optimize import least_squares
     from jax.flatten_util import ravel_pytree
 
-    from capedyn.objective import residual_vector
+    from capedyn.dynamics.objective import residual_vector
 
     est, trajs, batch, pop, pen = _small_problem(base_df)
     fit = CouplingODE(progress=False).fit(base_df[base_df["family"].isin(["Pythia", "OLMo"])])
@@ -430,7 +430,7 @@ def test_family_params_repr_shows_values():
     (dict(nc_prior_sd=float("nan")), "nc_prior_sd"),
 ])
 def test_bad_settings_are_rejected_naming_the_argument(base_df, kw, needle):
-    from capedyn.fit import ConfigError
+    from capedyn.models.coupling_ode import ConfigError
 
     with pytest.raises(ConfigError, match=rf"CouplingODE\({needle}=") as info:
         CouplingODE(progress=False, **kw).fit(base_df[base_df["family"] == "Pythia"])

@@ -16,7 +16,7 @@ from scipy import stats
 
 import capedyn as cd
 from capedyn._stats import bootstrap_indices
-from capedyn.cli import main
+from capedyn.cli.entry import main
 
 
 def _csv_rows():

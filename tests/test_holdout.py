@@ -9,37 +9,37 @@ import json
 import numpy as np
 import pytest
 
-import capedyn.heldout as H
-from capedyn import cli
+import capedyn.evaluation.heldout as H
+from capedyn.cli import entry as cli
 from capedyn._errors import SolveError
-from capedyn.data import BENCHMARKS, DataError
-from capedyn.selection import NestedSelection, clear_cache, inner_splits
-from capedyn.sindy import SparseCouplingODE
+from capedyn.data.tables import BENCHMARKS, DataError
+from capedyn.evaluation.selection import NestedSelection, clear_cache, inner_splits
+from capedyn.models.sindy import SparseCouplingODE
 
 B = list(BENCHMARKS)
 EXPENSIVE = ("coupling_ode", "sindy_ode", "sindy_ode_1se", "shared_ode")
 
 
 def _cheap_coupling():
-    from capedyn.fit import CouplingODE
+    from capedyn.models.coupling_ode import CouplingODE
 
     return CouplingODE(steps=30, warmup=5, progress=False)
 
 
 def _cheap_sindy():
-    from capedyn.sindy import SparseCouplingODE
+    from capedyn.models.sindy import SparseCouplingODE
 
     return SparseCouplingODE(thresholds=(0.0, 0.1), alphas=(1.0,))
 
 
 def _cheap_shared():
-    from capedyn.latent_ode import SharedLogitODE
+    from capedyn.models.shared_ode import SharedLogitODE
 
     return SharedLogitODE(steps=20, warmup=5)
 
 
 def _nested(factory, grid, **kw):
-    from capedyn.selection import NestedSelection
+    from capedyn.evaluation.selection import NestedSelection
 
     return lambda: NestedSelection(factory(), grid, **kw)
 
@@ -134,7 +134,7 @@ class _Spy:
         return self
 
     def predict(self, initial, sizes):
-        from capedyn.baselines import prediction_frame
+        from capedyn.models.baselines import prediction_frame
 
         return prediction_frame(sizes, np.tile(initial[B].to_numpy(float) + self.knob, (len(sizes), 1)))
 

@@ -1,4 +1,4 @@
-"""Reading lm-evaluation-harness and Open LLM Leaderboard v1 result files (capedyn.ingest,
+"""Reading lm-evaluation-harness and Open LLM Leaderboard v1 result files (capedyn.data.ingest,
 ``capedyn ingest``).
 
 The fixtures in tests/fixtures/ are small files in each tool's layout (written by
@@ -23,9 +23,10 @@ from hypothesis import strategies as st
 
 import capedyn as cd
 from capedyn._errors import CapedynError
-from capedyn.cli import main
-from capedyn.ingest import (LEADERBOARD_V1_SHOTS, MMLU_SUBJECTS, IngestError, read_results,
-                            to_csv_text)
+from capedyn.cli.entry import main
+from capedyn.data.ingest import (
+    LEADERBOARD_V1_SHOTS, MMLU_SUBJECTS, IngestError, read_results, to_csv_text,
+)
 
 FIX = Path(__file__).parent / "fixtures"
 LM04 = FIX / "lm_eval_v04"

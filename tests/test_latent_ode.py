@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy.integrate import solve_ivp
 
-from capedyn.data import BENCHMARKS
+from capedyn.data.tables import BENCHMARKS
 
 B = list(BENCHMARKS)
 HS, TQA = B.index("hellaswag"), B.index("truthfulqa")
@@ -44,7 +44,7 @@ def _simulated_shared(g, slack=10.0):
 def test_shared_ode_recovers_simulated_shared_dynamics():
     """Families simulated from a field shared by every benchmark (no offsets, no coupling,
     no sources): the fit reproduces the held-out family from its smallest model."""
-    from capedyn.latent_ode import SharedLogitODE
+    from capedyn.models.shared_ode import SharedLogitODE
 
     g = np.array([0.9, -0.4, -0.1])
     df = _simulated_shared(g)
@@ -61,7 +61,7 @@ def test_shared_ode_recovers_simulated_shared_dynamics():
 def test_shared_ode_estimator_contract_and_errors(base_df):
     from sklearn.base import clone
 
-    from capedyn.latent_ode import SharedLogitODE
+    from capedyn.models.shared_ode import SharedLogitODE
 
     est = SharedLogitODE(floor_slack=5.0, steps=10)
     twin = clone(est)

@@ -14,11 +14,11 @@ from scipy.integrate import solve_ivp
 
 import capedyn as cd
 from capedyn._jax import x64
-from capedyn._state import FLOORS, N_FEATURES, polynomial_features, to_state, from_state
-from capedyn.fit import CouplingODE
-from capedyn.objective import Population, loss_and_grad
-from capedyn.trajectory import stack_trajectories, trajectories
-from capedyn.ode import CouplingField, FamilyParams, solve
+from capedyn.dynamics.state import FLOORS, N_FEATURES, polynomial_features, to_state, from_state
+from capedyn.models.coupling_ode import CouplingODE
+from capedyn.dynamics.objective import Population, loss_and_grad
+from capedyn.dynamics.trajectory import stack_trajectories, trajectories
+from capedyn.dynamics.field import CouplingField, FamilyParams, solve
 
 HS, TQA = 0, 1
 pytestmark = pytest.mark.xdist_group("fit_ode")  # with test_fit.py on two workers
@@ -154,8 +154,8 @@ def test_fixed_step_solve_matches_adaptive_on_every_shipped_family(name, base_df
     Nc and h: within 1e-3 points (the score noise is 1-3 points)."""
     import jax.numpy as jnp
 
-    from capedyn.ode import solve_unchecked
-    from capedyn.posterior import SAMPLER_DEFAULTS
+    from capedyn.dynamics.field import solve_unchecked
+    from capedyn.inference.sampling import SAMPLER_DEFAULTS
 
     est = cd.load_fit(name)
     trajs = {t.family: t for t in trajectories(base_df)}

@@ -1,5 +1,5 @@
-"""The ODE-implied critical scale (capedyn.ode_nc) and its simulation check
-(capedyn.ode_calibration). Truth comes from simulation with known parameters, integrated
+"""The ODE-implied critical scale (capedyn.inference.implied_nc) and its simulation check
+(capedyn.inference.implied_nc_calibration). Truth comes from simulation with known parameters, integrated
 here with scipy (an independent solver) or from fields whose crossing is known in closed
 form, never from the code's own output."""
 
@@ -14,10 +14,10 @@ from scipy.integrate import solve_ivp
 from scipy.optimize import brentq
 
 from capedyn._jax import x64
-from capedyn._state import CEILING, FLOORS, N_FEATURES, polynomial_features, to_state
-from capedyn.data import BENCHMARKS
-from capedyn.ode_nc import (implied_nc, implied_nc_agreement, implied_nc_batch,
-                            implied_nc_draws)
+from capedyn.dynamics.state import CEILING, FLOORS, N_FEATURES, polynomial_features, to_state
+from capedyn.data.tables import BENCHMARKS
+from capedyn.inference.implied_nc import implied_nc, implied_nc_batch, implied_nc_draws
+from capedyn.inference.implied_nc_agreement import implied_nc_agreement
 
 B = list(BENCHMARKS)
 HS, TQA = B.index("hellaswag"), B.index("truthfulqa")
@@ -29,7 +29,7 @@ def _field(gamma0: float, hs_rate: float, coef=None):
     dTQA/dx = γ0·(x − log10 Nc)·dHS/dx exactly and the crossing is the Nc parameter."""
     import jax.numpy as jnp
 
-    from capedyn.ode import CouplingField
+    from capedyn.dynamics.field import CouplingField
 
     if coef is None:
         coef = np.zeros((5, N_FEATURES))
@@ -42,7 +42,7 @@ def _field(gamma0: float, hs_rate: float, coef=None):
 
 
 def _fam(lnc, h=None):
-    from capedyn.ode import FamilyParams
+    from capedyn.dynamics.field import FamilyParams
 
     with x64():
         return FamilyParams.make(lnc, np.zeros(5) if h is None else h)
@@ -197,8 +197,8 @@ def test_posterior_draws_of_start_and_gamma0_are_used():
     the observed start with the field's γ0 (the two differ by > 0.2 decades here)."""
     import xarray as xr
 
-    from capedyn.ode_nc import implied_nc_posterior
-    from capedyn.posterior_models import TrajectoryData
+    from capedyn.inference.implied_nc_posterior import implied_nc_posterior
+    from capedyn.inference.models import TrajectoryData
 
     coef, field = _sourced_field()
     h = np.array([0.0, 0.08, 0.0, 0.0, 0.0])
@@ -234,8 +234,8 @@ def _fake_posteriors(field):
     coupling-level posterior with stated intervals, for two families."""
     import xarray as xr
 
-    from capedyn.posterior_models import CouplingData, TrajectoryData
-    from capedyn.posterior_result import NcPosterior
+    from capedyn.inference.models import CouplingData, TrajectoryData
+    from capedyn.inference.result import NcPosterior
 
     rng = np.random.default_rng(0)
     lnc = np.stack([9.6 + 0.05 * rng.standard_normal(40), 10.8 + 0.05 * rng.standard_normal(40)],
@@ -284,7 +284,7 @@ def test_agreement_table_counts_by_hand():
     assert t.loc["A", "frac_cross"] == 1.0
     d = a.to_dict()
     assert d["n_agree"] == 1 and len(d["families"]) == 2
-    from capedyn._cli.posterior import _implied_human
+    from capedyn.cli.posterior import _implied_human
 
     text = "\n".join(_implied_human(d))
     assert "1 of 1 have the ODE-implied median inside" in text and "Bfam" in text
@@ -298,7 +298,7 @@ def test_agreement_table_counts_by_hand():
     (["posterior", "--model", "ode", "--coupling-posterior", "c.nc"], "only used with --implied-nc"),
 ])
 def test_cli_refuses_implied_nc_misuse_before_sampling(argv, message, capsys):
-    from capedyn.cli import main
+    from capedyn.cli.entry import main
 
     assert main(argv) == 2
     assert message in capsys.readouterr().err
@@ -311,8 +311,8 @@ def test_simulation_recovers_a_known_crossing():
     """Families simulated from a field whose crossing is the Nc parameter (tiny noise, dense
     sizes across the crossing): the ODE-level posterior's implied-Nc interval holds the true
     crossing and its median sits near it."""
-    from capedyn.ode_calibration import implied_nc_coverage
-    from capedyn.posterior_models import TrajectoryData
+    from capedyn.inference.implied_nc_calibration import implied_nc_coverage
+    from capedyn.inference.models import TrajectoryData
 
     field = _field(gamma0=0.4, hs_rate=0.6)
     xs = np.log10(np.array([0.1, 0.3, 1.0, 3.0, 10.0, 30.0]) * 1e9)

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from capedyn.baselines import LinearODE, PolynomialBaseline
-from capedyn.data import BENCHMARKS
-from capedyn.peers import LatentSkillModel, LogitRateModel, PCACapabilityModel, peer_floors
-from capedyn.sindy import SparseCouplingODE
+from capedyn.models.baselines import LinearODE, PolynomialBaseline
+from capedyn.data.tables import BENCHMARKS
+from capedyn.models.peers import LatentSkillModel, LogitRateModel, PCACapabilityModel, peer_floors
+from capedyn.models.sindy import SparseCouplingODE
 
 B = list(BENCHMARKS)
 CHANCE = np.array([25.0, 20.0, 25.0, 50.0, 25.0])  # HS, TQA, ARC, WG, MMLU

@@ -1,4 +1,4 @@
-"""Posteriors over Nc (capedyn.posterior, SPEC §4).
+"""Posteriors over Nc (capedyn.inference.sampling, SPEC §4).
 
 Expected values come from simulation with known parameters (recovery, calibration), from
 the CSV by hand (two-model families), or from a second solver (Diffrax adaptive vs the
@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 
 import capedyn as cd
-from capedyn import calibration as cal
-from capedyn import posterior as po
-from capedyn.cli import main
+from capedyn.inference import coupling_calibration as cal
+from capedyn.inference import sampling as po
+from capedyn.cli.entry import main
 
 TINY = dict(chains=2, samples=150, warmup=150, progress=False)
 
@@ -200,7 +200,7 @@ def _toy_field():
     """A small, stable field: constant drift plus weak damping, coupling on."""
     import jax.numpy as jnp
 
-    from capedyn.ode import CouplingField
+    from capedyn.dynamics.field import CouplingField
 
     f = CouplingField.zeros()
     coef = np.zeros((5, 21))
@@ -262,7 +262,7 @@ def test_solve_families_takes_each_familys_own_gamma0(base_df):
     import jax.numpy as jnp
 
     from capedyn._jax import x64
-    from capedyn.ode import FamilyParams, solve_unchecked
+    from capedyn.dynamics.field import FamilyParams, solve_unchecked
 
     data = po.trajectory_data(base_df, ["Pythia", "OLMo", "Falcon"])
     g = np.array([0.05, 0.4, 1.2])
@@ -292,8 +292,8 @@ def test_ode_posterior_recovers_simulated_nc_and_h():
     import jax.numpy as jnp
 
     from capedyn._jax import x64
-    from capedyn._state import from_state, to_state
-    from capedyn.ode import FamilyParams, solve_unchecked
+    from capedyn.dynamics.state import from_state, to_state
+    from capedyn.dynamics.field import FamilyParams, solve_unchecked
     import equinox as eqx
 
     field = eqx.tree_at(lambda m: m.gamma0, _toy_field(), jnp.asarray(1.5))

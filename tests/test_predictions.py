@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import capedyn as cd
-from capedyn.predictions import PREDICTIONS, STATUSES, evaluate
+from capedyn.evaluation.predictions import PREDICTIONS, STATUSES, evaluate
 
 BENCH = ["hellaswag", "truthfulqa", "arc", "winogrande", "mmlu"]
 TODAY = "2026-11-27"
@@ -159,7 +159,7 @@ def test_nc4_cascade_needs_ifeval(frontier, tmp_path):
 
 
 def test_cli_json_shape_and_data_flags(base, tmp_path, capsys):
-    from capedyn.cli import main
+    from capedyn.cli.entry import main
 
     tax = base.copy()
     tax.loc[tax.index[tax["family"] == "Qwen3"][0], "truthfulqa"] = 30.0

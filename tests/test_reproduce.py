@@ -16,7 +16,7 @@ import pytest
 
 import capedyn as cd
 from capedyn import report
-from capedyn.cli import main
+from capedyn.cli.entry import main
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +148,7 @@ def test_unwritable_out_fails_before_any_work(tmp_path, monkeypatch, capsys):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     called = []
-    monkeypatch.setattr(report, "_STAGE_FUNCS",
+    monkeypatch.setattr(report.run, "_STAGE_FUNCS",
                         {s: (lambda run, s=s: called.append(s)) for s in report.STAGES})
     rc = main(["reproduce", "--quick", "--out", str(blocker / "out")])
     assert rc == 2

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from capedyn.data import BENCHMARKS
+from capedyn.data.tables import BENCHMARKS
 
 B = list(BENCHMARKS)
 MMLU = B.index("mmlu")
@@ -40,7 +40,7 @@ def _family(name, sizes, start, flat_mmlu=False, rng=None):
 
 
 def _est(**kw):
-    from capedyn.latent_ode import SharedLogitODE
+    from capedyn.models.shared_ode import SharedLogitODE
 
     base = dict(floor_slack=SLACK, optimizer="lm", state_term=False, scale_term=False,
                 new_family_source="mean", l2_c=3.0)
@@ -128,7 +128,7 @@ def test_levenberg_marquardt_recovers_a_state_and_scale_dependent_field():
     simulated shared field with state and scale terms, integrated here by scipy."""
     from scipy.integrate import solve_ivp
 
-    from capedyn.latent_ode import SharedLogitODE
+    from capedyn.models.shared_ode import SharedLogitODE
 
     g = np.array([0.9, -0.4, -0.1])
     rng = np.random.default_rng(4)
@@ -152,8 +152,8 @@ def test_levenberg_marquardt_recovers_a_state_and_scale_dependent_field():
 def test_registered_shared_ode_never_sees_the_held_out_family(base_df):
     """The registered ``shared_ode`` (nested selection over its grid): poisoned later
     Llama-2 rows leave its predictions and its selected settings unchanged."""
-    import capedyn.heldout as H
-    from capedyn.selection import clear_cache
+    import capedyn.evaluation.heldout as H
+    from capedyn.evaluation.selection import clear_cache
 
     poisoned = base_df.copy()
     later = (poisoned["family"] == "Llama-2") & (poisoned["model"] != "Llama2-7B")

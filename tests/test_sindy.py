@@ -9,9 +9,9 @@ import pysindy as ps
 import pytest
 from scipy.integrate import solve_ivp
 
-from capedyn._state import feature_names, from_state, polynomial_features, to_state
-from capedyn.data import BENCHMARKS
-from capedyn.sindy import SparseCouplingODE, format_equation
+from capedyn.dynamics.state import feature_names, from_state, polynomial_features, to_state
+from capedyn.data.tables import BENCHMARKS
+from capedyn.models.sindy import SparseCouplingODE, format_equation
 
 B = list(BENCHMARKS)
 NAMES = feature_names()
@@ -139,7 +139,7 @@ def test_degree_one_library_keeps_quadratic_columns_zero(simulated):
 
 
 def test_sparse_hs_equation_reports_paper_beside_ours(base_df):
-    from capedyn.sindy import sparse_hs_equation
+    from capedyn.models.sindy import sparse_hs_equation
 
     pythia = base_df[base_df["family"] == "Pythia"]
     cfg = dict(thresholds=(0.1,), alphas=(1.0,), degree=1)

@@ -18,12 +18,12 @@ import pytest
 from scipy import stats
 
 import capedyn as cd
-from capedyn import calibration as cal
+from capedyn.inference import coupling_calibration as cal
 from capedyn._stats import BOOTSTRAP_BLOCK, bootstrap_indices, paired_bootstrap
-from capedyn.coupling import bootstrap_nc
-from capedyn.data import BENCHMARKS
-from capedyn.posterior_models import CouplingData
-from capedyn.posterior_result import QUANTILES, _build_table
+from capedyn.coupling.running import bootstrap_nc
+from capedyn.data.tables import BENCHMARKS
+from capedyn.inference.models import CouplingData
+from capedyn.inference.result import QUANTILES, _build_table
 
 
 def _polyfits(x, y, idx):

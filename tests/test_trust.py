@@ -27,8 +27,8 @@ import capedyn as cd
 from capedyn import report
 from capedyn._errors import CapedynError, InputError, OutputError
 from capedyn._io import atomic_write, check_output_dir, check_output_file
-from capedyn.cli import _build_parser, main
-from capedyn.data import DataError
+from capedyn.cli.entry import _build_parser, main
+from capedyn.data.tables import DataError
 
 HEADER = "model,family,params_b,hellaswag,truthfulqa,arc,winogrande,mmlu"
 GOOD = "Acme-7B,Acme,7,75,38,50,70,45"
@@ -163,7 +163,7 @@ def test_library_raises_only_capedyn_errors(name):
 
 def test_error_classes_keep_builtin_compatibility():
     from capedyn import _errors
-    from capedyn.ingest import IngestError
+    from capedyn.data.ingest import IngestError
 
     assert issubclass(IngestError, DataError) and issubclass(DataError, ValueError)
     assert issubclass(_errors.InputError, ValueError)
@@ -238,11 +238,11 @@ def test_every_writer_is_covered():
 @pytest.fixture
 def no_work(monkeypatch):
     """Replace every expensive entry point by a recorder: a check that runs late shows up."""
-    import capedyn.fit
-    import capedyn.frontier
-    import capedyn.heldout
-    import capedyn.ingest
-    import capedyn.posterior
+    import capedyn.models.coupling_ode
+    import capedyn.coupling.frontier
+    import capedyn.evaluation.heldout
+    import capedyn.data.ingest
+    import capedyn.inference.sampling
 
     calls = []
 
@@ -252,13 +252,13 @@ def no_work(monkeypatch):
             raise AssertionError(f"{name} ran before the destination check")
         return f
 
-    monkeypatch.setattr(capedyn.fit.CouplingODE, "fit", rec("fit"))
-    monkeypatch.setattr(capedyn.posterior, "sample_posterior", rec("sample_posterior"))
-    monkeypatch.setattr(capedyn.heldout, "holdout", rec("holdout"))
-    monkeypatch.setattr(capedyn.heldout, "crossval", rec("crossval"))
-    monkeypatch.setattr(capedyn.frontier, "population_line", rec("population_line"))
-    monkeypatch.setattr(capedyn.ingest, "read_results", rec("read_results"))
-    monkeypatch.setattr(report, "_STAGE_FUNCS", {s: rec(s) for s in report.STAGES})
+    monkeypatch.setattr(capedyn.models.coupling_ode.CouplingODE, "fit", rec("fit"))
+    monkeypatch.setattr(capedyn.inference.sampling, "sample_posterior", rec("sample_posterior"))
+    monkeypatch.setattr(capedyn.evaluation.heldout, "holdout", rec("holdout"))
+    monkeypatch.setattr(capedyn.evaluation.heldout, "crossval", rec("crossval"))
+    monkeypatch.setattr(capedyn.coupling.frontier, "population_line", rec("population_line"))
+    monkeypatch.setattr(capedyn.data.ingest, "read_results", rec("read_results"))
+    monkeypatch.setattr(report.run, "_STAGE_FUNCS", {s: rec(s) for s in report.STAGES})
     return calls
 
 
@@ -346,7 +346,7 @@ def _fake_stages(monkeypatch, tag: str, fail_at: str | None = None):
             run.summary[f"tag_{name}"] = tag
         return f
 
-    monkeypatch.setattr(report, "_STAGE_FUNCS", {s: stage(s) for s in report.STAGES})
+    monkeypatch.setattr(report.run, "_STAGE_FUNCS", {s: stage(s) for s in report.STAGES})
 
 
 def _siblings(out: Path) -> list[str]:
@@ -360,7 +360,7 @@ def test_reproduce_refuses_a_previous_run_unless_forced(tmp_path, monkeypatch):
     assert json.loads((out / "summary.json").read_text())["tag_data"] == "first"
     (out / "figures" / "from_an_older_version.png").write_bytes(b"\x89PNG")
     ran = []  # the refusal comes before any stage runs
-    monkeypatch.setattr(report, "_STAGE_FUNCS", {s: (lambda run, s=s: ran.append(s))
+    monkeypatch.setattr(report.run, "_STAGE_FUNCS", {s: (lambda run, s=s: ran.append(s))
                                                  for s in report.STAGES})
     with pytest.raises(OutputError) as info:
         report.reproduce(out, quick=True, progress=False)
@@ -412,7 +412,7 @@ def test_reproduce_full_disk_names_the_file_under_out(tmp_path, monkeypatch):
         full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         run.save_figure("tqa_vs_n", lambda: _FakeFigure(full), "x")
 
-    monkeypatch.setattr(report, "_STAGE_FUNCS", {s: (stage if s == "ode" else (lambda run: None))
+    monkeypatch.setattr(report.run, "_STAGE_FUNCS", {s: (stage if s == "ode" else (lambda run: None))
                                                  for s in report.STAGES})
     out = tmp_path / "run"
     with pytest.raises(OutputError) as info:

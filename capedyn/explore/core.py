@@ -274,7 +274,7 @@ class Explorer:
 
     def __init__(self, fit: str = "all_families", data: str | None = None,
                  frontier: str | None = None) -> None:
-        from ..data import load_base_models, load_frontier_models
+        from ..data.tables import load_base_models, load_frontier_models
 
         self.fit_name, self.data_path, self.frontier_path = fit, data, frontier
         self.base = load_base_models(data)
@@ -302,19 +302,19 @@ class Explorer:
     @property
     def model(self):
         """The fitted coupling ODE (``capedyn.load_fit``)."""
-        from ..persistence import load_fit
+        from ..models.persistence import load_fit
 
         return self._cached("model", lambda: load_fit(self.fit_name))
 
     @property
     def pairs(self) -> pd.DataFrame:
-        from ..coupling import running_coupling
+        from ..coupling.running import running_coupling
 
         return self._cached("pairs", lambda: running_coupling(self.base))
 
     @property
     def coupling_fit(self):
-        from ..coupling import population_fit
+        from ..coupling.running import population_fit
 
         return self._cached("coupling_fit", lambda: population_fit(self.pairs))
 
@@ -322,7 +322,7 @@ class Explorer:
     def line(self):
         """The frontier population line, fit as ``capedyn hfield`` fits it by default
         (frozen rows, 2000 bootstrap resamples, seed 0)."""
-        from ..frontier import population_line
+        from ..coupling.frontier import population_line
 
         return self._cached("line", lambda: population_line(self.frontier, n_bootstrap=2000,
                                                             seed=0))
@@ -400,7 +400,7 @@ class Explorer:
     @scoped_x64
     def fast_holdout(self):
         """Leave-one-family-out (P2) for the methods that need no gradient fit (seconds)."""
-        from ..heldout import crossval
+        from ..evaluation.heldout import crossval
 
         return self._cached("fast_holdout", lambda: crossval(
             self.base, methods=list(FAST_HOLDOUT_METHODS), progress=False))
@@ -410,7 +410,7 @@ class Explorer:
 @scoped_x64
 def _sample_posterior(base: pd.DataFrame, settings: dict[str, int], progress) -> Any:
     """The coupling-level Nc posterior (runs in a job's process)."""
-    from ..posterior import sample_posterior
+    from ..inference.sampling import sample_posterior
 
     post = sample_posterior(base, model="coupling", chains=settings["chains"],
                             samples=settings["samples"], warmup=settings["warmup"],
@@ -422,7 +422,7 @@ def _sample_posterior(base: pd.DataFrame, settings: dict[str, int], progress) ->
 @scoped_x64
 def _slow_holdout(base: pd.DataFrame, progress) -> pd.DataFrame:
     """Leave-one-family-out for the learned methods (runs in a job's process; minutes)."""
-    from ..heldout import crossval
+    from ..evaluation.heldout import crossval
 
     parts = []
     for i, m in enumerate(SLOW_HOLDOUT_METHODS):
@@ -458,7 +458,7 @@ def phase_of(hs: float, tqa: float, params_b: float | None, ex: Explorer) -> dic
     """Three-way phase: the algebraic classifier's tax/bonus, read as the transition when
     TQA is within :data:`TRANSITION_BAND` points of TQA_c; with a size, also the sign of
     γ12 the population fit gives there."""
-    from ..coupling import phase_classifier
+    from ..coupling.running import phase_classifier
 
     pc = phase_classifier(hs, tqa)
     phase = "transition" if abs(pc.margin) <= TRANSITION_BAND else pc.phase
@@ -500,7 +500,7 @@ def nearest_models(ex: Explorer, inp: ModelInput, k: int = 5) -> pd.DataFrame:
 
 
 def hfield_of(ex: Explorer, swe: float, gpqa: float) -> dict[str, Any]:
-    from ..frontier import h_direction, h_field, is_specialist, reading
+    from ..coupling.frontier import h_direction, h_field, is_specialist, reading
 
     line = ex.line
     h = h_field(swe, gpqa, line.slope, line.intercept)
@@ -547,7 +547,7 @@ def _band_solver():
         import equinox as eqx
         import jax
 
-        from ..ode import FamilyParams, solve_unchecked
+        from ..dynamics.field import FamilyParams, solve_unchecked
 
         def many(field, z0, x0, xs, log10_nc, h):
             def one(lnc):
@@ -562,8 +562,8 @@ def _band_solver():
 def _band(model, scores0: np.ndarray, p0: float, sizes: np.ndarray, draws: np.ndarray):
     import jax.numpy as jnp
 
-    from .._state import from_state, to_state
-    from ..data import log10_params
+    from ..dynamics.state import from_state, to_state
+    from ..data.tables import log10_params
 
     fam = model.family_params(scores0, p0)
     xs = jnp.asarray(log10_params(np.sort(sizes)))
@@ -627,7 +627,7 @@ def trajectories(ex: Explorer, start: Mapping[str, float], family: str | None,
     the given family parameters (log10 Nc in parameters, h per benchmark), on
     :data:`GRID_POINTS` sizes up to ``up_to_b`` (default: the family's largest model or
     100x the start). Long table: params_b, benchmark, score."""
-    from ..ode import FamilyParams, predict_scores
+    from ..dynamics.field import FamilyParams, predict_scores
 
     p0 = float(start["params_b"])
     if up_to_b is None:
@@ -647,7 +647,7 @@ def trajectories(ex: Explorer, start: Mapping[str, float], family: str | None,
 def phase_map(ex: Explorer) -> dict[str, Any]:
     """Base models on HellaSwag x TruthfulQA with their classifier phase, the boundary
     TQA_c(HS), and γ12 per pair with the population fit against size."""
-    from ..coupling import phase_classifier
+    from ..coupling.running import phase_classifier
 
     pts = ex.base.dropna(subset=["hellaswag", "truthfulqa"]).copy()
     pc = phase_classifier(pts["hellaswag"].to_numpy(), pts["truthfulqa"].to_numpy())
@@ -663,7 +663,7 @@ def phase_map(ex: Explorer) -> dict[str, Any]:
 
 
 def frontier_view(ex: Explorer) -> dict[str, Any]:
-    from ..frontier import lab_summary, model_fields
+    from ..coupling.frontier import lab_summary, model_fields
 
     line = ex.line
     models = pd.DataFrame(model_fields(ex.frontier, line))
@@ -697,7 +697,7 @@ def holdout_matrix(ex: Explorer) -> pd.DataFrame:
 
 
 def predictions(ex: Explorer, on=None) -> pd.DataFrame:
-    from ..predictions import evaluate
+    from ..evaluation.predictions import evaluate
 
     return ex._cached(f"predictions-{on}", lambda: pd.DataFrame(
         evaluate(ex.base, ex.frontier, on=on)))

@@ -49,7 +49,7 @@ from .document import Report
 from .figures import FIGURES
 from .formatting import fmt, fmt_ci, paper  # noqa: F401  (report.fmt etc., used by tests)
 from .render import render_document, render_markdown, render_section
-from .run import _STAGE_FUNCS, STAGES, SUMMARY_KEYS, reproduce  # noqa: F401  (see run._stage_funcs)
+from .run import STAGES, SUMMARY_KEYS, reproduce
 
 __all__ = ["reproduce", "RunConfig", "Report", "STAGES", "FIGURES", "SUMMARY_KEYS",
            "render_document", "render_markdown", "render_section"]

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import jinja2
 
-from ..data import BENCHMARKS
+from ..data.tables import BENCHMARKS
 from .config import RunConfig
 from .document import Report
 from .figures import CAPTIONS
@@ -79,7 +79,11 @@ def _environment() -> jinja2.Environment:
 @lru_cache(maxsize=1)
 def _paper_references() -> SimpleNamespace:
     """The papers' published values, by module (shown beside ours, never used in a fit)."""
-    from .. import coupling, fit, frontier, posterior_result, sindy
+    from ..coupling import running as coupling
+    from ..models import coupling_ode as fit
+    from ..coupling import frontier
+    from ..inference import result as posterior_result
+    from ..models import sindy
 
     return SimpleNamespace(
         coupling=coupling.PAPER_REFERENCE, fit=fit.PAPER_REFERENCE,

@@ -109,15 +109,13 @@ def _run_stage(run: _Run, name: str) -> None:
 
 _STAGE_FUNCS: dict[str, Callable[[_Run], None]] = {
     name: partial(_run_stage, name=name) for name in STAGES}
-"""Stage name → ``f(run)``. :func:`reproduce` looks this up on the package
-(``capedyn.report._STAGE_FUNCS``) so a test can replace the stages by stand-ins and run
-everything around them (folder checks, staging, rendering, summary)."""
+"""Stage name → ``f(run)``. :func:`reproduce` reads it when it runs, so a test can replace
+the stages by stand-ins (``monkeypatch.setattr(capedyn.report.run, "_STAGE_FUNCS", ...)``)
+and run everything around them (folder checks, staging, rendering, summary)."""
 
 
 def _stage_funcs() -> dict[str, Callable[[_Run], None]]:
-    from .. import report
-
-    return report._STAGE_FUNCS
+    return _STAGE_FUNCS
 
 
 # ------------------------------------------------------------------ the run
@@ -141,7 +139,7 @@ def reproduce(out_dir: str | Path = "reproduce_out", quick: bool = False, seed: 
     ``seed`` seeds every random step (bootstrap, NUTS, fits). Progress lines (stage,
     elapsed seconds) go to stderr unless ``progress`` is False.
     """
-    from .. import __version__
+    from .._version import __version__
 
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise InputError(f"seed must be an integer, got {seed!r}")

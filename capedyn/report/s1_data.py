@@ -30,7 +30,7 @@ class DataResult:
 
 def compute_data() -> DataResult:
     """Load both shipped tables (validated by the loaders) and tabulate the families."""
-    from ..data import complete_models, load_base_models, load_frontier_models
+    from ..data.tables import complete_models, load_base_models, load_frontier_models
 
     df = load_base_models()
     fdf = load_frontier_models()

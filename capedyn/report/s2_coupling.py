@@ -81,7 +81,7 @@ def compute_coupling(data: DataResult, cfg: RunConfig,
                      log: Callable[[str], None] = lambda msg: None) -> CouplingResult:
     """Running coupling, population fits, both Nc bootstraps (``cfg.n_bootstrap``
     resamples, ``cfg.seed``), sign tests, family fits, classifier counts, point checks."""
-    from .. import coupling as cp
+    from ..coupling import running as cp
 
     df = data.base
     table = cp.running_coupling(df)
@@ -109,7 +109,7 @@ def compute_coupling(data: DataResult, cfg: RunConfig,
 
 
 def _point_checks(df: pd.DataFrame, table: pd.DataFrame) -> PointChecks:
-    from .. import coupling as cp
+    from ..coupling import running as cp
 
     py = df[df["family"] == "Pythia"].dropna(subset=["hellaswag", "truthfulqa"])
     r = None

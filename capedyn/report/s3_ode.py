@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from ..data import BENCHMARKS
+from ..data.tables import BENCHMARKS
 from .config import RunConfig
 from .s1_data import DataResult
 
@@ -54,7 +54,7 @@ def compute_ode(data: DataResult, cfg: RunConfig, log: Callable[[str], None] = l
                 progress: bool = False) -> OdeResult:
     """Fit the coupling ODE on every complete family and on Pythia alone (``cfg.ode_steps``,
     ``cfg.pythia_steps``), and the per-phase fits unless ``cfg.quick``."""
-    from ..fit import CouplingODE, summarise_errors
+    from ..models.coupling_ode import CouplingODE, summarise_errors
 
     df = data.base
     log("ode: fit on every complete family")
@@ -76,7 +76,7 @@ def compute_ode(data: DataResult, cfg: RunConfig, log: Callable[[str], None] = l
 
     ph = None
     if not cfg.quick:
-        from ..analysis import per_phase_analysis
+        from ..models.per_phase import per_phase_analysis
 
         log("ode: per-phase analysis (Pythia tax vs bonus models)")
         ph = per_phase_analysis(df)
@@ -103,7 +103,7 @@ def _predict_padded(model, start: dict, sizes: Sequence[float], family: str | No
 def in_sample_errors(model, df: pd.DataFrame) -> pd.DataFrame:
     """Long table (family, model, benchmark, pred, actual) of each fitted family integrated
     from its own smallest complete model with its fitted parameters."""
-    from ..data import complete_models
+    from ..data.tables import complete_models
 
     full = complete_models(df)
     rows = []

@@ -17,7 +17,7 @@ __all__ = ["PosteriorResult", "compute_posterior"]
 class PosteriorResult:
     """The two posteriors (:class:`capedyn.NcPosterior`); ``ode`` is None when skipped.
     ``implied``: the ODE-implied Nc of every family carried through the ODE-level draws
-    beside the coupling-level posterior (:class:`capedyn.ode_nc.ImpliedNcAgreement`), None
+    beside the coupling-level posterior (:class:`capedyn.ImpliedNcAgreement`), None
     when the ODE-level posterior is skipped; ``implied_linear`` the same with the "linear"
     definition (the coupling-level law fitted to the trajectory over the family's sizes)."""
 
@@ -54,7 +54,7 @@ def compute_posterior(data: DataResult, ode: OdeResult, cfg: RunConfig,
                       log: Callable[[str], None] = lambda m: None) -> PosteriorResult:
     """Coupling-level NUTS (``cfg.nuts_*``) and, when ``cfg.ode_posterior``, ODE-level NUTS
     with the universal field held at the all-family fit of stage 3."""
-    from .. import posterior as po
+    from ..inference import sampling as po
 
     log("posterior: coupling-level NUTS")
     post = po.sample_posterior(data.base, model="coupling", chains=cfg.nuts_chains,
@@ -69,7 +69,7 @@ def compute_posterior(data: DataResult, ode: OdeResult, cfg: RunConfig,
                                        progress=False)
     implied = implied_linear = None
     if ode_post is not None:
-        from ..ode_nc import implied_nc_agreements
+        from ..inference.implied_nc_agreement import implied_nc_agreements
 
         log("posterior: ODE-implied Nc through the ODE-level draws")
         both = implied_nc_agreements(ode_post, post, seed=cfg.seed,

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from ..data import BENCHMARKS
+from ..data.tables import BENCHMARKS
 from .config import RunConfig
 from .s1_data import DataResult
 
@@ -90,7 +90,7 @@ class HoldoutResult:
 def holdout_methods(cfg: RunConfig) -> dict[str, Callable[[], Any]]:
     """Every benchmark method with nested selection; the gradient-fitted ones with this
     run's step budget and seed (quick runs: short budgets and small grids)."""
-    from ..heldout import configured_methods
+    from ..evaluation.heldout import configured_methods
 
     overrides = {"coupling_ode": {**cfg.steps("holdout"), "seed": cfg.seed, "progress": False}}
     grids = None
@@ -109,8 +109,8 @@ def holdout_methods(cfg: RunConfig) -> dict[str, Callable[[], Any]]:
 def compute_holdout(data: DataResult, cfg: RunConfig, log: Callable[[str], None] = lambda m: None,
                     progress: bool = False) -> HoldoutResult:
     """SINDy on Pythia (three variants), then P1 and P2 with :func:`holdout_methods`."""
-    from .. import heldout as ho
-    from ..sindy import SparseCouplingODE
+    from ..evaluation import heldout as ho
+    from ..models.sindy import SparseCouplingODE
 
     df = data.base
     py = df[df["family"] == "Pythia"]
@@ -140,7 +140,7 @@ def _lofo_families(df: pd.DataFrame, cfg: RunConfig) -> list[str] | None:
     lists as skipped, as in a full run)."""
     if not cfg.quick:
         return None
-    from ..data import families
+    from ..data.tables import families
 
     eligible = families(df, min_models=LOFO_MIN_MODELS, complete=True)
     return eligible[:QUICK_LOFO_FAMILIES] + [f for f in families(df) if f not in eligible]

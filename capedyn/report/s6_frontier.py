@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..data import BENCHMARKS
+from ..data.tables import BENCHMARKS
 from .config import RunConfig
 from .s1_data import DataResult
 from .s2_coupling import CouplingResult
@@ -39,7 +39,7 @@ def compute_frontier(data: DataResult, coupling: CouplingResult | None,
                      cfg: RunConfig) -> FrontierResult:
     """The line (``cfg.frontier_bootstrap`` case resamples, ``cfg.seed``), the papers'
     worked example under both lines, lab means, leave-one-lab-out and saturation."""
-    from .. import frontier as fr
+    from ..coupling import frontier as fr
 
     fdf, df = data.frontier, data.base
     ref = fr.PAPER_REFERENCE

@@ -1,1 +1,0 @@
-"""Command groups of the ``capedyn`` CLI, one module each (see ``capedyn.cli``)."""

@@ -1,0 +1,101 @@
+"""The ``capedyn`` command line.
+
+Each command group lives in ``capedyn/_cli/<group>.py`` and exposes ``register(sub)``,
+which adds its sub-parsers with ``set_defaults(handler=...)``. A handler receives the
+parsed arguments and returns a JSON-serialisable dict; :func:`main` prints it as JSON
+with ``--json`` and otherwise calls the handler's ``human`` printer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from typing import Any, Callable, Sequence
+
+from .._errors import CapedynError
+from .._json import to_jsonable
+from .._table import format_table  # noqa: F401  (re-exported for the command modules)
+
+COMMAND_GROUPS: tuple[str, ...] = (
+    "coupling", "fit", "posterior", "holdout", "frontier", "reproduce",
+    "predictions", "explore", "ingest",
+)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from .._version import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="capedyn",
+        description="Capability-coupling dynamics of language-model scaling: running "
+                    "coupling, critical scale Nc, coupling ODEs, posteriors, held-out "
+                    "benchmarks and the frontier h-field.",
+    )
+    parser.add_argument("--version", action="version", version=f"capedyn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for group in COMMAND_GROUPS:
+        try:
+            module = importlib.import_module(f"capedyn.cli.{group}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"capedyn.cli.{group}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def add_data_flag(parser: argparse.ArgumentParser, what: str = "base-model") -> None:
+    parser.add_argument("--data", metavar="CSV", default=None,
+                        help=f"{what} CSV (default: the table shipped with capedyn)")
+
+
+def split_list(text: str | None) -> list[str] | None:
+    """'A,B , C' → ['A', 'B', 'C']; None or '' → None."""
+    if not text:
+        return None
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def emit(result: dict[str, Any], as_json: bool, human: Callable[[dict[str, Any]], str]) -> None:
+    if as_json:
+        print(json.dumps(to_jsonable(result), indent=2, default=str))
+    else:
+        print(human(result))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is None:
+        parser.print_help()
+        return 0 if args.command is None else 2
+    try:
+        from .._jax import x64
+
+        with x64():  # the CLI owns its process: all its numerics in float64
+            result = args.handler(args)
+    except (CapedynError, ValueError, OSError) as exc:
+        print(f"capedyn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    if result is not None:
+        try:
+            emit(result, getattr(args, "json", False), getattr(args, "human", None) or _json_human)
+            sys.stdout.flush()
+        except BrokenPipeError:  # output piped into head & co.: not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def _json_human(result: dict[str, Any]) -> str:
+    return json.dumps(to_jsonable(result), indent=2, default=str)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""``capedyn fit`` and ``capedyn predict``: fit the coupling ODE, save it, predict from it."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .entry import add_data_flag, add_json_flag, format_table, split_list
+from .._errors import CapedynError, InputError
+from ._common import add_family_option, match_families, match_name, table_families
+
+SCORE_ORDER = ("hellaswag", "truthfulqa", "arc", "winogrande", "mmlu")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("fit", help="fit the coupling ODE end to end and save it",
+                       description="Fit the coupling ODE (universal field + running coupling + "
+                                   "family sources) on every family with ≥ 2 complete models "
+                                   "and save it as a folder with model.eqx and meta.json.")
+    add_data_flag(p)
+    add_family_option(p, dest="families", default=None,
+                      help="comma-separated families to fit on (default: all with ≥ 2 "
+                           "complete models)")
+    p.add_argument("--optimizer", choices=("lm", "adam"), default=None,
+                   help="lm: Levenberg–Marquardt with forward-mode Jacobians (default); "
+                        "adam: Optax Adam")
+    p.add_argument("--steps", type=int, default=None,
+                   help="iteration cap of the optimiser (default: the estimator's; LM stops "
+                        "earlier at its tolerance)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial coefficient jitter")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder, e.g. fits/NAME; checked before the fit: an existing "
+                        "file, an unwritable place or a folder already holding a fit is "
+                        "refused at once")
+    p.add_argument("--force", action="store_true",
+                   help="replace the fit already saved in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    add_json_flag(p)
+    p.set_defaults(handler=_fit, human=_fit_human)
+
+    q = sub.add_parser("predict", help="predict a family's scores at larger sizes from one model",
+                       description="Integrate a saved coupling ODE from one initial model "
+                                   "(a model of the table, or five scores and a size) and "
+                                   "print the five scores at the requested sizes.")
+    q.add_argument("--fit", required=True, metavar="DIR",
+                   help="saved fit folder (or a shipped fit name: all_families, pythia)")
+    src = q.add_mutually_exclusive_group(required=True)
+    src.add_argument("--initial", metavar="MODEL", help="initial model by name (from --data)")
+    src.add_argument("--scores", metavar="HS,TQA,ARC,WG,MMLU",
+                     help="five initial scores in percent, in this order")
+    q.add_argument("--params-b", type=float, default=None,
+                   help="size of the --scores model in billions of parameters")
+    add_family_option(q, dest="family", metavar="F", default=None,
+                      help="use this fitted family's Nc and h instead of the transfer rule")
+    q.add_argument("--sizes", required=True, metavar="B,B",
+                   help="comma-separated sizes to predict, billions of parameters (e.g. 13,70)")
+    add_data_flag(q)
+    add_json_flag(q)
+    q.set_defaults(handler=_predict, human=_predict_human)
+
+
+def _fit(args) -> dict[str, Any]:
+    from .._io import check_output_dir
+
+    check_output_dir(args.out, "--out", holds=("meta.json", "model.eqx"),  # before the fit
+                     kind="a saved fit", force=args.force)
+    from ..data.tables import load_base_models, select_families
+    from ..models.coupling_ode import CouplingODE
+
+    df = load_base_models(args.data)
+    df = select_families(df, match_families(split_list(args.families), table_families(df),
+                                            option="--families"))
+    config: dict[str, Any] = {"seed": args.seed, "progress": not args.quiet}
+    if args.steps is not None:
+        if args.steps < 1:
+            raise InputError(f"--steps must be a positive integer, got {args.steps}")
+        config["steps"] = args.steps
+    if getattr(args, "optimizer", None):
+        config["optimizer"] = args.optimizer
+    est = CouplingODE(**config).fit(df)
+    est.metrics_ = est.error_summary(df)
+    path = est.save(args.out, data_path=args.data)
+    return {"out": str(path), "families": list(est.families_), "loss": est.loss_,
+            "mse_points2": est.mse_, "metrics": est.metrics_,
+            "population": est.meta_["population"],
+            "family_params": [{"family": f["name"], "start": f["model"], "nc_b": f["nc_b"],
+                               "h": f["h"]} for f in est.meta_["families"]]}
+
+
+def _fit_human(r: dict[str, Any]) -> str:
+    rows = [{"benchmark": b, "rel_error_%": v["rel_error_pct"], "mae": v["mae"]}
+            for b, v in r["metrics"]["per_benchmark"].items()]
+    fams = [{"family": f["family"], "start": f["start"], "Nc_B": f["nc_b"]} for f in r["family_params"]]
+    return (f"saved {r['out']} ({len(r['families'])} families)\n"
+            f"in-sample mean relative error {r['metrics']['mean_rel_error_pct']:.2f}%, "
+            f"relative MAE {r['metrics']['rel_mae_pct']:.2f}%\n\n"
+            + format_table(rows) + "\n\n" + format_table(fams))
+
+
+def _parse_scores(text: str) -> list[float]:
+    parts = [t.strip() for t in text.split(",")]
+    if len(parts) != 5 or any(p == "" for p in parts):
+        raise InputError(f"--scores needs exactly five comma-separated numbers "
+                         f"(HS,TQA,ARC,WG,MMLU in percent); got {len(parts)} in '{text}'")
+    values = []
+    for name, p in zip(("HS", "TQA", "ARC", "WG", "MMLU"), parts):
+        try:
+            v = float(p)
+        except ValueError:
+            raise InputError(f"--scores: {name} value '{p}' is not a number") from None
+        if not (math.isfinite(v) and 0.0 <= v <= 100.0):
+            raise InputError(f"--scores: {name} = {p} is outside 0-100 (scores are percent)")
+        values.append(v)
+    return values
+
+
+def _parse_sizes(text: str) -> list[float]:
+    parts = split_list(text) or []
+    if not parts:
+        raise InputError("--sizes needs at least one size in billions, e.g. 13,70")
+    sizes = []
+    for p in parts:
+        try:
+            v = float(p)
+        except ValueError:
+            raise InputError(f"--sizes: '{p}' is not a number (sizes are billions of parameters)") from None
+        if not (math.isfinite(v) and v > 0):
+            raise InputError(f"--sizes: {p} must be a positive size in billions")
+        sizes.append(v)
+    return sizes
+
+
+def _initial_model(name: str, data) -> dict[str, Any]:
+    from ..data.tables import load_base_models
+
+    df = load_base_models(data)
+    model = match_name(name, list(df["model"]), what="model", option="--initial")
+    row = df[df["model"] == model].iloc[0]
+    missing = [b for b in SCORE_ORDER if math.isnan(row[b])]
+    if missing:
+        raise CapedynError(f"--initial: {row['model']} lacks {missing}; the ODE needs all five "
+                           "scores — pass them with --scores and --params-b")
+    return {"model": row["model"], "family": row["family"], "params_b": float(row["params_b"]),
+            **{b: float(row[b]) for b in SCORE_ORDER}}
+
+
+def _predict(args) -> dict[str, Any]:
+    from ..models.persistence import load_fit
+
+    sizes = _parse_sizes(args.sizes)
+    if args.initial is not None:
+        if args.params_b is not None:
+            raise InputError("--params-b goes with --scores; --initial takes the size from the table")
+        initial = _initial_model(args.initial, args.data)
+    else:
+        scores = _parse_scores(args.scores)
+        if args.params_b is None:
+            raise InputError("--scores needs --params-b (the model's size in billions)")
+        if not (math.isfinite(args.params_b) and args.params_b > 0):
+            raise InputError(f"--params-b must be a positive size in billions, got {args.params_b}")
+        initial = {"model": "(given scores)", "params_b": args.params_b,
+                   **dict(zip(SCORE_ORDER, scores))}
+    est = load_fit(args.fit)
+    family = None
+    if args.family is not None:
+        family = match_name(args.family, list(est.families_), what="fitted family",
+                            option="--family")
+    pred = est.predict(initial, sizes, family=family)
+    return {"fit": str(args.fit), "initial": initial,
+            "family_params": "fitted:" + family if family else "transfer rule",
+            "predictions": [{k: float(v) for k, v in row.items()} for row in pred.to_dict("records")]}
+
+
+def _predict_human(r: dict[str, Any]) -> str:
+    init = r["initial"]
+    head = (f"from {init['model']} ({init['params_b']:g}B) with {r['fit']} "
+            f"(family parameters: {r['family_params']})")
+    return head + "\n" + format_table(r["predictions"], floatfmt=".2f")

@@ -1,0 +1,146 @@
+"""The coupling-ODE fit's objective: the population of parameters, the penalties, the
+score-space trajectory loss and the same objective as a residual vector (for Gauss–Newton)."""
+
+from __future__ import annotations
+
+import functools
+
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from .state import N_STATE, from_state
+from .field import CouplingField, FamilyParams, solve_unchecked
+from .trajectory import TrajectoryBatch
+
+#: Solves inside the Gauss–Newton fit stop after this many adaptive steps: a trial point
+#: whose field needs more over ≤ 3 decades is rejected (its residuals are set large), and a
+#: failing trial is cheap. At the defaults every family's solve takes ≤ 10 steps.
+LM_SOLVE_MAX_STEPS = 256
+_FAILED_RESIDUAL = 1e3       # residual of a failed solve: finite, so the step is rejected
+
+
+# --------------------------------------------------------------------------- objective
+
+class Population(eqx.Module):
+    """Everything the fit learns: the universal field, the stacked family parameters
+    (leading axis = family) and the population mean of log10 Nc."""
+
+    field: CouplingField
+    families: FamilyParams
+    mu_nc: Float[Array, ""]
+
+
+class Penalties(eqx.Module):
+    """Regularisation weights (dynamic leaves, so changing them never recompiles)."""
+
+    l2: Float[Array, ""]
+    l2_quad: Float[Array, ""]
+    l2_const: Float[Array, ""]
+    l2_gamma: Float[Array, ""]
+    l2_h: Float[Array, ""]
+    l2_nc: Float[Array, ""]
+    nc_prior_mean: Float[Array, ""]
+    nc_prior_sd: Float[Array, ""]
+    h_center: Float[Array, "5"]
+
+
+_solve_batch = eqx.filter_vmap(solve_unchecked, in_axes=(None, 0, 0, 0, 0))
+
+
+def predicted_trajectories(pop: Population, batch: TrajectoryBatch):
+    """(scores in percent (F, M, 5), ok (F,)) for every padded family."""
+    zs, ok = _solve_batch(pop.field, batch.z0, batch.x0, batch.xs, pop.families)
+    return from_state(zs), ok
+
+
+def data_loss(pop: Population, batch: TrajectoryBatch) -> Array:
+    """Weighted mean squared error in points² over the masked (model, benchmark) pairs;
+    NaN when any solve failed (so the optimiser skips the step instead of learning from it)."""
+    pred, ok = predicted_trajectories(pop, batch)
+    err = jnp.where(batch.mask[..., None], pred - batch.ys, 0.0)
+    sq = jnp.sum(err ** 2, axis=(1, 2))
+    n = jnp.sum(batch.mask, axis=1) * N_STATE
+    mse = jnp.sum(batch.weight * sq) / jnp.sum(batch.weight * n)
+    return jnp.where(jnp.all(ok | ~batch.valid), mse, jnp.nan)
+
+
+def penalty(pop: Population, pen: Penalties, valid=None) -> Array:
+    """Gaussian-prior penalties; ``valid`` masks padding families out."""
+    coef = pop.field.masked_coef()
+    fam = pop.families
+    valid = jnp.ones(fam.log10_nc.shape, bool) if valid is None else valid
+    h2 = jnp.sum((fam.h - pen.h_center) ** 2, axis=-1)
+    nc2 = (fam.log10_nc - pop.mu_nc) ** 2
+    n_lin = 1 + coef.shape[0]
+    return (pen.l2 * jnp.sum(coef[:, 1:n_lin] ** 2) + pen.l2_quad * jnp.sum(coef[:, n_lin:] ** 2)
+            + pen.l2_const * jnp.sum(coef[:, 0] ** 2)
+            + pen.l2_gamma * pop.field.gamma0 ** 2
+            + pen.l2_h * jnp.sum(jnp.where(valid, h2, 0.0))
+            + pen.l2_nc * jnp.sum(jnp.where(valid, nc2, 0.0))
+            + 1e-3 * ((pop.mu_nc - pen.nc_prior_mean) / pen.nc_prior_sd) ** 2)
+
+
+def objective(pop: Population, batch: TrajectoryBatch, pen: Penalties):
+    """(data MSE + penalties, data MSE)."""
+    mse = data_loss(pop, batch)
+    return mse + penalty(pop, pen, batch.valid), mse
+
+
+@eqx.filter_jit
+def loss_and_grad(pop: Population, batch: TrajectoryBatch, pen: Penalties):
+    """((objective, data MSE), gradient w.r.t. every inexact array of ``pop``); compiled once
+    per (field configuration, batch bucket) and shared by every fit and by the tests."""
+    return eqx.filter_value_and_grad(objective, has_aux=True)(pop, batch, pen)
+
+
+def _float64(tree):
+    return jax.tree_util.tree_map(
+        lambda a: jnp.asarray(a, jnp.float64) if eqx.is_inexact_array(a) else a, tree)
+
+
+def trainable_mask(pop: Population, **frozen: bool):
+    """0/1 mask for :func:`optimise`: ``field``, ``gamma0``, ``log10_nc``, ``h``, ``mu_nc``
+    set to False are frozen."""
+    mask = jax.tree_util.tree_map(lambda a: jnp.ones_like(a) if eqx.is_inexact_array(a) else None, pop)
+    picks = {"field": lambda p: p.field.coef, "gamma0": lambda p: p.field.gamma0,
+             "log10_nc": lambda p: p.families.log10_nc, "h": lambda p: p.families.h,
+             "mu_nc": lambda p: p.mu_nc}
+    for name, keep in frozen.items():
+        if not keep:
+            mask = eqx.tree_at(picks[name], mask, replace_fn=jnp.zeros_like)
+    return mask
+
+
+def residual_vector(pop: Population, batch: TrajectoryBatch, pen: Penalties, *,
+                    adjoint: str = "forward") -> Array:
+    """The residual vector r whose squared norm is :func:`objective` (when every solve
+    succeeds): the data part ``sqrt(w_f / Σ w·n)·(pred − actual)`` (points) over every
+    masked (model, benchmark), then each penalty as ``sqrt(weight)·quantity``. Padding
+    families contribute zeros; a family whose solve fails gets large finite residuals so a
+    trial step there is rejected rather than producing NaN."""
+    solve = functools.partial(solve_unchecked, adjoint=adjoint, max_steps=LM_SOLVE_MAX_STEPS)
+    zs, ok = eqx.filter_vmap(solve, in_axes=(None, 0, 0, 0, 0))(
+        pop.field, batch.z0, batch.x0, batch.xs, pop.families)
+    pred = from_state(zs)
+    n = jnp.sum(batch.mask, axis=1) * N_STATE
+    scale = jnp.sqrt(batch.weight / jnp.sum(batch.weight * n))
+    err = jnp.where(batch.mask[..., None], pred - batch.ys, 0.0)
+    err = jnp.where((ok | ~batch.valid)[:, None, None], err,
+                    jnp.where(batch.mask[..., None], _FAILED_RESIDUAL, 0.0))
+    coef = pop.field.masked_coef()
+    fam, v = pop.families, batch.valid
+    n_lin = 1 + coef.shape[0]
+    parts = [
+        (scale[:, None, None] * err).ravel(),
+        jnp.sqrt(pen.l2) * coef[:, 1:n_lin].ravel(),
+        jnp.sqrt(pen.l2_quad) * coef[:, n_lin:].ravel(),
+        jnp.sqrt(pen.l2_const) * coef[:, 0],
+        (jnp.sqrt(pen.l2_gamma) * pop.field.gamma0)[None],
+        (jnp.sqrt(pen.l2_h) * jnp.where(v[:, None], fam.h - pen.h_center, 0.0)).ravel(),
+        jnp.sqrt(pen.l2_nc) * jnp.where(v, fam.log10_nc - pop.mu_nc, 0.0),
+        (jnp.sqrt(1e-3) * (pop.mu_nc - pen.nc_prior_mean) / pen.nc_prior_sd)[None],
+    ]
+    return jnp.concatenate(parts)

@@ -1,0 +1,204 @@
+"""The two optimisers of the coupling-ODE fit: Optax Adam through the solver, and the default
+compiled Levenberg–Marquardt (optimistix) on the residual vector with forward-mode Jacobians."""
+
+from __future__ import annotations
+
+import functools
+
+
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array
+
+from .._progress import Progress
+from .objective import Penalties, Population, _float64, loss_and_grad, residual_vector
+from .trajectory import TrajectoryBatch
+
+
+@functools.lru_cache(maxsize=1)
+def _adam():
+    """One optimiser object for every fit (the learning rate is injected per step), so the
+    compiled update is reused."""
+    import optax
+
+    return optax.apply_if_finite(optax.inject_hyperparams(optax.adam)(learning_rate=0.0),
+                                 max_consecutive_errors=50)
+
+
+@eqx.filter_jit
+def _adam_update(pop, grads, trainable, opt_state, lr):
+    import optax
+
+    grads = jax.tree_util.tree_map(lambda g, m: g * m, grads, trainable)
+    opt_state = optax.tree_utils.tree_set(opt_state, learning_rate=lr)
+    updates, opt_state = _adam().update(grads, opt_state, pop)
+    return eqx.apply_updates(pop, updates), opt_state
+
+
+def optimise(pop: Population, trainable, batch: TrajectoryBatch, pen: Penalties, *,
+             steps: int, learning_rate: float, warmup: int, progress: bool = True,
+             label: str = "fit") -> tuple[Population, list[float], float]:
+    """Adam on :func:`objective` over the leaves whose ``trainable`` entry is 1 (a PyTree of
+    0/1 arrays shaped like the inexact arrays of ``pop``: a dynamic gradient mask, so freezing
+    different parameters never recompiles). The learning rate follows
+    ``optax.warmup_cosine_decay_schedule``. Returns (best population, objective history,
+    data MSE at the best population)."""
+    import optax
+
+    schedule = optax.warmup_cosine_decay_schedule(
+        init_value=learning_rate / 10, peak_value=learning_rate, warmup_steps=warmup,
+        decay_steps=max(steps, warmup + 1), end_value=learning_rate / 100)
+    # Strongly typed float64 leaves: a weakly typed initial value would make the first
+    # Adam update change the input types and trigger a second compilation.
+    pop, pen, trainable, batch = (_float64(t) for t in (pop, pen, trainable, batch))
+    params = eqx.filter(pop, eqx.is_inexact_array)
+    opt_state = _float64(_adam().init(params))
+    rates = jnp.asarray(np.asarray(jax.vmap(schedule)(jnp.arange(max(steps, 1)))), jnp.float64)
+    history: list[float] = []
+    best = (np.inf, np.nan, pop)
+    with Progress(steps, label, enabled=progress) as bar:
+        for k in range(steps + 1):
+            (loss, mse), grads = loss_and_grad(pop, batch, pen)
+            loss = float(loss)
+            history.append(loss)
+            # Adam's last iterate can sit slightly above its best; keep the best one seen.
+            if np.isfinite(loss) and loss < best[0]:
+                best = (loss, float(mse), pop)
+            if k == steps:
+                break
+            pop, opt_state = _adam_update(pop, grads, trainable, opt_state, rates[k])
+            bar.update(k + 1, loss=loss, mse=float(mse))
+    return best[2], history, best[1]
+
+
+# --------------------------------------------------------------------------- Gauss–Newton fit
+
+def _masked_residuals(y: Population, args) -> Array:
+    """Residuals at ``y`` with frozen leaves (``trainable`` = 0) held at their start values."""
+    batch, pen, trainable, start = args
+    pop = jax.tree_util.tree_map(lambda a, m, b: m * a + (1 - m) * b, y, trainable, start)
+    return residual_vector(pop, batch, pen)
+
+
+@jax.custom_jvp
+def _lm_residuals(y: Population, args) -> Array:
+    """:func:`_masked_residuals` whose forward derivative is the full Jacobian, built once
+    per point by ``jax.jacfwd`` through the ``diffrax.ForwardMode`` solve. optimistix
+    linearises the residual function at every trial point and its damped linear solve
+    materialises the Jacobian; with this rule the materialisation is a matrix product with a
+    matrix computed once, instead of re-running the linearised ODE solve per solve."""
+    return _masked_residuals(y, args)
+
+
+@_lm_residuals.defjvp
+def _lm_residuals_jvp(primals, tangents):
+    from jax.flatten_util import ravel_pytree
+
+    y, args = primals
+    dy, _ = tangents  # no derivative with respect to the data or the penalty weights
+    flat, unravel = ravel_pytree(y)
+    fn = lambda t: _masked_residuals(unravel(t), args)  # noqa: E731
+    jac = jax.jacfwd(fn)(flat)
+    return fn(flat), jac @ ravel_pytree(dy)[0]
+
+
+def _lm_solver(tol: float):
+    import lineax as lx
+    import optimistix as optx
+
+    # Normal equations with Cholesky: the damped system [J; sqrt(λ)I] is always full rank
+    # (frozen and padding columns are zero in J) and (JᵀJ + λI) is small (≤ ~200²).
+    return optx.LevenbergMarquardt(rtol=tol, atol=tol, linear_solver=lx.Normal(lx.Cholesky()))
+
+
+_LM_OPTIONS = {"jac": "fwd"}
+
+
+@eqx.filter_jit
+def _lm_init(y, args, tol):
+    solver = _lm_solver(tol)
+    f_struct = jax.eval_shape(lambda: _lm_residuals(y, args))
+    return solver.init(_lm_fn, y, args, _LM_OPTIONS, f_struct, None, frozenset())
+
+
+_LM_INIT_CACHE: dict = {}
+
+
+def _lm_initial_state(y, args, tol):
+    """optimistix's initial LM state for ``y``. The state carries jaxprs (from linearising
+    the residual function) as static parts, and a new jaxpr object would make the compiled
+    step miss its cache; so the first state built for a given (structure, shapes) is kept
+    and later fits only replace its starting point (everything else in an initial state is
+    a constant)."""
+    leaves, treedef = jax.tree_util.tree_flatten((y, args))
+    key = (treedef, tuple((np.shape(a), str(getattr(a, "dtype", type(a)))) for a in leaves))
+    if key not in _LM_INIT_CACHE:
+        if len(_LM_INIT_CACHE) >= 32:
+            _LM_INIT_CACHE.clear()
+        _LM_INIT_CACHE[key] = _lm_init(y, args, tol)
+    return eqx.tree_at(lambda s: s.y_eval, _LM_INIT_CACHE[key], y)
+
+
+@eqx.filter_jit
+def _lm_step(y, state, args, tol):
+    """One Levenberg–Marquardt step (accepted or rejected) and the termination test;
+    compiled once per (field configuration, batch bucket) and reused by every fit."""
+    solver = _lm_solver(tol)
+    y, state, _ = solver.step(_lm_fn, y, args, _LM_OPTIONS, state, frozenset())
+    done, result = solver.terminate(_lm_fn, y, args, _LM_OPTIONS, state, frozenset())
+    loss, mse = _lm_eval(y, args)
+    return y, state, done, result, loss, mse
+
+
+def _lm_eval(y, args):
+    """(objective, data MSE in points²) at ``y`` from one residual evaluation: the data
+    residuals come first and their squares sum to the weighted MSE."""
+    r = _masked_residuals(y, args)
+    n_data = args[0].ys.size
+    return jnp.sum(r * r), jnp.sum(r[:n_data] ** 2)
+
+
+_lm_eval_jit = eqx.filter_jit(_lm_eval)
+
+
+def _lm_fn(y, args):
+    return _lm_residuals(y, args), None
+
+
+def optimise_lm(pop: Population, trainable, batch: TrajectoryBatch, pen: Penalties, *,
+                steps: int, tol: float = 1e-6, progress: bool = True,
+                label: str = "fit") -> tuple[Population, list[float], float]:
+    """Levenberg–Marquardt (``optimistix.LevenbergMarquardt``) on :func:`residual_vector`:
+    the same objective as :func:`optimise`, minimised as a least-squares problem with exact
+    Jacobians (forward mode through the Diffrax solve, all families batched).
+
+    ``trainable`` as in :func:`optimise` (a dynamic mask: freezing never recompiles).
+    ``steps`` caps the number of LM iterations (accepted or rejected); the run stops
+    earlier when optimistix's Cauchy test holds with ``rtol = atol = tol`` on both the
+    parameters and the objective. One compiled step is reused for every iteration and every
+    fit with the same field configuration and padded batch shape (crossval folds, repeated
+    fits). Returns (best population, objective after each step, data MSE at the best)."""
+    pop, pen, trainable, batch = (_float64(t) for t in (pop, pen, trainable, batch))
+    args = (batch, pen, trainable, pop)
+    tol = jnp.asarray(tol, jnp.float64)
+    # The tolerance is a traced leaf inside the solver: one compilation for any value.
+    state = _lm_initial_state(pop, args, tol)
+    y = pop
+    loss0, mse0 = (float(v) for v in _lm_eval_jit(pop, args))
+    history = [loss0]
+    best = (loss0 if np.isfinite(loss0) else np.inf, mse0, pop)
+    with Progress(steps, label, enabled=progress) as bar:
+        for k in range(steps):
+            y, state, done, _, loss, mse = _lm_step(y, state, args, tol)
+            loss = float(loss)
+            history.append(loss)
+            if np.isfinite(loss) and loss < best[0]:
+                best = (loss, float(mse), y)
+            bar.update(k + 1, loss=loss, mse=float(mse))
+            if bool(done):
+                break
+    out = jax.tree_util.tree_map(lambda a, m, b: m * a + (1 - m) * b, best[2], trainable, pop)
+    return out, history, (best[1] if np.isfinite(best[0]) else float("nan"))
