@@ -72,6 +72,10 @@ _EXPORTS: dict[str, str] = {
     "implied_nc_table": "ode_nc", "implied_nc_batch": "ode_nc", "ImpliedNcBatch": "ode_nc",
     "implied_nc_posterior": "ode_nc", "implied_nc_agreement": "ode_nc",
     "ImpliedNcAgreement": "ode_nc", "implied_nc_coverage": "ode_calibration",
+    # the authors' published internal-coupling and steering results (steering itself:
+    # capedyn.steer, the optional extra)
+    "load_internal_coupling": "published", "load_steering_results": "published",
+    "plot_internal_coupling": "steer_plots",
 }
 
 
@@ -153,6 +157,9 @@ if TYPE_CHECKING:  # the lazy exports above, spelled out for type checkers and I
     from .posterior_result import (
         load_posterior, NcPosterior, POSTERIOR_PAPER_REFERENCE,
     )
+    from .published import (
+        load_internal_coupling, load_steering_results,
+    )
     from .report import (
         reproduce,
     )
@@ -164,6 +171,9 @@ if TYPE_CHECKING:  # the lazy exports above, spelled out for type checkers and I
     )
     from .splits import (
         mae_points, make_split, relative_mae_pct,
+    )
+    from .steer_plots import (
+        plot_internal_coupling,
     )
 
 
