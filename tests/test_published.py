@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import capedyn as cd
@@ -17,7 +16,8 @@ from capedyn.data import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 CAPE = ROOT.parent / "shared" / "data" / "cape"
-needs_cape = pytest.mark.skipif(not CAPE.is_dir(), reason="the authors' files are not beside the repo")
+needs_cape = pytest.mark.skipif(not CAPE.is_dir(),
+                                reason="the authors' files are not beside the repository")
 
 
 def test_tables_load_with_their_columns():
@@ -73,7 +73,8 @@ def test_internal_coupling_figure():
     ax = cd.plot_internal_coupling(c)
     drawn = sum(len(col.get_offsets()) for col in ax.collections)
     flags = c["flags"]
-    expected = ((c["measure"] == "unit_net") | ((c["measure"] == "pair_net") & (c["pair"] == "HS_TQA")))
+    expected = (c["measure"] == "unit_net") | ((c["measure"] == "pair_net")
+                                              & (c["pair"] == "HS_TQA"))
     expected &= ~flags.str.contains("duplicate_of|no_file_of_its_own") & c["params_b"].notna()
     assert drawn == expected.sum()
     opt = [line for line in ax.lines if len(line.get_xdata()) == 5]  # OPT: 1.3, 6.7, 13, 30, 66

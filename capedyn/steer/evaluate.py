@@ -20,7 +20,8 @@ import torch
 
 from .._errors import InputError
 from .._progress import Progress
-from .texts import Item, as_items
+from .direction import truth_directions
+from .texts import Item, as_items, as_pairs
 
 
 def encode(tokenizer, question: str, answer: str) -> tuple[list[int], list[int]]:
@@ -49,7 +50,7 @@ def answer_logprob(model, tokenizer, question: str, answer: str) -> float:
     q, a = encode(tokenizer, question, answer)
     device = next(model.parameters()).device
     ids = torch.tensor([q + a], device=device)
-    logp = model(ids).logits[0, :-1].float().log_softmax(-1)
+    logp = model(ids, use_cache=False).logits[0, :-1].float().log_softmax(-1)
     targets = ids[0, 1:]
     token_lp = logp.gather(-1, targets[:, None])[:, 0]
     return float(token_lp[len(q) - 1:].sum())
@@ -170,15 +171,17 @@ def layer_sweep(steerer, items: Any = None, layers: Sequence[int] | None = None,
         [check_layer(int(L), steerer.n_layers) for L in layers]
     if not layers:
         raise InputError("layer_sweep needs at least one layer")
-    pairs = pairs if pairs is not None else steerer.pairs_
+    pairs = as_pairs(pairs if pairs is not None else steerer.pairs_)
     saved = (steerer.layer, steerer.direction_, steerer.pairs_)
     n = len(items)
     rows = []
     try:
         with Progress(n * (len(layers) + 1), "steer layer sweep", enabled=progress) as bar:
+            directions = truth_directions(steerer.model, steerer.tokenizer,
+                                          {L: steerer.blocks[L] for L in layers}, pairs)
             before = margins(steerer.model, steerer.tokenizer, items, bar)
             for j, layer in enumerate(layers):
-                steerer.fit(pairs, layer=layer)
+                steerer.layer, steerer.direction_ = layer, directions[layer]
                 with steerer.steering(strength) as s:
                     after = margins(steerer.model, steerer.tokenizer, items, bar,
                                     offset=n * (j + 1))

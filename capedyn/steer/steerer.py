@@ -86,7 +86,8 @@ class Steerer:
         self.tokenizer = tokenizer
         self.blocks, self.blocks_path = decoder_blocks(model)
         self.n_layers = len(self.blocks)
-        self.layer = probe_layer(self.n_layers) if layer is None else check_layer(layer, self.n_layers)
+        self.layer = (probe_layer(self.n_layers) if layer is None
+                      else check_layer(layer, self.n_layers))
         self.name = name or getattr(model.config, "_name_or_path", "") or type(model).__name__
         self.direction_: TruthDirection | None = None
         self.pairs_: list | None = None
@@ -152,7 +153,8 @@ class Steerer:
         """Cosine of the prompt's last-token hidden state at the probe block with the
         direction, and its phase label (:mod:`capedyn.steer.phases`)."""
         d = self.direction()
-        h = last_token_states(self.model, self.tokenizer, self.blocks[self.layer], [prompt])[0]
+        block = self.blocks[self.layer]
+        h = last_token_states(self.model, self.tokenizer, [block], [prompt])[0, 0]
         cos = float(torch.nn.functional.cosine_similarity(h, d.unit, dim=0))
         return Classification(prompt=prompt, cosine=cos, phase=phase_label(cos), layer=self.layer)
 
@@ -180,7 +182,8 @@ class Steerer:
                         phase=c.phase)
 
     def evaluate(self, items: Any = None, strength: float | None = None, **kwargs):
-        """Margin change of true over false answers (see :func:`capedyn.steer.evaluate.evaluate`)."""
+        """Margin change of true over false answers
+        (see :func:`capedyn.steer.evaluate.evaluate`)."""
         from .evaluate import evaluate
 
         return evaluate(self, items, strength, **kwargs)
