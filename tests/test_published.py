@@ -103,3 +103,24 @@ def test_values_agree_with_the_json_files():
     mine = res[res["run"] == "self_aligning_demo_410m"]
     assert list(mine["cos_truth"]) == [r["cos_truth"] for r in demo["results"]]
     assert int(mine["changed_reported"].sum()) == demo["n_changed"] == 14
+
+
+def test_report_section_counts_from_the_csv():
+    import csv
+
+    from capedyn import report
+    from capedyn.report.s7_steering import compute_steering
+
+    rows = list(csv.DictReader(open(ROOT / "benchmarks_data" / "internal_coupling.csv")))
+    models = {}
+    for r in rows:
+        if r["measure"] == "unit_net" and "duplicate_of" not in r["flags"]:
+            models.setdefault(r["model"], r)
+    competing = sum(float(r["competing_count"]) > 0 for r in models.values())
+    constant = sum("per_layer_constant" in r["flags"] for r in models.values())
+    md = report.render_section("steering", compute_steering(), figures={})
+    assert md.startswith("## 7. Published internal coupling and steering runs")
+    text = " ".join(md.split())
+    assert (f"**{len(models)}** distinct models: {len(models) - competing} with no competing "
+            f"unit and {competing} with some. In {constant} of them") in text
+    assert "| EleutherAI/pythia-410m-deduped | self_align_modal_410m | 14 | 9 | 8 | – |" in md
