@@ -88,6 +88,10 @@ _EXPORTS: dict[str, str] = {
     "implied_nc_agreement": "inference.implied_nc_agreement",
     "ImpliedNcAgreement": "inference.implied_nc_agreement",
     "implied_nc_coverage": "inference.implied_nc_calibration",
+    # the authors' published internal-coupling and steering results (steering itself:
+    # capedyn.steer, the optional extra)
+    "load_internal_coupling": "data.published", "load_steering_results": "data.published",
+    "plot_internal_coupling": "plotting",
 }
 
 
@@ -110,6 +114,9 @@ if TYPE_CHECKING:  # the lazy exports above, spelled out for type checkers and I
     )
     from .data.ingest import (
         read_leaderboard_v1, read_lm_eval,
+    )
+    from .data.published import (
+        load_internal_coupling, load_steering_results,
     )
     from .data.tables import (
         BENCHMARKS, complete_models, DataError, load_base_models, load_frontier_models,
@@ -181,7 +188,8 @@ if TYPE_CHECKING:  # the lazy exports above, spelled out for type checkers and I
     )
     from .plotting import (
         plot_frontier, plot_gamma12, plot_holdout_errors, plot_holdout_trajectories,
-        plot_method_errors, plot_nc_forest, plot_ode_trajectories, plot_tqa_phases,
+        plot_internal_coupling, plot_method_errors, plot_nc_forest,
+        plot_ode_trajectories, plot_tqa_phases,
     )
     from .report import (
         reproduce,

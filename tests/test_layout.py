@@ -19,7 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("data",),
     ("coupling",),
     ("dynamics",),
-    ("models",),
+    ("models", "steer"),
     ("inference",),
     ("evaluation",),
     ("plotting",),

@@ -16,7 +16,7 @@ import streamlit as st
 from capedyn.explore import core, figures
 
 VIEWS = ("Analyze a model", "ODE explorer", "Phase map", "Frontier", "Nc posteriors",
-         "Held-out benchmark", "Predictions")
+         "Held-out benchmark", "Predictions", "Steering")
 POLL_SECONDS = 2.0
 
 st.set_page_config(page_title="capedyn explorer", layout="wide")
@@ -318,6 +318,12 @@ def view_predictions(ex: core.Explorer) -> None:
             st.caption(f"Test: {r['rule']}. Data: {r['needs']}.")
 
 
+def view_steering(ex: core.Explorer) -> None:
+    from capedyn.explore import steer_view
+
+    steer_view.render(st)
+
+
 # --------------------------------------------------------------------------- page
 
 def main() -> None:
@@ -332,7 +338,8 @@ def main() -> None:
     st.sidebar.caption(f"fit: {cfg['fit']}; data: {cfg['data'] or 'shipped tables'}")
     body = {"Analyze a model": view_analyze, "ODE explorer": view_ode,
             "Phase map": view_phase_map, "Frontier": view_frontier, "Nc posteriors": view_nc,
-            "Held-out benchmark": view_holdout, "Predictions": view_predictions}[view]
+            "Held-out benchmark": view_holdout, "Predictions": view_predictions,
+            "Steering": view_steering}[view]
     try:
         body(ex)
     except Exception as exc:  # a message in the page, never a trace (st.rerun/st.stop

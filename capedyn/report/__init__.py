@@ -23,7 +23,7 @@ rendered from the results by Jinja2 templates. The modules, in the order a run u
 
 ``config``      :class:`RunConfig`, the budgets (``quick`` for smoke tests);
 ``output``      the output folder: checks before any work, staging, the final move;
-``s1_data`` … ``s6_frontier``   one stage each: ``compute_<stage>() -> <Stage>Result``;
+``s1_data`` … ``s7_steering``   one stage each: ``compute_<stage>() -> <Stage>Result``;
 ``figures``     each figure drawn from a stage result, with its caption;
 ``render``      results → Markdown (``templates/*.md.j2``) → :class:`Report`;
 ``document``    :class:`Report`, the document written as Markdown and as HTML;

@@ -15,6 +15,7 @@ FIGURES: dict[str, str] = {
     "nc_forest": "per-family Nc posterior (forest plot)",
     "holdout_errors": "held-out family error by method",
     "frontier_h": "frontier SWE-bench vs GPQA with the h-field",
+    "internal_coupling": "the authors' published internal coupling against size, by family",
 }
 """Figure file stem → what it shows; every one is written to ``figures/<stem>.png``."""
 
@@ -41,6 +42,9 @@ CAPTIONS: dict[str, str] = {
     "frontier_h": f"{FIGURES['frontier_h']}: the line fitted in this run with its bootstrap "
                   "band; vertical bars are each model's h; stars are post-cutoff models, "
                   "which are not in the fit.",
+    "internal_coupling": f"{FIGURES['internal_coupling']}: circles per-unit net coupling, "
+                         "squares HS–TQA pair coupling; hollow where every layer holds the "
+                         "same value.",
 }
 """Figure file stem → the caption under it in the report."""
 
@@ -84,9 +88,15 @@ def _frontier(r) -> Drawers:
     return [("frontier_h", lambda: plot_frontier(r.frontier, r.line))]
 
 
+def _steering(r) -> Drawers:
+    from ..plotting import plot_internal_coupling
+
+    return [("internal_coupling", lambda: plot_internal_coupling(r.coupling))]
+
+
 FIGURE_DRAWERS: dict[str, Callable[[Any], Drawers]] = {
     "coupling": _coupling, "ode": _ode, "posterior": _posterior, "holdout": _holdout,
-    "frontier": _frontier}
+    "frontier": _frontier, "steering": _steering}
 """Stage name → ``drawers(result)``: ``(stem, draw)`` for each figure of the stage, in the
 order they are written; ``draw()`` returns an Axes or a Figure. A new stage with figures
 adds an entry."""
