@@ -28,12 +28,12 @@ _EXPORTS: dict[str, str] = {
     # running coupling, Nc, phase classifier
     "running_coupling": "coupling.running", "population_fit": "coupling.running",
     "family_couplings": "coupling.running", "sign_test": "coupling.running",
-    "phase_classifier": "coupling.running", "bootstrap_nc": "coupling.running",
-    "bench_bootstrap": "coupling.running", "usable_pairs": "coupling.running",
+    "phase_classifier": "coupling.phase", "bootstrap_nc": "coupling.nc_bootstrap",
+    "bench_bootstrap": "coupling.nc_bootstrap", "usable_pairs": "coupling.running",
     "web_trained_families": "coupling.running",
     "paper_web_trained_families": "coupling.running", "CouplingFit": "coupling.running",
-    "NcBootstrap": "coupling.running", "SignTest": "coupling.running",
-    "PhaseResult": "coupling.running", "CouplingError": "coupling.running",
+    "NcBootstrap": "coupling.nc_bootstrap", "SignTest": "coupling.running",
+    "PhaseResult": "coupling.phase", "CouplingError": "coupling.running",
     "COUPLING_PAPER_REFERENCE": "coupling.running",
     # errors
     "CapedynError": "_errors", "SolveError": "_errors", "FitFileError": "_errors",
@@ -106,10 +106,15 @@ if TYPE_CHECKING:  # the lazy exports above, spelled out for type checkers and I
         PAPER_REFERENCE, population_line, PopulationLine, reading, release_key,
         saturation,
     )
+    from .coupling.nc_bootstrap import (
+        bench_bootstrap, bootstrap_nc, NcBootstrap,
+    )
+    from .coupling.phase import (
+        phase_classifier, PhaseResult,
+    )
     from .coupling.running import (
-        bench_bootstrap, bootstrap_nc, COUPLING_PAPER_REFERENCE, CouplingError,
-        CouplingFit, family_couplings, NcBootstrap, paper_web_trained_families,
-        phase_classifier, PhaseResult, population_fit, running_coupling, sign_test,
+        COUPLING_PAPER_REFERENCE, CouplingError, CouplingFit, family_couplings,
+        paper_web_trained_families, population_fit, running_coupling, sign_test,
         SignTest, usable_pairs, web_trained_families,
     )
     from .data.ingest import (

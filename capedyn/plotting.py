@@ -171,7 +171,7 @@ def plot_tqa_phases(df: "pd.DataFrame", boot: Any, ax: "Axes | None" = None,
     table, over the tax / Nc-interval / bonus regions of an Nc bootstrap ``boot``
     (:func:`capedyn.bootstrap_nc`). Markers are filled where the algebraic classifier says
     bonus and hollow where it says tax. Returns the Axes."""
-    from .coupling.running import phase_classifier
+    from .coupling.phase import phase_classifier
 
     d = df.dropna(subset=["hellaswag", "truthfulqa"])
     colours = colours or family_colours(d["family"])

@@ -17,8 +17,10 @@ import pytest
 import capedyn as cd
 from capedyn.cli.entry import main
 from capedyn.coupling.running import (
-    CouplingError, bootstrap_nc, family_couplings, phase_classifier, population_fit, running_coupling, sign_test,
+    CouplingError, family_couplings, population_fit, running_coupling, sign_test,
 )
+from capedyn.coupling.nc_bootstrap import bootstrap_nc
+from capedyn.coupling.phase import phase_classifier
 
 
 @pytest.fixture(scope="module")

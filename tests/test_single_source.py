@@ -20,7 +20,7 @@ from scipy import stats
 import capedyn as cd
 from capedyn.inference import coupling_calibration as cal
 from capedyn._stats import BOOTSTRAP_BLOCK, bootstrap_indices, paired_bootstrap
-from capedyn.coupling.running import bootstrap_nc
+from capedyn.coupling.nc_bootstrap import bootstrap_nc
 from capedyn.data.tables import BENCHMARKS
 from capedyn.inference.models import CouplingData
 from capedyn.inference.result import QUANTILES, _build_table

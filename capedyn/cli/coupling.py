@@ -150,7 +150,8 @@ def _coupling_human(r: dict[str, Any]) -> str:
 
 def _nc(args) -> dict[str, Any]:
     from .._progress import Progress
-    from ..coupling.running import PAPER_REFERENCE, bootstrap_nc, resolve_families
+    from ..coupling.running import PAPER_REFERENCE, resolve_families
+    from ..coupling.nc_bootstrap import bootstrap_nc
 
     if args.bootstrap < 1:
         raise InputError(f"--bootstrap must be a positive integer, got {args.bootstrap}")
@@ -184,7 +185,8 @@ def _nc_human(r: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------- phase
 
 def _phase(args) -> dict[str, Any]:
-    from ..coupling.running import CouplingError, phase_classifier, population_fit
+    from ..coupling.running import CouplingError, population_fit
+    from ..coupling.phase import phase_classifier
 
     from ..data.tables import check_percent_scores
 

@@ -10,7 +10,7 @@ from .._lazy import lazy_exports
 # the names of the former flat module ``capedyn.coupling``, still importable from here
 _EXPORTS = {
     'MIN_DELTA_HS': 'running',
-    'CLASSIFIER_CONSTANT': 'running',
+    'CLASSIFIER_CONSTANT': 'phase',
     'PAPER_REFERENCE': 'running',
     'COUPLING_PAPER_REFERENCE': 'running',
     'CouplingError': 'running',
@@ -24,10 +24,10 @@ _EXPORTS = {
     'family_couplings': 'running',
     'SignTest': 'running',
     'sign_test': 'running',
-    'PhaseResult': 'running',
-    'phase_classifier': 'running',
-    'NcBootstrap': 'running',
-    'bootstrap_nc': 'running',
-    'bench_bootstrap': 'running',
+    'PhaseResult': 'phase',
+    'phase_classifier': 'phase',
+    'NcBootstrap': 'nc_bootstrap',
+    'bootstrap_nc': 'nc_bootstrap',
+    'bench_bootstrap': 'nc_bootstrap',
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

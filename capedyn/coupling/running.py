@@ -1,5 +1,6 @@
-"""Running coupling γ12 between HellaSwag and TruthfulQA, the critical scale Nc, and the
-algebraic phase classifier (definitions: docs/concepts.md).
+"""Running coupling γ12 between HellaSwag and TruthfulQA and the critical scale Nc of the
+population line (definitions: docs/concepts.md); the Nc bootstrap is in
+:mod:`capedyn.coupling.nc_bootstrap`, the algebraic classifier in :mod:`capedyn.coupling.phase`.
 
 Units used throughout:
 
@@ -25,25 +26,20 @@ import pandas as pd
 
 from .._errors import CapedynError, InputError
 from .._json import to_jsonable
-from .._stats import ols_line, paired_bootstrap
+from .._stats import ols_line
 from ..data.tables import (
-    CURATED_FAMILIES, WEB_TRAINED_PAPER, DataError, check_percent_scores, validate_table_columns,
+    CURATED_FAMILIES, WEB_TRAINED_PAPER, DataError, validate_table_columns,
 )
-from .._jax import scoped_x64
 
 __all__ = [
-    "PAPER_REFERENCE", "COUPLING_PAPER_REFERENCE", "MIN_DELTA_HS", "CouplingError", "CouplingFit", "SignTest",
-    "PhaseResult", "NcBootstrap", "running_coupling", "usable_pairs", "population_fit",
-    "family_couplings", "sign_test", "phase_classifier", "bootstrap_nc",
-    "bench_bootstrap", "web_trained_families", "paper_web_trained_families",
-    "resolve_families",
+    "PAPER_REFERENCE", "COUPLING_PAPER_REFERENCE", "MIN_DELTA_HS", "CouplingError", "CouplingFit",
+    "SignTest", "running_coupling", "usable_pairs", "population_fit", "family_couplings",
+    "sign_test", "web_trained_families", "paper_web_trained_families", "resolve_families",
 ]
 
 MIN_DELTA_HS = 0.5
 """|ΔHS| below this many points makes γ12 ill-conditioned: the pair is skipped."""
 
-CLASSIFIER_CONSTANT = 0.187
-"""TQA_c = sqrt(0.187·HS), scores as fractions."""
 
 PAPER_REFERENCE: dict[str, Any] = {
     "_note": "The CAPE papers' own figures, from their own data versions. Shown "
@@ -324,146 +320,3 @@ def sign_test(table: pd.DataFrame, below_b: float = 3.0, above_b: float = 10.0,
                         "model_to": r.model_to, "params_b_mid": float(r.params_b_mid),
                         "gamma12": float(r.gamma12), "expected": expect})
     return SignTest(correct, total, float(below_b), float(above_b), tuple(bad))
-
-
-# --------------------------------------------------------------------------- classifier
-
-@dataclass(frozen=True)
-class PhaseResult:
-    """Algebraic classifier output; arrays when the inputs were arrays.
-
-    ``tqa_critical`` in percent, ``tqa_critical_fraction`` as a fraction, ``margin`` =
-    TQA − TQA_c in points, ``phase`` "bonus" (TQA > TQA_c) or "tax".
-    """
-
-    tqa_critical: Any
-    tqa_critical_fraction: Any
-    margin: Any
-    phase: Any
-
-
-def phase_classifier(hs, tqa) -> PhaseResult:
-    """TQA_c = sqrt(0.187·HS) with scores as fractions; inputs in percent.
-
-    Scalars give scalar fields (``phase`` a str); arrays broadcast and give arrays.
-    Raises :class:`~capedyn._errors.InputError` (a ValueError) for scores outside
-    [0, 100] or non-finite, and when every score given is at most 1: fractions such as
-    ``hs=0.78, tqa=0.357`` would otherwise be read as 0.78% and 0.357% and classified.
-    """
-    checked = check_percent_scores({"hs": hs, "tqa": tqa})
-    h, q = checked["hs"], checked["tqa"]
-    try:
-        np.broadcast_shapes(h.shape, q.shape)
-    except ValueError:
-        raise InputError(f"hs and tqa have shapes {h.shape} and {q.shape}, which do not "
-                         "broadcast") from None
-    crit_frac = np.sqrt(CLASSIFIER_CONSTANT * h / 100.0)
-    crit_pct = 100.0 * crit_frac
-    margin = q - crit_pct
-    phase = np.where(q / 100.0 > crit_frac, "bonus", "tax")
-    if np.ndim(margin) == 0:
-        return PhaseResult(float(crit_pct), float(crit_frac), float(margin), str(phase))
-    return PhaseResult(crit_pct, crit_frac, margin, phase)
-
-
-# --------------------------------------------------------------------------- bootstrap
-
-@dataclass(frozen=True)
-class NcBootstrap:
-    """Bootstrap distribution of Nc (billions) from resampled usable pairs.
-
-    ``n_valid`` resamples had an upward crossing (A > 0); the other ``n_dropped`` (A ≤ 0
-    or every draw at one size) are excluded from the percentiles.
-    """
-
-    median_b: float
-    ci68_b: tuple[float, float]
-    ci95_b: tuple[float, float]
-    n_resamples: int
-    n_valid: int
-    n_dropped: int
-    n_pairs: int
-    seed: int
-    nc_b: float
-    families: tuple[str, ...]
-    unit: str = "pairs"
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["ci68_b"], d["ci95_b"] = list(self.ci68_b), list(self.ci95_b)
-        d["families"] = list(self.families)
-        return {k: to_jsonable(v) for k, v in d.items()}
-
-
-@scoped_x64
-def bootstrap_nc(table, n_resamples: int = 10_000, seed: int = 0,
-                 families: Sequence[str] | None = None, progress=None) -> NcBootstrap:
-    """Bootstrap the critical scale Nc = 10^(−B/A) of the population fit (JAX, float64).
-
-    ``table`` is a :func:`running_coupling` table (restricted to ``families`` if given) or
-    a pair of arrays ``(log10_n_mid, gamma12)`` of usable pairs.
-
-    Unit of resampling: the usable *pairs* (γ12 values), drawn with replacement; each
-    resample is a weighted OLS with the draw counts as weights, all resamples vectorised
-    with ``jax.vmap`` under one ``jax.jit`` (:func:`capedyn._stats.paired_bootstrap`, the
-    bootstrap the frontier line uses too). (Resampling *models* within families and
-    recomputing the pairs is the alternative; it respects that adjacent pairs share a
-    model, but with 2-3 models per family it often leaves no pair at all.) Resamples with
-    A ≤ 0 (no upward crossing) or with every draw at a single size are dropped and
-    counted. Percentiles are taken on log10 Nc and reported in billions. Reproducible:
-    the key is ``jax.random.PRNGKey(seed)`` and resample i does not depend on
-    ``n_resamples``.
-    """
-
-    if not (isinstance(n_resamples, (int, np.integer)) and n_resamples >= 1):
-        raise InputError(f"n_resamples must be a positive integer, got {n_resamples!r}")
-    if isinstance(table, pd.DataFrame):
-        t = usable_pairs(table, families)
-        x, y = t["log10_n_mid"].to_numpy(float), t["gamma12"].to_numpy(float)
-        fams = tuple(dict.fromkeys(t["family"]))
-    else:
-        x, y = (np.asarray(v, dtype=float).ravel() for v in table)
-        fams = tuple(families or ())
-        if x.shape != y.shape or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
-            raise InputError("bootstrap_nc needs two finite arrays of equal length "
-                             "(log10_n_mid, gamma12)")
-    if len(x) < 3 or np.ptp(x) == 0.0:
-        raise CouplingError(f"the Nc bootstrap needs at least 3 usable pairs at distinct "
-                            f"sizes, found {len(x)}")
-    lines = paired_bootstrap(x, y, int(n_resamples), int(seed), progress)
-    a, b = lines.slopes, lines.intercepts
-    ok = lines.valid & (a > 0)
-    n_valid = int(ok.sum())
-    if n_valid == 0:
-        raise CouplingError(f"none of {n_resamples} resamples has an upward crossing "
-                            "(A > 0); Nc is not defined for these pairs")
-    log10_nc_b = -b[ok] / a[ok] - 9.0
-    q = np.percentile(log10_nc_b, [2.5, 16.0, 50.0, 84.0, 97.5])
-    with np.errstate(over="ignore", under="ignore"):
-        lo95, lo68, med, hi68, hi95 = (float(v) for v in np.power(10.0, q))
-    a0, b0, _ = _ols(x, y)
-    return NcBootstrap(median_b=med, ci68_b=(lo68, hi68), ci95_b=(lo95, hi95),
-                       n_resamples=int(n_resamples), n_valid=n_valid,
-                       n_dropped=int(n_resamples) - n_valid, n_pairs=len(x), seed=int(seed),
-                       nc_b=_crossing(a0, b0)[0], families=fams)
-
-
-@scoped_x64
-def bench_bootstrap(n: int = 10_000, table: pd.DataFrame | None = None,
-                    families: Sequence[str] | None = WEB_TRAINED_PAPER) -> float:
-    """Seconds for ``n`` bootstrap resamples after compilation (default: the shipped table,
-    the paper's web-trained families). Best of three timed runs."""
-    import time
-
-    from ..data.tables import load_base_models
-
-    t = running_coupling(load_base_models() if table is None else table)
-    bootstrap_nc(t, n_resamples=n, families=families)  # compile
-    best = math.inf
-    for _ in range(3):
-        t0 = time.perf_counter()
-        bootstrap_nc(t, n_resamples=n, families=families)
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-

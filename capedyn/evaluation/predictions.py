@@ -135,7 +135,7 @@ def _numeric_column(df: pd.DataFrame, column: str) -> np.ndarray | None:
 # --------------------------------------------------------------------------- the tests
 
 def _olmo_zero(t: Tables) -> Outcome:
-    from ..coupling.running import phase_classifier
+    from ..coupling.phase import phase_classifier
 
     rows = t.base[(t.base["family"] == "OLMo")].dropna(subset=["hellaswag", "truthfulqa"])
     rows = rows.sort_values("params_b", kind="stable")
@@ -232,7 +232,8 @@ def _llama2_crosspredict(t: Tables) -> Outcome:
 
 
 def _qwen3(t: Tables) -> Outcome:
-    from ..coupling.running import phase_classifier, running_coupling
+    from ..coupling.phase import phase_classifier
+    from ..coupling.running import running_coupling
 
     rows = t.base[t.base["family"] == "Qwen3"].dropna(subset=["hellaswag", "truthfulqa"])
     if rows.empty:

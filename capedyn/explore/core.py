@@ -458,7 +458,7 @@ def phase_of(hs: float, tqa: float, params_b: float | None, ex: Explorer) -> dic
     """Three-way phase: the algebraic classifier's tax/bonus, read as the transition when
     TQA is within :data:`TRANSITION_BAND` points of TQA_c; with a size, also the sign of
     γ12 the population fit gives there."""
-    from ..coupling.running import phase_classifier
+    from ..coupling.phase import phase_classifier
 
     pc = phase_classifier(hs, tqa)
     phase = "transition" if abs(pc.margin) <= TRANSITION_BAND else pc.phase
@@ -647,7 +647,7 @@ def trajectories(ex: Explorer, start: Mapping[str, float], family: str | None,
 def phase_map(ex: Explorer) -> dict[str, Any]:
     """Base models on HellaSwag x TruthfulQA with their classifier phase, the boundary
     TQA_c(HS), and γ12 per pair with the population fit against size."""
-    from ..coupling.running import phase_classifier
+    from ..coupling.phase import phase_classifier
 
     pts = ex.base.dropna(subset=["hellaswag", "truthfulqa"]).copy()
     pc = phase_classifier(pts["hellaswag"].to_numpy(), pts["truthfulqa"].to_numpy())

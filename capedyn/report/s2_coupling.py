@@ -81,7 +81,7 @@ def compute_coupling(data: DataResult, cfg: RunConfig,
                      log: Callable[[str], None] = lambda msg: None) -> CouplingResult:
     """Running coupling, population fits, both Nc bootstraps (``cfg.n_bootstrap``
     resamples, ``cfg.seed``), sign tests, family fits, classifier counts, point checks."""
-    from ..coupling import running as cp
+    from ..coupling import nc_bootstrap, phase, running as cp
 
     df = data.base
     table = cp.running_coupling(df)
@@ -90,13 +90,13 @@ def compute_coupling(data: DataResult, cfg: RunConfig,
     fit_all = cp.population_fit(table)
     fit_p14 = cp.population_fit(table, families=paper14)
     log(f"coupling: Nc bootstrap, {cfg.n_bootstrap} resamples")
-    boot = cp.bootstrap_nc(table, n_resamples=cfg.n_bootstrap, seed=cfg.seed, families=paper14)
-    boot_web = cp.bootstrap_nc(table, n_resamples=cfg.n_bootstrap, seed=cfg.seed,
+    boot = nc_bootstrap.bootstrap_nc(table, n_resamples=cfg.n_bootstrap, seed=cfg.seed, families=paper14)
+    boot_web = nc_bootstrap.bootstrap_nc(table, n_resamples=cfg.n_bootstrap, seed=cfg.seed,
                                families=[f for f in web if f in set(table["family"])])
     sign_all = cp.sign_test(table)
     sign_p14 = cp.sign_test(table, families=paper14)
     fams = cp.family_couplings(table)
-    phases = pd.Series(cp.phase_classifier(df["hellaswag"].to_numpy(),
+    phases = pd.Series(phase.phase_classifier(df["hellaswag"].to_numpy(),
                                            df["truthfulqa"].to_numpy()).phase).value_counts()
     return CouplingResult(
         base=df, pairs=table, min_delta_hs=cp.MIN_DELTA_HS, fit_all=fit_all,
@@ -109,7 +109,7 @@ def compute_coupling(data: DataResult, cfg: RunConfig,
 
 
 def _point_checks(df: pd.DataFrame, table: pd.DataFrame) -> PointChecks:
-    from ..coupling import running as cp
+    from ..coupling import phase
 
     py = df[df["family"] == "Pythia"].dropna(subset=["hellaswag", "truthfulqa"])
     r = None
@@ -133,7 +133,7 @@ def _point_checks(df: pd.DataFrame, table: pd.DataFrame) -> PointChecks:
                    if p.params_b_from >= 6.7 and p.params_b_to <= 30]
     classifier = []
     for m in df[df["family"] == "OLMo"].itertuples(index=False):
-        ph = cp.phase_classifier(m.hellaswag, m.truthfulqa)
+        ph = phase.phase_classifier(m.hellaswag, m.truthfulqa)
         classifier.append({"model": m.model, "tqa_critical_fraction": ph.tqa_critical_fraction,
                            "tqa_fraction": m.truthfulqa / 100, "phase": ph.phase})
     return PointChecks(pythia_r_hs_tqa=r, olmo_pairs=olmo, opt_spans=spans,
