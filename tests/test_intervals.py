@@ -67,7 +67,7 @@ def test_cv_plus_bounds_are_the_order_statistics_worked_out_by_hand():
              for i in range(1, 10)]
     preds = np.full((9, 1), 50.0)
     bounds = conformal_bounds(preds, folds, np.array([0]), np.array([0]), levels=(0.5,),
-                              min_families=1)
+                              min_families=1, scale="bands")
     # 50% level: upper quantile 0.75·(9+1)/9 = 0.833 → the 8th of 9 candidates (54),
     # lower 0.167 → the 2nd (51)
     lo, hi = bounds[0.5]
@@ -79,7 +79,8 @@ def test_each_family_weighs_one_however_many_residuals_it_has():
     a = FoldModel("A", None, np.full(3, 0.2), np.zeros(3, int), np.zeros(3, int))
     rest = [FoldModel(g, None, np.array([0.0]), np.array([0]), np.array([0])) for g in "BCD"]
     (lo, hi), = conformal_bounds(np.full((4, 1), 50.0), [a, *rest], np.array([0]),
-                                 np.array([0]), levels=(0.1,), min_families=1).values()
+                                 np.array([0]), levels=(0.1,), min_families=1,
+                                 scale="bands").values()
     # upper quantile (1 − 0.9/2)·5/4 = 0.6875: with each family weighing one the value 60
     # carries 1/4 of the weight, so the quantile is 50; weighing each point alike (60
     # carrying 3/6) would give 60
@@ -88,14 +89,27 @@ def test_each_family_weighs_one_however_many_residuals_it_has():
 
 def test_strata_fall_back_when_few_families_populate_them():
     folds = [FoldModel(f"G{i}", None, np.array([0.01 * i, 0.5]), np.array([0, 0]),
-                       np.array([0, 2])) for i in range(6)]
+                       np.array([0.1, 1.5])) for i in range(6)]
     preds = np.full((6, 2), 40.0)
     # band 0 of benchmark 0 has six families: its residuals (0–5%) only; the empty band 1
     # falls back to the benchmark's residuals over every band, the 50% outliers included
-    (lo, hi), = conformal_bounds(preds, folds, np.array([0, 0]), np.array([0, 1]),
-                                 levels=(0.9,), min_families=5).values()
+    (lo, hi), = conformal_bounds(preds, folds, np.array([0, 0]), np.array([0.1, 0.6]),
+                                 levels=(0.9,), min_families=5, scale="bands").values()
     assert hi[0] == pytest.approx(40 * 1.05) and hi[1] == pytest.approx(40 * 1.5)
     assert list(ratio_band([0.1, 0.6, 1.5])) == [0, 1, 2]
+
+
+def test_residuals_are_rescaled_to_the_target_distance():
+    # one residual of +10% made half a decade out; a target two decades out gets +40%
+    folds = [FoldModel(f"G{i}", None, np.array([0.1]), np.array([0]), np.array([0.5]))
+             for i in range(3)]
+    (lo, hi), = conformal_bounds(np.full((3, 1), 50.0), folds, np.array([0]), np.array([2.0]),
+                                 levels=(0.5,), min_families=1).values()
+    assert lo[0] == pytest.approx(70.0) and hi[0] == pytest.approx(70.0)
+    # a distance below a quarter decade counts as a quarter: 0.1 · 0.25 / 0.5 = +5%
+    (lo, _), = conformal_bounds(np.full((3, 1), 50.0), folds, np.array([0]), np.array([0.01]),
+                                levels=(0.5,), min_families=1).values()
+    assert lo[0] == pytest.approx(52.5)
 
 
 def test_interval_score_by_its_definition():

@@ -140,7 +140,7 @@ class EnsembleMethod(BaseEstimator):
             mine = inner["fam"] == g
             pred = _combine({n: inner["P"][inner["names"].index(n), mine][None, :] for n in w},
                             w, self.combine).reshape(-1)
-            _, actual, bench, band = _points(sp)
+            _, actual, bench, decades = _points(sp)
 
             def predict(init, sizes, ests=ests, w=w):
                 s = np.atleast_1d(np.asarray(sizes, float))
@@ -148,7 +148,7 @@ class EnsembleMethod(BaseEstimator):
                                 w, self.combine).reshape(-1)
 
             folds.append(FoldModel(sp.family, predict, relative_residuals(pred, actual),
-                                   bench, band))
+                                   bench, decades))
         return folds
 
 

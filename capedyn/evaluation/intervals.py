@@ -9,16 +9,21 @@ comes with it. Every method of the benchmark gets a distribution-free interval b
    turn, exactly as the benchmark holds out a family: the method is fitted on the other
    training families (model μ₋G), starts from G's smallest model and predicts G's others.
    Each predicted point gives a **relative residual** s = (actual − pred) / pred.
-2. For a target point of the held-out family F (benchmark b, size ratio to F's starting
-   model ρ), each inner model μ₋G predicts it from F's starting model, and the candidate
-   values are μ₋G(x)·(1 + s) over G's residuals in the same stratum. Every family weighs
-   one in total, however many models it has. The interval at level 1 − α runs between the
-   α/2 and 1 − α/2 weighted quantiles of those candidates, with the finite-sample
-   inflation (K + 1)/K for K families (at its cap, the extreme candidates).
-3. Strata: benchmark × size-ratio band (up to 3×, 3–10×, beyond 10× in parameters), so a
-   prediction two decades out gets the spread of two-decade predictions. A stratum with
-   residuals from fewer than ``min_families`` families falls back to the benchmark over
-   every band, then to every benchmark.
+2. For a target point of the held-out family F (benchmark b, d decades of size above
+   F's starting model), each inner model μ₋G predicts it from F's starting model, and the
+   candidate values are μ₋G(x)·(1 + s·d/d_G) over G's residuals of the same benchmark,
+   each residual rescaled from the distance d_G it was made at to the target's distance d
+   (``scale="decades"``, the default; both distances floored at a quarter decade). Every
+   family weighs one in total, however many models it has. The interval at level 1 − α
+   runs between the α/2 and 1 − α/2 weighted quantiles of those candidates, with the
+   finite-sample inflation (K + 1)/K for K families (at its cap, the extreme candidates).
+3. Why per decade: an extrapolation's error grows with how far it reaches, so a relative
+   error per decade makes a short and a long extrapolation comparable, and every inner
+   point can inform every target (with ten-odd families, no point is to spare).
+   ``scale="bands"`` instead keeps residuals unscaled and stratifies them by size-ratio band
+   (up to 3×, 3–10×, beyond 10×). A stratum with residuals from fewer than
+   ``min_families`` families falls back to the benchmark over every band, then to every
+   benchmark.
 
 Bounds are clipped to the score range [0, 100] (percent). The held-out family F is
 absent from every fit, residual and quantile that shapes its own interval: only its
@@ -53,7 +58,12 @@ LEVELS: tuple[float, ...] = (0.5, 0.9)
 """Nominal coverage levels scored by default."""
 
 RATIO_BANDS: tuple[float, ...] = (np.log10(3.0), 1.0)
-"""Edges (decades of size ratio to the starting model) of the residual strata."""
+"""Edges (decades of size ratio to the starting model) of the residual strata (``scale="bands"``)."""
+
+MIN_DECADES = 0.25
+"""Floor on the distance (decades) a residual is rescaled by (``scale="decades"``)."""
+
+SCALES = ("decades", "bands")
 
 _FAILURES = (ValueError, ArithmeticError, np.linalg.LinAlgError, RuntimeError)
 
@@ -64,26 +74,30 @@ def ratio_band(log_ratio) -> np.ndarray:
 
 
 def _points(split: Split) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(sizes, actual (J,), benchmark index (J,), ratio band (J,)) of a split's targets,
-    points in model-major order (model i, benchmark k → i·5 + k)."""
+    """(sizes, actual (J,), benchmark index (J,), decades above the start (J,)) of a split's
+    targets, points in model-major order (model i, benchmark k → i·5 + k)."""
     sizes = split.targets["params_b"].to_numpy(float)
     actual = split.targets[list(BENCHMARKS)].to_numpy(float).reshape(-1)
     nb = len(BENCHMARKS)
     bench = np.tile(np.arange(nb), len(sizes))
     ratio = np.repeat(np.log10(sizes / float(split.initial["params_b"])), nb)
-    return sizes, actual, bench, ratio_band(ratio)
+    return sizes, actual, bench, ratio
 
 
 @dataclass(frozen=True)
 class FoldModel:
     """One inner fold: a predictor fitted without family ``family`` and that family's
-    relative residuals, with their benchmark index and ratio band."""
+    relative residuals, with their benchmark index and distance (decades above the start)."""
 
     family: str
     predict: Callable[[pd.Series, np.ndarray], np.ndarray]
     residuals: np.ndarray
     bench: np.ndarray
-    band: np.ndarray
+    decades: np.ndarray
+
+    @property
+    def band(self) -> np.ndarray:
+        return ratio_band(self.decades)
 
 
 def _scores(est, initial: pd.Series, sizes: np.ndarray) -> np.ndarray:
@@ -117,13 +131,13 @@ def fold_models(estimator, train_df: pd.DataFrame, min_models: int = 3) -> list[
         est, _ = _fitted(estimator, {}, sp.train)
         if isinstance(est, BaseException):
             continue
-        sizes, actual, bench, band = _points(sp)
+        sizes, actual, bench, decades = _points(sp)
         try:
             pred = _scores(est, sp.initial, sizes)
         except _FAILURES:
             continue
         folds.append(FoldModel(sp.family, lambda init, s, est=est: _scores(est, init, s),
-                               relative_residuals(pred, actual), bench, band))
+                               relative_residuals(pred, actual), bench, decades))
     return folds
 
 
@@ -136,20 +150,25 @@ def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> flo
 
 
 def conformal_bounds(fold_preds: np.ndarray, folds: Sequence[FoldModel], bench: np.ndarray,
-                     band: np.ndarray, levels: Sequence[float] = LEVELS,
-                     min_families: int = 5) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+                     decades: np.ndarray, levels: Sequence[float] = LEVELS,
+                     min_families: int = 5, scale: str = "decades"
+                     ) -> dict[float, tuple[np.ndarray, np.ndarray]]:
     """CV+ bounds for J target points from K fold models.
 
     ``fold_preds``: (K, J) each fold model's prediction of the targets (percent);
-    ``folds``: the K folds (residuals, strata); ``bench``/``band``: each target's stratum.
-    Returns level → (lower (J,), upper (J,)) in percent, clipped to [0, 100]."""
+    ``folds``: the K folds (residuals, benchmarks, distances); ``bench``/``decades``: each
+    target's benchmark index and distance above its start (decades); ``scale`` as in the
+    module docstring. Returns level → (lower (J,), upper (J,)) in percent, clipped to
+    [0, 100]."""
+    if scale not in SCALES:
+        raise InputError(f"scale must be one of {SCALES}, got {scale!r}")
     k = len(folds)
     out = {lv: (np.full(len(bench), np.nan), np.full(len(bench), np.nan)) for lv in levels}
     if k == 0:
         return out
     for j in range(len(bench)):
-        values, weights = _candidates(fold_preds[:, j], folds, int(bench[j]), int(band[j]),
-                                      min_families)
+        values, weights = _candidates(fold_preds[:, j], folds, int(bench[j]),
+                                      float(decades[j]), min_families, scale)
         for lv in levels:
             alpha = 1.0 - lv
             hi_q = min(1.0, (1.0 - alpha / 2.0) * (k + 1) / k)
@@ -159,16 +178,25 @@ def conformal_bounds(fold_preds: np.ndarray, folds: Sequence[FoldModel], bench: 
     return {lv: (np.clip(lo, 0.0, 100.0), np.clip(hi, 0.0, 100.0)) for lv, (lo, hi) in out.items()}
 
 
-def _candidates(preds: np.ndarray, folds: Sequence[FoldModel], bench: int, band: int,
-                min_families: int) -> tuple[np.ndarray, np.ndarray]:
+def _candidates(preds: np.ndarray, folds: Sequence[FoldModel], bench: int, decades: float,
+                min_families: int, scale: str) -> tuple[np.ndarray, np.ndarray]:
     """Candidate values μ₋G(x)·(1 + s) and their weights (each family sums to one) in the
-    narrowest stratum that enough families populate."""
-    selectors = (lambda f: (f.bench == bench) & (f.band == band),
-                 lambda f: f.bench == bench,
-                 lambda f: np.ones(len(f.bench), bool))
+    narrowest stratum that enough families populate; with ``scale="decades"`` each residual
+    s is first rescaled to the target's distance."""
+    band = int(ratio_band(decades))
+    same_band = (lambda f: (f.bench == bench) & (f.band == band)) if scale == "bands" else None
+    selectors = [s for s in (same_band, lambda f: f.bench == bench,
+                             lambda f: np.ones(len(f.bench), bool)) if s is not None]
+    target = max(decades, MIN_DECADES)
     for select in selectors:
-        picked = [(p, f.residuals[select(f)]) for p, f in zip(preds, folds)]
-        picked = [(p, r) for p, r in picked if r.size]
+        picked = []
+        for p, f in zip(preds, folds):
+            m = select(f)
+            if m.any():
+                r = f.residuals[m]
+                if scale == "decades":
+                    r = r * target / np.maximum(f.decades[m], MIN_DECADES)
+                picked.append((p, r))
         if len(picked) >= min(min_families, len(folds)):
             break
     values = np.concatenate([p * (1.0 + r) for p, r in picked])
@@ -231,13 +259,17 @@ class IntervalResult:
 def interval_benchmark(df: pd.DataFrame, methods: Mapping[str, Callable[[], Any]] | Sequence[str]
                        | None = None, families: Sequence[str] | None = None,
                        levels: Sequence[float] = LEVELS, min_models: int = 3,
-                       min_families: int = 5, progress: bool = True) -> IntervalResult:
+                       min_families: int = 5, scale: str = "decades",
+                       progress: bool = True) -> IntervalResult:
     """Leave each family out (as P2 does) and give every method's predictions of its models
     conformal intervals built from the training families alone (module docstring).
 
     ``methods``: names of the benchmark's methods at their fixed settings (default: all of
     them, the ensemble included) or a mapping name → factory. ``families``: the families to
-    hold out (default: every family with at least ``min_models`` complete models)."""
+    hold out (default: every family with at least ``min_models`` complete models).
+    ``scale``: "decades" (default) or "bands", see the module docstring."""
+    if scale not in SCALES:
+        raise InputError(f"scale must be one of {SCALES}, got {scale!r}")
     levels = tuple(float(lv) for lv in levels)
     if not levels or any(not 0.0 < lv < 1.0 for lv in levels):
         raise InputError(f"interval levels must lie strictly between 0 and 1, got {levels}")
@@ -252,7 +284,8 @@ def interval_benchmark(df: pd.DataFrame, methods: Mapping[str, Callable[[], Any]
             for j, (name, factory) in enumerate(factories.items()):
                 bar.update(i * len(factories) + j, family=fam, method=name)
                 try:
-                    rows += _one(name, factory(), split, levels, min_models, min_families, weights)
+                    rows += _one(name, factory(), split, levels, min_models, min_families,
+                                 scale, weights)
                 except _FAILURES as exc:
                     failed.append({"family": fam, "method": name,
                                    "message": f"{type(exc).__name__}: {exc}"})
@@ -278,16 +311,16 @@ def _factories(methods) -> dict[str, Callable[[], Any]]:
 
 
 def _one(name: str, estimator, split: Split, levels, min_models: int, min_families: int,
-         weights: list) -> list[dict]:
+         scale: str, weights: list) -> list[dict]:
     """Rows of one (outer family, method): point predictions and their intervals."""
     est, _ = _fitted(estimator, {}, split.train)
     if isinstance(est, BaseException):
         raise est
-    sizes, actual, bench, band = _points(split)
+    sizes, actual, bench, decades = _points(split)
     pred = _scores(est, split.initial, sizes)
     folds = fold_models(estimator, split.train, min_models)
     fold_preds = np.array([f.predict(split.initial, sizes) for f in folds]).reshape(len(folds), -1)
-    bounds = conformal_bounds(fold_preds, folds, bench, band, levels, min_families)
+    bounds = conformal_bounds(fold_preds, folds, bench, decades, levels, min_families, scale)
     if hasattr(est, "weights_"):
         weights.append({"family": split.family, "method": name, **est.weights_})
     nb = len(BENCHMARKS)
