@@ -17,7 +17,7 @@ from capedyn.evaluation.selection import NestedSelection, clear_cache, inner_spl
 from capedyn.models.sindy import SparseCouplingODE
 
 B = list(BENCHMARKS)
-EXPENSIVE = ("coupling_ode", "sindy_ode", "sindy_ode_1se", "shared_ode")
+EXPENSIVE = ("coupling_ode", "sindy_ode", "sindy_ode_1se", "shared_ode", "ensemble")
 
 
 def _cheap_coupling():
@@ -53,7 +53,16 @@ def _every_method_cheap() -> dict:
             "sindy_ode_1se": lambda: SparseCouplingODE(thresholds=(0.0, 0.1), alphas=(1.0,),
                                                        selection="1se"),
             "shared_ode": _nested(_cheap_shared, {"floor_slack": [10.0, 5.0]}),
+            "ensemble": _cheap_ensemble,
             **methods}
+
+
+def _cheap_ensemble():
+    from capedyn.evaluation.ensemble import EnsembleMethod
+
+    return EnsembleMethod(members={"coupling_ode": _cheap_coupling, "linear_ode": H.LinearODE,
+                                   "poly2_anchored": H.FIXED_METHODS["poly2_anchored"],
+                                   "pca_capability": H.FIXED_METHODS["pca_capability"]})
 
 
 def test_metrics_by_hand():

@@ -21,7 +21,7 @@ from .._table import format_table  # noqa: F401  (re-exported for the command mo
 
 COMMAND_GROUPS: tuple[str, ...] = (
     "coupling", "fit", "posterior", "holdout", "frontier", "reproduce",
-    "predictions", "explore", "ingest", "steer",
+    "predictions", "explore", "ingest", "intervals", "steer",
 )
 
 

@@ -101,6 +101,12 @@ def _peer(name: str):
     return make
 
 
+def _ensemble():
+    from .ensemble import EnsembleMethod
+
+    return EnsembleMethod()
+
+
 FIXED_METHODS: dict[str, Callable[[], Any]] = {
     "coupling_ode": _coupling_ode,
     "sindy_ode": _sindy_ode,
@@ -114,6 +120,7 @@ FIXED_METHODS: dict[str, Callable[[], Any]] = {
     "pca_capability": _peer("PCACapabilityModel"),
     "latent_skill": _peer("LatentSkillModel"),
     "shared_ode": _shared_ode,
+    "ensemble": _ensemble,
 }
 """Every method with its hyper-parameters at their fixed defaults (``selection="fixed"``):
 the "before nested selection" configuration. Name → factory of a fresh, unfitted estimator
@@ -193,8 +200,10 @@ def configured_methods(overrides: Mapping[str, Mapping[str, Any]] | None = None,
     return out
 
 
-DEFAULT_METHODS: tuple[str, ...] = tuple(METHODS)
-"""Methods run when none are named."""
+DEFAULT_METHODS: tuple[str, ...] = tuple(m for m in METHODS if m != "ensemble")
+"""Methods run when none are named: every method but ``ensemble``, which refits every other
+method once per inner family (name it to run it, or use
+:func:`capedyn.evaluation.intervals.interval_benchmark`)."""
 
 HOLDOUT_METHODS = METHODS
 HOLDOUT_PAPER_REFERENCE = PAPER_REFERENCE

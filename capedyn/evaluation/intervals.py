@@ -1,0 +1,333 @@
+"""Predictive intervals for held-out families, and how well they cover.
+
+A point prediction of a family's larger models is only as useful as the interval that
+comes with it. Every method of the benchmark gets a distribution-free interval by
+**cross-conformal prediction with families as the exchangeable unit** (CV+, Barber et al.
+2021), built only from the training table:
+
+1. Inside the training table each family G with enough complete models is held out in
+   turn, exactly as the benchmark holds out a family: the method is fitted on the other
+   training families (model μ₋G), starts from G's smallest model and predicts G's others.
+   Each predicted point gives a **relative residual** s = (actual − pred) / pred.
+2. For a target point of the held-out family F (benchmark b, d decades of size above
+   F's starting model), each inner model μ₋G predicts it from F's starting model, and the
+   candidate values are μ₋G(x)·(1 + s·d/d_G) over G's residuals of the same benchmark,
+   each residual rescaled from the distance d_G it was made at to the target's distance d
+   (``scale="decades"``, the default; both distances floored at a quarter decade). Every
+   family weighs one in total, however many models it has. The interval at level 1 − α
+   runs between the α/2 and 1 − α/2 weighted quantiles of those candidates, with the
+   finite-sample inflation (K + 1)/K for K families (at its cap, the extreme candidates).
+3. Why per decade: an extrapolation's error grows with how far it reaches, so a relative
+   error per decade makes a short and a long extrapolation comparable, and every inner
+   point can inform every target (with ten-odd families, no point is to spare).
+   ``scale="bands"`` instead keeps residuals unscaled and stratifies them by size-ratio band
+   (up to 3×, 3–10×, beyond 10×). A stratum with residuals from fewer than
+   ``min_families`` families falls back to the benchmark over every band, then to every
+   benchmark.
+
+Bounds are clipped to the score range [0, 100] (percent). The held-out family F is
+absent from every fit, residual and quantile that shapes its own interval: only its
+starting model is used, as the point prediction uses it.
+
+Why not MAPIE or crepes: both calibrate a regressor ``f(X) → y`` on held-out rows. Here a
+"row" is a whole family whose points are predicted jointly from one starting model by a
+model refitted without that family, and the exchangeable unit is the family, not the
+point; the family-weighted CV+ quantile over per-fold models is a dozen lines, written out
+below. The scores use ``scoringrules`` (the interval score of Gneiting and Raftery 2007).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .._errors import InputError
+from .._progress import Progress
+from ..data.tables import BENCHMARKS, complete_models
+from .selection import _fitted, inner_splits
+from .splits import Split, make_split, relative_mae_pct
+
+__all__ = ["LEVELS", "RATIO_BANDS", "FoldModel", "fold_models", "conformal_bounds",
+           "interval_scores", "IntervalResult", "interval_benchmark"]
+
+LEVELS: tuple[float, ...] = (0.5, 0.9)
+"""Nominal coverage levels scored by default."""
+
+RATIO_BANDS: tuple[float, ...] = (np.log10(3.0), 1.0)
+"""Edges (decades of size ratio to the starting model) of the residual strata (``scale="bands"``)."""
+
+MIN_DECADES = 0.25
+"""Floor on the distance (decades) a residual is rescaled by (``scale="decades"``)."""
+
+SCALES = ("decades", "bands")
+
+_FAILURES = (ValueError, ArithmeticError, np.linalg.LinAlgError, RuntimeError)
+
+
+def ratio_band(log_ratio) -> np.ndarray:
+    """Stratum index of a size ratio (decades above the starting model): 0, 1 or 2."""
+    return np.searchsorted(np.asarray(RATIO_BANDS), np.asarray(log_ratio, float), side="right")
+
+
+def _points(split: Split) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(sizes, actual (J,), benchmark index (J,), decades above the start (J,)) of a split's
+    targets, points in model-major order (model i, benchmark k → i·5 + k)."""
+    sizes = split.targets["params_b"].to_numpy(float)
+    actual = split.targets[list(BENCHMARKS)].to_numpy(float).reshape(-1)
+    nb = len(BENCHMARKS)
+    bench = np.tile(np.arange(nb), len(sizes))
+    ratio = np.repeat(np.log10(sizes / float(split.initial["params_b"])), nb)
+    return sizes, actual, bench, ratio
+
+
+@dataclass(frozen=True)
+class FoldModel:
+    """One inner fold: a predictor fitted without family ``family`` and that family's
+    relative residuals, with their benchmark index and distance (decades above the start)."""
+
+    family: str
+    predict: Callable[[pd.Series, np.ndarray], np.ndarray]
+    residuals: np.ndarray
+    bench: np.ndarray
+    decades: np.ndarray
+
+    @property
+    def band(self) -> np.ndarray:
+        return ratio_band(self.decades)
+
+
+def _scores(est, initial: pd.Series, sizes: np.ndarray) -> np.ndarray:
+    out = est.predict(initial, sizes)[list(BENCHMARKS)].to_numpy(float)
+    if out.shape != (len(sizes), len(BENCHMARKS)) or not np.all(np.isfinite(out)):
+        raise ValueError("non-finite or misshapen prediction")
+    return out.reshape(-1)
+
+
+def relative_residuals(pred: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    """(actual − pred) / pred, with the prediction floored at 1 point (scores are percent)."""
+    return (actual - pred) / np.maximum(pred, 1.0)
+
+
+def fold_models(estimator, train_df: pd.DataFrame, min_models: int = 3) -> list[FoldModel]:
+    """The inner leave-one-family-out folds of ``estimator`` on ``train_df``.
+
+    An estimator that defines ``fold_models(train_df, min_models)`` (the ensemble: its
+    weights are chosen again without each inner family) supplies its own; otherwise a fresh
+    copy is fitted per fold (memoised with nested selection's fits, so folds shared with
+    selection or with another outer split are fitted once). A fold whose fit or prediction
+    fails is left out."""
+    own = getattr(estimator, "fold_models", None)
+    if callable(own):
+        return own(train_df, min_models)
+    kind, splits = inner_splits(train_df, min_models)
+    if kind != "lofo":
+        return []
+    folds = []
+    for sp in splits:
+        est, _ = _fitted(estimator, {}, sp.train)
+        if isinstance(est, BaseException):
+            continue
+        sizes, actual, bench, decades = _points(sp)
+        try:
+            pred = _scores(est, sp.initial, sizes)
+        except _FAILURES:
+            continue
+        folds.append(FoldModel(sp.family, lambda init, s, est=est: _scores(est, init, s),
+                               relative_residuals(pred, actual), bench, decades))
+    return folds
+
+
+def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    """Quantile of a weighted sample taken at an actual value (inverted CDF)."""
+    order = np.argsort(values, kind="stable")
+    cum = np.cumsum(weights[order])
+    cum /= cum[-1]
+    return float(values[order][min(np.searchsorted(cum, q - 1e-12), len(values) - 1)])
+
+
+def conformal_bounds(fold_preds: np.ndarray, folds: Sequence[FoldModel], bench: np.ndarray,
+                     decades: np.ndarray, levels: Sequence[float] = LEVELS,
+                     min_families: int = 5, scale: str = "decades"
+                     ) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """CV+ bounds for J target points from K fold models.
+
+    ``fold_preds``: (K, J) each fold model's prediction of the targets (percent);
+    ``folds``: the K folds (residuals, benchmarks, distances); ``bench``/``decades``: each
+    target's benchmark index and distance above its start (decades); ``scale`` as in the
+    module docstring. Returns level → (lower (J,), upper (J,)) in percent, clipped to
+    [0, 100]."""
+    if scale not in SCALES:
+        raise InputError(f"scale must be one of {SCALES}, got {scale!r}")
+    k = len(folds)
+    out = {lv: (np.full(len(bench), np.nan), np.full(len(bench), np.nan)) for lv in levels}
+    if k == 0:
+        return out
+    for j in range(len(bench)):
+        values, weights = _candidates(fold_preds[:, j], folds, int(bench[j]),
+                                      float(decades[j]), min_families, scale)
+        for lv in levels:
+            alpha = 1.0 - lv
+            hi_q = min(1.0, (1.0 - alpha / 2.0) * (k + 1) / k)
+            lo, hi = out[lv]
+            lo[j] = _weighted_quantile(values, weights, 1.0 - hi_q)
+            hi[j] = _weighted_quantile(values, weights, hi_q)
+    return {lv: (np.clip(lo, 0.0, 100.0), np.clip(hi, 0.0, 100.0)) for lv, (lo, hi) in out.items()}
+
+
+def _candidates(preds: np.ndarray, folds: Sequence[FoldModel], bench: int, decades: float,
+                min_families: int, scale: str) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate values μ₋G(x)·(1 + s) and their weights (each family sums to one) in the
+    narrowest stratum that enough families populate; with ``scale="decades"`` each residual
+    s is first rescaled to the target's distance."""
+    band = int(ratio_band(decades))
+    same_band = (lambda f: (f.bench == bench) & (f.band == band)) if scale == "bands" else None
+    selectors = [s for s in (same_band, lambda f: f.bench == bench,
+                             lambda f: np.ones(len(f.bench), bool)) if s is not None]
+    target = max(decades, MIN_DECADES)
+    for select in selectors:
+        picked = []
+        for p, f in zip(preds, folds):
+            m = select(f)
+            if m.any():
+                r = f.residuals[m]
+                if scale == "decades":
+                    r = r * target / np.maximum(f.decades[m], MIN_DECADES)
+                picked.append((p, r))
+        if len(picked) >= min(min_families, len(folds)):
+            break
+    values = np.concatenate([p * (1.0 + r) for p, r in picked])
+    weights = np.concatenate([np.full(r.size, 1.0 / r.size) for _, r in picked])
+    return values, weights
+
+
+def interval_scores(points: pd.DataFrame, levels: Sequence[float] = LEVELS) -> pd.DataFrame:
+    """Per method: empirical coverage and mean width (points) of each level's intervals,
+    the mean interval score (``scoringrules.interval_score``) at each level, the number of
+    points, and the point error (mean over families of relative MAE %)."""
+    import scoringrules as sr
+
+    rows = []
+    for method, sub in points.groupby("method", sort=False):
+        ok = sub.dropna(subset=[f"lo_{_pct(lv)}" for lv in levels])
+        y = ok["actual"].to_numpy(float)
+        row: dict[str, Any] = {"method": method, "n_points": int(len(ok)),
+                               "n_without_interval": int(len(sub) - len(ok))}
+        for lv in levels:
+            lo, hi = ok[f"lo_{_pct(lv)}"].to_numpy(float), ok[f"hi_{_pct(lv)}"].to_numpy(float)
+            row[f"coverage_{_pct(lv)}"] = float(np.mean((lo <= y) & (y <= hi))) if len(y) else np.nan
+            row[f"width_{_pct(lv)}"] = float(np.mean(hi - lo)) if len(y) else np.nan
+            row[f"interval_score_{_pct(lv)}"] = (
+                float(np.mean(np.asarray(sr.interval_score(y, lo, hi, 1.0 - lv)))) if len(y) else np.nan)
+        fam = [relative_mae_pct(g["pred"], g["actual"]) for _, g in sub.groupby("family")]
+        row["mean_rel_mae_pct"] = float(np.mean(fam)) if fam else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _pct(level: float) -> str:
+    return f"{round(100 * level):d}"
+
+
+@dataclass
+class IntervalResult:
+    """Held-out predictions with conformal intervals.
+
+    ``points``: one row per (family, method, model, benchmark): ``pred``, ``actual`` and
+    ``lo_50``/``hi_50``/``lo_90``/``hi_90`` (percent) for the levels asked; ``table``: per
+    method, :func:`interval_scores`; ``weights``: the ensemble's member weights per outer
+    family (empty without an ensemble); ``failed``: (family, method, message)."""
+
+    points: pd.DataFrame
+    table: pd.DataFrame
+    weights: pd.DataFrame = field(default_factory=pd.DataFrame)
+    failed: pd.DataFrame = field(default_factory=pd.DataFrame)
+    levels: tuple[float, ...] = LEVELS
+    seconds: float = float("nan")
+
+    def to_dict(self) -> dict:
+        from .._json import to_jsonable
+
+        return to_jsonable({"levels": list(self.levels), "table": self.table.to_dict("records"),
+                            "weights": self.weights.to_dict("records"),
+                            "failed": self.failed.to_dict("records"), "seconds": self.seconds})
+
+
+def interval_benchmark(df: pd.DataFrame, methods: Mapping[str, Callable[[], Any]] | Sequence[str]
+                       | None = None, families: Sequence[str] | None = None,
+                       levels: Sequence[float] = LEVELS, min_models: int = 3,
+                       min_families: int = 5, scale: str = "decades",
+                       progress: bool = True) -> IntervalResult:
+    """Leave each family out (as P2 does) and give every method's predictions of its models
+    conformal intervals built from the training families alone (module docstring).
+
+    ``methods``: names of the benchmark's methods at their fixed settings (default: all of
+    them, the ensemble included) or a mapping name → factory. ``families``: the families to
+    hold out (default: every family with at least ``min_models`` complete models).
+    ``scale``: "decades" (default) or "bands", see the module docstring."""
+    if scale not in SCALES:
+        raise InputError(f"scale must be one of {SCALES}, got {scale!r}")
+    levels = tuple(float(lv) for lv in levels)
+    if not levels or any(not 0.0 < lv < 1.0 for lv in levels):
+        raise InputError(f"interval levels must lie strictly between 0 and 1, got {levels}")
+    factories = _factories(methods)
+    counts = complete_models(df).groupby("family").size()
+    held = [f for f in (families or dict.fromkeys(df["family"])) if counts.get(f, 0) >= min_models]
+    rows, weights, failed = [], [], []
+    t0 = time.perf_counter()
+    with Progress(len(held) * len(factories), "intervals", enabled=progress) as bar:
+        for i, fam in enumerate(held):
+            split = make_split(df, fam)
+            for j, (name, factory) in enumerate(factories.items()):
+                bar.update(i * len(factories) + j, family=fam, method=name)
+                try:
+                    rows += _one(name, factory(), split, levels, min_models, min_families,
+                                 scale, weights)
+                except _FAILURES as exc:
+                    failed.append({"family": fam, "method": name,
+                                   "message": f"{type(exc).__name__}: {exc}"})
+            bar.update((i + 1) * len(factories))
+    points = pd.DataFrame(rows)
+    return IntervalResult(points=points, table=interval_scores(points, levels) if len(points) else
+                          pd.DataFrame(), weights=pd.DataFrame(weights),
+                          failed=pd.DataFrame(failed, columns=["family", "method", "message"]),
+                          levels=levels, seconds=time.perf_counter() - t0)
+
+
+def _factories(methods) -> dict[str, Callable[[], Any]]:
+    from .heldout import FIXED_METHODS
+
+    if methods is None:
+        return dict(FIXED_METHODS)
+    if isinstance(methods, Mapping):
+        return dict(methods)
+    unknown = [m for m in methods if m not in FIXED_METHODS]
+    if unknown:
+        raise InputError(f"unknown method(s) {unknown}; valid methods: {', '.join(FIXED_METHODS)}")
+    return {m: FIXED_METHODS[m] for m in dict.fromkeys(methods)}
+
+
+def _one(name: str, estimator, split: Split, levels, min_models: int, min_families: int,
+         scale: str, weights: list) -> list[dict]:
+    """Rows of one (outer family, method): point predictions and their intervals."""
+    est, _ = _fitted(estimator, {}, split.train)
+    if isinstance(est, BaseException):
+        raise est
+    sizes, actual, bench, decades = _points(split)
+    pred = _scores(est, split.initial, sizes)
+    folds = fold_models(estimator, split.train, min_models)
+    fold_preds = np.array([f.predict(split.initial, sizes) for f in folds]).reshape(len(folds), -1)
+    bounds = conformal_bounds(fold_preds, folds, bench, decades, levels, min_families, scale)
+    if hasattr(est, "weights_"):
+        weights.append({"family": split.family, "method": name, **est.weights_})
+    nb = len(BENCHMARKS)
+    models = split.targets["model"].to_numpy()
+    return [{"family": split.family, "method": name, "model": models[p // nb],
+             "params_b": float(sizes[p // nb]), "benchmark": BENCHMARKS[p % nb],
+             "pred": float(pred[p]), "actual": float(actual[p]), "n_folds": len(folds),
+             **{k: float(v) for lv in levels
+                for k, v in ((f"lo_{_pct(lv)}", bounds[lv][0][p]), (f"hi_{_pct(lv)}", bounds[lv][1][p]))}}
+            for p in range(len(pred))]
