@@ -95,7 +95,7 @@ from sklearn.base import BaseEstimator
 from ._errors import CapedynError, InputError
 from ._fitfile import FIT_FORMAT, FIT_FORMAT_VERSION, _file_sha256, _rows_sha256, _versions
 from ._json import to_jsonable
-from ._io import atomic_write, atomic_write_json, check_writable_dir
+from ._io import atomic_write, atomic_write_json
 from ._jax import scoped_x64
 from ._state import N_STATE, to_state
 from .data import BENCHMARKS, log10_params
@@ -473,12 +473,26 @@ class CouplingODE(BaseEstimator):
         return -float(self.error_summary(df)["mean_rel_error_pct"])
 
     # ---- persistence
-    def save(self, path: str | Path, *, data_path: str | Path | None = None) -> Path:
-        """Write ``path/model.eqx`` and ``path/meta.json`` (atomically, meta last).
-        ``data_path``: the CSV the training table came from (None: the shipped table).
-        ``meta.json`` records the settings as they are now (``get_params()``)."""
+    def save(self, path: str | Path, *, data_path: str | Path | None = None,
+             force: bool = True) -> Path:
+        """Write the folder ``path`` holding ``model.eqx`` and ``meta.json``, as a whole:
+        both files are written into a temporary sibling folder that is then renamed onto
+        ``path`` (:mod:`capedyn._publish`), so ``path`` holds either the previous fit or
+        the complete new one, never a mix. A folder holding anything but a fit is refused;
+        so is a previous fit when ``force`` is False. ``data_path``: the CSV the training
+        table came from (None: the shipped table). ``meta.json`` records the settings as
+        they are now (``get_params()``)."""
         self._check_fitted()
-        path = check_writable_dir(path)
+        from ._publish import staged_folder
+        from .persistence import check_fit_destination
+
+        given, path = path, Path(path).expanduser()
+        with staged_folder(path, given,
+                           recheck=lambda: check_fit_destination(path, given, force)) as stage:
+            self._write_fit_files(stage, data_path)
+        return path
+
+    def _write_fit_files(self, path: Path, data_path: str | Path | None) -> Path:
         saved = _Saved(self.population(), self.transfer_)
         model_file = atomic_write(path / "model.eqx", lambda p: eqx.tree_serialise_leaves(p, saved))
         meta = {

@@ -27,6 +27,28 @@ from .trajectory import Trajectory
 
 __all__ = ["load_fit", "shipped_fits", "FIT_FORMAT", "FIT_FORMAT_VERSION"]
 
+FIT_FILES = ("model.eqx", "meta.json")
+"""What a saved fit's folder holds."""
+
+
+def check_fit_destination(path: str | Path, given: str | Path | None = None,
+                          force: bool = True, what: str = "fit folder") -> Path:
+    """The folder a fit is saved to: missing, empty, or holding only a previous fit (which
+    needs ``force``). Anything else there (a file at ``path``, other files in the folder,
+    which the move would remove) raises :class:`~capedyn._errors.OutputError`."""
+    from ._io import check_output_dir
+    from ._errors import OutputError
+
+    given = path if given is None else given
+    p = check_output_dir(given, what, holds=FIT_FILES, kind="a saved fit", force=force)
+    if p.is_dir():
+        other = sorted(e.name for e in p.iterdir() if e.name not in FIT_FILES)
+        if other:
+            raise OutputError(f"{what} '{given}' holds files that are not part of a fit "
+                              f"({', '.join(other[:5])}), which saving would remove; choose "
+                              "another folder")
+    return p
+
 # --------------------------------------------------------------------------- loading
 
 def shipped_fits() -> list[str]:

@@ -60,10 +60,15 @@ def register(sub) -> None:
 
 
 def _fit(args) -> dict[str, Any]:
-    from .._io import check_output_dir
+    from .._publish import destination_lock
+    from ..persistence import check_fit_destination
 
-    check_output_dir(args.out, "--out", holds=("meta.json", "model.eqx"),  # before the fit
-                     kind="a saved fit", force=args.force)
+    check_fit_destination(args.out, force=args.force, what="--out")  # before the fit
+    with destination_lock(args.out):  # held through the fit: a second run fails at once
+        return _fit_locked(args)
+
+
+def _fit_locked(args) -> dict[str, Any]:
     from ..data import load_base_models, select_families
     from ..fit import CouplingODE
 
@@ -79,7 +84,7 @@ def _fit(args) -> dict[str, Any]:
         config["optimizer"] = args.optimizer
     est = CouplingODE(**config).fit(df)
     est.metrics_ = est.error_summary(df)
-    path = est.save(args.out, data_path=args.data)
+    path = est.save(args.out, data_path=args.data, force=args.force)
     return {"out": str(path), "families": list(est.families_), "loss": est.loss_,
             "mse_points2": est.mse_, "metrics": est.metrics_,
             "population": est.meta_["population"],
