@@ -40,7 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "folder); needed when a file records no parameter count (leaderboard "
                         "v1 files never do)")
     p.add_argument("--out", metavar="FILE.csv", default=None,
-                   help="write the table here (atomically; checked before reading)")
+                   help="write the table here (atomically; checked before reading); an "
+                        "existing file is refused unless --force")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file")
     add_json_flag(p)
     p.set_defaults(handler=_ingest, human=_ingest_human)
 
@@ -68,7 +70,7 @@ def _ingest(args) -> dict[str, Any]:
     from .._io import atomic_write_text, check_output_file
 
     if args.out is not None:
-        check_output_file(args.out, "--out", (".csv",))  # before reading anything
+        check_output_file(args.out, "--out", (".csv",), force=args.force)  # before reading
     sizes = _sizes(args.params_b)
 
     from ..ingest import read_results, to_csv_text
@@ -77,7 +79,7 @@ def _ingest(args) -> dict[str, Any]:
     rows = [{k: to_jsonable(v) for k, v in r.items()} for r in table.to_dict(orient="records")]
     result: dict[str, Any] = {"rows": rows, "out": None}
     if args.out is not None:
-        result["out"] = str(atomic_write_text(args.out, to_csv_text(table)))
+        result["out"] = str(atomic_write_text(args.out, to_csv_text(table), replace=args.force))
     return result
 
 
