@@ -73,6 +73,11 @@ META_SCHEMA: dict[str, Any] = {
             "source": {"type": "string", "maxLength": 4096},
             "csv_sha256": _SHA,
             "training_rows_sha256": {"anyOf": [_SHA, {"type": "null"}]}}},
+        "training_range": {"type": ["object", "null"], "properties": {
+            "params_b": {"type": "array", "items": _NUM, "minItems": 2, "maxItems": 2},
+            "scores": {"type": "object", "additionalProperties": {
+                "type": "array", "items": _NUM, "minItems": 2, "maxItems": 2}},
+            "n_models": {"type": "integer", "minimum": 1}}},
         "model_sha256": _SHA,
         "versions": {"type": "object", "additionalProperties": {"type": "string"}},
         "created": {"type": "string"},

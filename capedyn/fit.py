@@ -93,6 +93,7 @@ from jaxtyping import Array, Float
 from sklearn.base import BaseEstimator
 
 from ._errors import CapedynError, InputError
+from ._extrapolation import training_range
 from ._fitfile import FIT_FORMAT, FIT_FORMAT_VERSION, _file_sha256, _rows_sha256, _versions
 from ._json import to_jsonable
 from ._io import atomic_write, atomic_write_json
@@ -345,6 +346,7 @@ class CouplingODE(BaseEstimator):
                                           np.asarray(batch.x0)[:len(trajs)],
                                           self.population().families, cfg["transfer_alpha"])
         self.training_rows_sha256_ = _rows_sha256(trajs)
+        self.training_range_ = training_range(trajs)  # what predictions are checked against
         return self
 
     def _set_population(self, pop: Population, trajs: Sequence[Trajectory]) -> None:
@@ -511,6 +513,7 @@ class CouplingODE(BaseEstimator):
             "data": {"source": str(data_path) if data_path else "<capedyn>/benchmarks_data/base_models.csv",
                      "csv_sha256": _file_sha256(data_path),
                      "training_rows_sha256": getattr(self, "training_rows_sha256_", None)},
+            "training_range": getattr(self, "training_range_", None),
             "model_sha256": hashlib.sha256(model_file.read_bytes()).hexdigest(),
             "versions": _versions(),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -18,6 +18,7 @@ import numpy as np
 
 from ._errors import FitFileError
 from ._fitfile import FIT_FORMAT, FIT_FORMAT_VERSION
+from ._extrapolation import range_from_meta
 from ._fitschema import check_regular_file, read_meta
 from ._jax import scoped_x64
 from ._state import N_STATE
@@ -136,4 +137,5 @@ def load_fit(path: str | Path) -> CouplingODE:
     est.metrics_ = meta.get("metrics")
     est.meta_ = meta
     est.training_rows_sha256_ = meta.get("data", {}).get("training_rows_sha256")
+    est.training_range_ = range_from_meta(meta)
     return est

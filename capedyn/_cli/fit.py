@@ -171,13 +171,26 @@ def _predict(args) -> dict[str, Any]:
         family = match_name(args.family, list(est.families_), what="fitted family",
                             option="--family")
     pred = est.predict(initial, sizes, family=family)
+    from .._extrapolation import check_prediction
+
+    checks = check_prediction(getattr(est, "training_range_", None),
+                              [initial[b] for b in SCORE_ORDER], initial["params_b"], sizes)
+    rows = [{k: float(v) for k, v in row.items()} for row in pred.to_dict("records")]
+    far = set(checks["sizes_outside"])
+    for row in rows:  # every row is an extrapolation when the start already is one
+        row["extrapolated"] = bool(checks["start_outside"]) or row["params_b"] in far
     return {"fit": str(args.fit), "initial": initial,
             "family_params": "fitted:" + family if family else "transfer rule",
-            "predictions": [{k: float(v) for k, v in row.items()} for row in pred.to_dict("records")]}
+            "predictions": rows, "clipped": checks["clipped"],
+            "start_outside_training": checks["start_outside"],
+            "training_range": checks["training_range"], "notes": checks["notes"]}
 
 
 def _predict_human(r: dict[str, Any]) -> str:
     init = r["initial"]
     head = (f"from {init['model']} ({init['params_b']:g}B) with {r['fit']} "
             f"(family parameters: {r['family_params']})")
-    return head + "\n" + format_table(r["predictions"], floatfmt=".2f")
+    rows = [{**row, "extrapolated": "yes" if row["extrapolated"] else ""}
+            for row in r["predictions"]]
+    notes = [f"note: {n}" for n in r.get("notes", [])]
+    return "\n".join([head, format_table(rows, floatfmt=".2f"), *notes])
