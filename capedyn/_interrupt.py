@@ -37,7 +37,7 @@ def one_line_interrupts(command: str | None) -> Iterator[None]:
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
         yield
         return
-    state = {"hits": 0, "timer": None}
+    state = {"hits": 0, "timer": None, "redeliver": 0}
     line = interrupted_line(command)
 
     def hard_exit() -> None:
@@ -48,23 +48,24 @@ def one_line_interrupts(command: str | None) -> Iterator[None]:
             os._exit(INTERRUPTED_STATUS)
 
     def on_sigint(signum, frame):
-        state["hits"] += 1
-        if state["hits"] > 1:
-            hard_exit()
-        timer = threading.Timer(GRACE_S, hard_exit)
-        timer.daemon = True
-        timer.start()
-        state["timer"] = timer
+        if state["redeliver"]:          # our own re-delivery of a lost Ctrl-C
+            state["redeliver"] -= 1
+        else:
+            state["hits"] += 1
+            if state["hits"] > 1:       # a second Ctrl-C: leave now
+                hard_exit()
+            timer = threading.Timer(GRACE_S, hard_exit)  # runs from the first Ctrl-C on
+            timer.daemon = True
+            timer.start()
+            state["timer"] = timer
         raise KeyboardInterrupt
 
     previous_hook = sys.unraisablehook
 
     def on_unraisable(info):
         if info.exc_type is not None and issubclass(info.exc_type, KeyboardInterrupt):
-            state["hits"] = 0                      # swallowed by Python: deliver it again,
-            if state["timer"] is not None:         # from outside the callback that lost it
-                state["timer"].cancel()
-            again = threading.Timer(0.01, _thread.interrupt_main)
+            state["redeliver"] += 1     # swallowed by Python: deliver it again, from
+            again = threading.Timer(0.01, _thread.interrupt_main)  # outside the callback
             again.daemon = True
             again.start()
             return

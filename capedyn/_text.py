@@ -45,9 +45,8 @@ def name_problem(text: str) -> str | None:
 
 
 def clean_name(text: str) -> str:
-    """A name as compared and printed: surrounding spaces removed, a CSV formula guard
-    (``'=``) undone, Unicode NFC."""
-    return unicodedata.normalize("NFC", from_csv_cell(str(text).strip()))
+    """A name as compared and printed: surrounding spaces removed, Unicode NFC."""
+    return unicodedata.normalize("NFC", str(text).strip())
 
 
 def is_number_text(text: str) -> bool:

@@ -74,18 +74,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit status (0 done, 2 error, 130 interrupted)."""
     from ._interrupt import INTERRUPTED_STATUS, interrupted_line, one_line_interrupts
 
-    command = None
+    command = _command_of(argv)
     try:
-        with one_line_interrupts(None):
-            parser = _build_parser()
-            command = _command_of(parser, argv)
-            return _main(parser, argv)
+        with one_line_interrupts(command):
+            return _main(_build_parser(), argv)
     except KeyboardInterrupt:
         print(interrupted_line(command), file=sys.stderr)
         return INTERRUPTED_STATUS
 
 
-def _command_of(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> str | None:
+def _command_of(argv: Sequence[str] | None) -> str | None:
     args = list(sys.argv[1:] if argv is None else argv)
     return next((a for a in args if not a.startswith("-")), None)
 

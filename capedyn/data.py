@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from ._errors import PERCENT_HINT, CapedynError, InputError, InputTypeError
-from ._text import clean_name, is_number_text, name_problem, params_b_problem
+from ._text import (clean_name, from_csv_cell, is_number_text, name_problem,
+                    params_b_problem)
 
 BENCHMARKS: tuple[str, ...] = ("hellaswag", "truthfulqa", "arc", "winogrande", "mmlu")
 """The five score columns, in the order used for every state vector (percent, 0-100)."""
@@ -133,6 +134,7 @@ def _parse_table(text: str, label: str) -> pd.DataFrame:
                     "in a row), do not drop it" if few else
                     "Remove the stray comma, or quote a value that contains a comma")
             raise DataError(what, file=label, row=i + 1, hint=hint)
+    body = [[from_csv_cell(c) for c in rec] for rec in body]  # undo the formula guard
     return pd.DataFrame(body, columns=header, dtype=object)
 
 
