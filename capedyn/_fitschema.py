@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ._errors import FitFileError
+from ._errors import FitFileError, InputError
 from ._text import PARAMS_B_RANGE, name_problem
 
 __all__ = ["META_SCHEMA", "MAX_FAMILIES", "MAX_META_BYTES", "read_meta", "check_regular_file"]
@@ -98,7 +98,7 @@ def check_regular_file(path: Path, folder: Path, what: str) -> None:
 
 
 def _no_constant(name: str):
-    raise ValueError(f"{name} is not a number JSON allows")
+    raise InputError(f"{name} is not a number JSON allows")
 
 
 def read_meta(meta_file: Path) -> dict[str, Any]:

@@ -521,3 +521,35 @@ def test_any_meta_json_loads_or_fails_with_a_fit_file_error(pythia_folder, key, 
         (pythia_folder / "meta.json").write_text(original)
     assert all(np.isfinite(np.asarray(est.field_.coef)).ravel())
     assert list(est.families_) == ["Pythia"]
+
+
+def test_a_name_that_bypassed_the_loader_stays_text_in_the_report(tmp_path):
+    """Even a result built in memory (no loader in between) cannot place a figure: every
+    value a template prints is kept on one line."""
+    from capedyn import report
+    from capedyn.report.s1_data import DataResult
+
+    evil = "F1\n\n![x](/etc/hostname)\n\n# heading"
+    base = pd.DataFrame({"model": ["a", "b"], "family": [evil, evil]})
+    front = pd.DataFrame({"model": ["x"], "lab": [evil]})
+    fams = pd.DataFrame({"family": [evil], "models": [2], "complete": [2], "smallest_b": [0.5],
+                         "largest_b": [1.0], "source": [evil]})
+    md = report.render_section("data", DataResult(base=base, frontier=front, complete=base,
+                                                   families=fams), figures={})
+    doc = report.Report.from_markdown(md)
+    assert "figure" not in [b.kind for b in doc.blocks]
+    assert [b.payload for b in doc.blocks if b.kind == "h"] == [
+        b.payload for b in report.Report.from_markdown(md.replace(evil, "F1")).blocks
+        if b.kind == "h"]
+    assert "<img" not in doc.to_html(tmp_path)
+
+
+@pytest.mark.parametrize("argv", [
+    ("predict", "--fit", "pythia", "--initial", "Pythia-1B", "--sizes", "1_000"),
+    ("predict", "--fit", "pythia", "--scores", "50,40,40,5_0,30", "--params-b", "1",
+     "--sizes", "13"),
+    ("ingest", str(ACME), "--params-b", "1_0"),
+])
+def test_command_line_numbers_are_plain_decimals(argv):
+    rc, out, err = run_cli(*argv)
+    assert rc == 2 and "is not a number" in err and len(err.strip().splitlines()) == 1

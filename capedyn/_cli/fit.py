@@ -7,6 +7,7 @@ from typing import Any
 
 from ..cli import add_data_flag, add_json_flag, format_table, split_list
 from .._errors import CapedynError, InputError
+from .._text import is_number_text
 from ._common import add_family_option, match_families, match_name, table_families
 
 SCORE_ORDER = ("hellaswag", "truthfulqa", "arc", "winogrande", "mmlu")
@@ -109,10 +110,9 @@ def _parse_scores(text: str) -> list[float]:
                          f"(HS,TQA,ARC,WG,MMLU in percent); got {len(parts)} in '{text}'")
     values = []
     for name, p in zip(("HS", "TQA", "ARC", "WG", "MMLU"), parts):
-        try:
-            v = float(p)
-        except ValueError:
-            raise InputError(f"--scores: {name} value '{p}' is not a number") from None
+        if not is_number_text(p):  # plain decimals only (float() also takes 1_000)
+            raise InputError(f"--scores: {name} value '{p}' is not a number")
+        v = float(p)
         if not (math.isfinite(v) and 0.0 <= v <= 100.0):
             raise InputError(f"--scores: {name} = {p} is outside 0-100 (scores are percent)")
         values.append(v)
@@ -125,10 +125,9 @@ def _parse_sizes(text: str) -> list[float]:
         raise InputError("--sizes needs at least one size in billions, e.g. 13,70")
     sizes = []
     for p in parts:
-        try:
-            v = float(p)
-        except ValueError:
-            raise InputError(f"--sizes: '{p}' is not a number (sizes are billions of parameters)") from None
+        if not is_number_text(p):  # plain decimals only (float() also takes 1_000)
+            raise InputError(f"--sizes: '{p}' is not a number (sizes are billions of parameters)")
+        v = float(p)
         if not (math.isfinite(v) and v > 0):
             raise InputError(f"--sizes: {p} must be a positive size in billions")
         sizes.append(v)

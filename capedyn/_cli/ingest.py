@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from .._errors import InputError
+from .._text import is_number_text
 from ..cli import add_json_flag, format_table
 from .._json import to_jsonable
 
@@ -55,11 +56,10 @@ def _sizes(text: str | None) -> list[float] | None:
         raise InputError(f"--params-b '{text}': give comma-separated sizes in billions, e.g. 1.1,6.9")
     out = []
     for t in parts:
-        try:
-            v = float(t)
-        except ValueError:
+        if not is_number_text(t):  # plain decimals only (float() also takes 1_000)
             raise InputError(f"--params-b: '{t}' is not a number (sizes are billions of "
-                             "parameters, e.g. 6.9)") from None
+                             "parameters, e.g. 6.9)")
+        v = float(t)
         if not (math.isfinite(v) and v > 0):
             raise InputError(f"--params-b: {t} must be a positive size in billions")
         out.append(v)
