@@ -39,8 +39,8 @@ def name_problem(text: str) -> str | None:
                     "a control character" if cat == "Cc" else
                     "an invisible or direction-changing character" if cat == "Cf" else
                     "a character that is not printable text")
-            label = unicodedata.name(ch, "") or f"code point {ord(ch):#06x}"
-            return f"contains {kind} (U+{ord(ch):04X} {label}) at position {i + 1}"
+            label = " " + unicodedata.name(ch) if unicodedata.name(ch, "") else ""
+            return f"contains {kind} (U+{ord(ch):04X}{label}) at position {i + 1}"
     return None
 
 
@@ -59,7 +59,7 @@ def params_b_problem(value: float) -> str | None:
     lo, hi = PARAMS_B_RANGE
     if value > hi:
         hint = (f"; {value:g} looks like a raw parameter count: give billions "
-                f"({value:g} parameters = {value / 1e9:g})" if value >= 1e6 else "")
+                f"({value:g} parameters = {value / 1e9:g})" if 1e6 <= value <= 1e15 else "")
         return f"size {value:g} billion is above {hi:g} billion{hint}"
     if value < lo:
         return (f"size {value:g} billion is below {lo:g} billion (100 thousand parameters); "

@@ -94,7 +94,8 @@ from sklearn.base import BaseEstimator
 
 from ._errors import CapedynError, InputError
 from ._extrapolation import training_range
-from ._fitfile import FIT_FORMAT, FIT_FORMAT_VERSION, _file_sha256, _rows_sha256, _versions
+from ._fitfile import (FIT_FORMAT, FIT_FORMAT_VERSION, _file_sha256, _rows_sha256, _versions,
+                       check_fit_destination)
 from ._json import to_jsonable
 from ._io import atomic_write, atomic_write_json
 from ._jax import scoped_x64
@@ -486,7 +487,6 @@ class CouplingODE(BaseEstimator):
         they are now (``get_params()``)."""
         self._check_fitted()
         from ._publish import staged_folder
-        from .persistence import check_fit_destination
 
         given, path = path, Path(path).expanduser()
         with staged_folder(path, given,

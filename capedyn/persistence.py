@@ -7,7 +7,6 @@ estimator, never the reverse."""
 from __future__ import annotations
 
 import hashlib
-import json
 from importlib import resources
 from pathlib import Path
 
@@ -17,8 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._errors import FitFileError
-from ._fitfile import FIT_FORMAT, FIT_FORMAT_VERSION
 from ._extrapolation import range_from_meta
+from ._fitfile import FIT_FORMAT, FIT_FORMAT_VERSION
 from ._fitschema import check_regular_file, read_meta
 from ._jax import scoped_x64
 from ._state import N_STATE
@@ -31,28 +30,6 @@ __all__ = ["load_fit", "shipped_fits", "FIT_FORMAT", "FIT_FORMAT_VERSION"]
 
 MAX_MODEL_BYTES = 64 * 2**20
 """Largest ``model.eqx`` read (a fit of every family is well under a megabyte)."""
-
-FIT_FILES = ("model.eqx", "meta.json")
-"""What a saved fit's folder holds."""
-
-
-def check_fit_destination(path: str | Path, given: str | Path | None = None,
-                          force: bool = True, what: str = "fit folder") -> Path:
-    """The folder a fit is saved to: missing, empty, or holding only a previous fit (which
-    needs ``force``). Anything else there (a file at ``path``, other files in the folder,
-    which the move would remove) raises :class:`~capedyn._errors.OutputError`."""
-    from ._io import check_output_dir
-    from ._errors import OutputError
-
-    given = path if given is None else given
-    p = check_output_dir(given, what, holds=FIT_FILES, kind="a saved fit", force=force)
-    if p.is_dir():
-        other = sorted(e.name for e in p.iterdir() if e.name not in FIT_FILES)
-        if other:
-            raise OutputError(f"{what} '{given}' holds files that are not part of a fit "
-                              f"({', '.join(other[:5])}), which saving would remove; choose "
-                              "another folder")
-    return p
 
 # --------------------------------------------------------------------------- loading
 

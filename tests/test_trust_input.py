@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import capedyn as cd
-from capedyn._errors import CapedynError, FitFileError, InputError
+from capedyn._errors import CapedynError, FitFileError
 from capedyn.cli import main
 from capedyn.data import DataError
 from capedyn.persistence import _resolve

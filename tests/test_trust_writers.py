@@ -12,9 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
-import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap

@@ -62,7 +62,7 @@ def register(sub) -> None:
 
 def _fit(args) -> dict[str, Any]:
     from .._publish import destination_lock
-    from ..persistence import check_fit_destination
+    from .._fitfile import check_fit_destination
 
     check_fit_destination(args.out, force=args.force, what="--out")  # before the fit
     with destination_lock(args.out):  # held through the fit: a second run fails at once
