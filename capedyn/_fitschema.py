@@ -11,12 +11,14 @@ the file and the offending entry.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 from ._errors import FitFileError, InputError
 from ._text import PARAMS_B_RANGE, name_problem
+from .data import BENCHMARKS
 
 __all__ = ["META_SCHEMA", "MAX_FAMILIES", "MAX_META_BYTES", "read_meta", "check_regular_file"]
 
@@ -73,9 +75,10 @@ META_SCHEMA: dict[str, Any] = {
             "source": {"type": "string", "maxLength": 4096},
             "csv_sha256": _SHA,
             "training_rows_sha256": {"anyOf": [_SHA, {"type": "null"}]}}},
-        "training_range": {"type": ["object", "null"], "properties": {
+        "training_range": {"type": ["object", "null"],
+                           "required": ["params_b", "scores", "n_models"], "properties": {
             "params_b": {"type": "array", "items": _NUM, "minItems": 2, "maxItems": 2},
-            "scores": {"type": "object", "additionalProperties": {
+            "scores": {"type": "object", "required": list(BENCHMARKS), "additionalProperties": {
                 "type": "array", "items": _NUM, "minItems": 2, "maxItems": 2}},
             "n_models": {"type": "integer", "minimum": 1}}},
         "model_sha256": _SHA,
@@ -101,6 +104,13 @@ def _no_constant(name: str):
     raise InputError(f"{name} is not a number JSON allows")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses as inf
+        raise InputError(f"{text[:30]} is beyond the range of a number")
+    return value
+
+
 def read_meta(meta_file: Path) -> dict[str, Any]:
     """``meta.json`` parsed and validated (see the module docstring)."""
     size = meta_file.stat().st_size
@@ -108,7 +118,8 @@ def read_meta(meta_file: Path) -> dict[str, Any]:
         raise FitFileError(f"{meta_file}: {size / 2**20:.0f} MB is far larger than any fit's "
                            f"meta.json (at most {MAX_META_BYTES // 2**20} MB read); refit")
     try:
-        meta = json.loads(meta_file.read_text(encoding="utf-8"), parse_constant=_no_constant)
+        meta = json.loads(meta_file.read_text(encoding="utf-8"), parse_constant=_no_constant,
+                          parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise FitFileError(f"{meta_file}: not valid JSON ({exc.msg} at line {exc.lineno}, "
                            f"column {exc.colno}); refit") from None

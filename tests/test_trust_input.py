@@ -173,6 +173,7 @@ META_EDITS = {
     "format missing": lambda m: m.pop("format") and None,
     "a list": lambda m: "[1, 2, 3]",
     "huge integer": lambda m: json.dumps(m).replace('"n_iter": 33', '"n_iter": ' + "9" * 5000),
+    "a float beyond range": lambda m: json.dumps(m).replace('"loss": ', '"loss": 1e400, "x": '),
 }
 
 
@@ -484,9 +485,13 @@ def test_any_table_loads_or_fails_with_a_capedyn_error(rows):
     assert np.all(np.isnan(scores) | ((scores >= 0) & (scores <= 100)))
 
 
+def _containers(children):
+    return st.one_of(st.lists(children, max_size=3),
+                     st.dictionaries(_ANY_TEXT, children, max_size=3))
+
+
 _JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
-                     | _ANY_TEXT, lambda c: st.lists(c, max_size=3)
-                     | st.dictionaries(_ANY_TEXT, c, max_size=3), max_leaves=8)
+                     | _ANY_TEXT, _containers, max_leaves=8)
 _META_KEYS = ["format", "format_version", "config", "field_config", "n_families", "families",
               "population", "model_sha256", "data", "loss", "metrics", "training_range"]
 
@@ -521,6 +526,7 @@ def test_any_meta_json_loads_or_fails_with_a_fit_file_error(pythia_folder, key, 
         (pythia_folder / "meta.json").write_text(original)
     assert all(np.isfinite(np.asarray(est.field_.coef)).ravel())
     assert list(est.families_) == ["Pythia"]
+    assert est.loss_ is None or np.isfinite(est.loss_)
 
 
 def test_a_name_that_bypassed_the_loader_stays_text_in_the_report(tmp_path):
