@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -32,12 +33,15 @@ def _output_error(message: str, exc: OSError | None = None) -> OutputError:
     return err
 
 
-def atomic_write(path: str | Path, writer: Callable[[Path], None]) -> Path:
+def atomic_write(path: str | Path, writer: Callable[[Path], None], *,
+                 replace: bool = True) -> Path:
     """Call ``writer(tmp_path)`` then rename the temporary file onto ``path``.
 
     Raises :class:`OutputError` naming ``path`` (and the reason, e.g. "No space left on
     device") if the folder cannot be created or the file cannot be written; the
-    temporary file is removed and an existing ``path`` is left untouched.
+    temporary file is removed and an existing ``path`` is left untouched. With
+    ``replace=False`` a file that appeared at ``path`` meanwhile is not replaced (the
+    temporary file is hard-linked into place, which fails if the name exists).
     """
     path = Path(path)
     try:
@@ -49,7 +53,10 @@ def atomic_write(path: str | Path, writer: Callable[[Path], None]) -> Path:
     try:
         writer(Path(tmp))
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            _publish_new(Path(tmp), path)
     except OSError as exc:
         _unlink_quietly(tmp)
         if isinstance(exc, OutputError):
@@ -59,6 +66,24 @@ def atomic_write(path: str | Path, writer: Callable[[Path], None]) -> Path:
         _unlink_quietly(tmp)
         raise
     return path
+
+
+def _publish_new(tmp: Path, path: Path) -> None:
+    """Put ``tmp`` at ``path`` only if nothing is there (checked atomically by link)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise _output_error(f"'{path}' appeared while capedyn was working; it was left as "
+                            "it is (pass --force to replace it)") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV):
+            raise
+        if os.path.lexists(path):        # no hard links here: check, then rename
+            raise _output_error(f"'{path}' appeared while capedyn was working; it was left "
+                                "as it is (pass --force to replace it)") from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 def _unlink_quietly(p: str | Path) -> None:
@@ -74,8 +99,8 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+def atomic_write_text(path: str | Path, text: str, *, replace: bool = True) -> Path:
+    return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"), replace=replace)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -132,12 +157,13 @@ def _check_parent(path: Path, what: str, given: str) -> None:
 
 
 def check_output_file(path: str | Path, what: str = "output file",
-                      suffixes: tuple[str, ...] = ()) -> Path:
+                      suffixes: tuple[str, ...] = (), *, force: bool = True) -> Path:
     """Check, before any work, that a file can be written at ``path``; create nothing.
 
     ``what`` names the option in messages (e.g. ``"--plot"``); ``suffixes`` (lower case,
     e.g. ``(".png",)``) are the accepted extensions. An existing file may be replaced
-    (the write is atomic). Raises :class:`OutputError` naming the path as given.
+    (the write is atomic) unless ``force`` is False. Raises :class:`OutputError` naming
+    the path as given.
     """
     given = str(path)
     if given.strip() == "":
@@ -151,6 +177,9 @@ def check_output_file(path: str | Path, what: str = "output file",
         raise _output_error(f"{what} '{given}' is a folder; give a file name")
     if os.path.lexists(p) and not p.is_file():
         raise _output_error(f"{what} '{given}' exists and is not a regular file")
+    if os.path.lexists(p) and not force:
+        raise _output_error(f"{what} '{given}' already exists; pass --force to replace it, "
+                            "or choose another file name")
     _check_parent(p, what, given)
     return p
 

@@ -199,9 +199,14 @@ def test_load_refuses_missing_corrupt_and_foreign_fits(tmp_path, pythia_fit):
     truncated = copy("truncated")
     (truncated / "model.eqx").write_bytes((truncated / "model.eqx").read_bytes()[:100])
     meta = json.loads((truncated / "meta.json").read_text())
-    meta.pop("model_sha256")  # without the checksum the decoder itself must refuse
+    # with a checksum that matches the truncated file, the decoder itself must refuse
+    meta["model_sha256"] = hashlib.sha256((truncated / "model.eqx").read_bytes()).hexdigest()
     (truncated / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(cd.FitFileError, match="cannot be read"):
+        cd.load_fit(truncated)
+    meta.pop("model_sha256")  # and a fit without its checksum is refused before reading
+    (truncated / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(cd.FitFileError, match="model_sha256"):
         cd.load_fit(truncated)
 
     foreign = copy("foreign")
@@ -268,7 +273,10 @@ def test_cli_predict_json(capsys):
     assert code == 0
     preds = json.loads(out)["predictions"]
     assert [p["params_b"] for p in preds] == [13.0, 70.0]
-    assert set(preds[0]) == {"params_b", *BENCHMARKS}
+    assert set(preds[0]) == {"params_b", "extrapolated", *BENCHMARKS}
+    # Llama2-7B's HellaSwag (77.2) lies above every Pythia model's: an extrapolation
+    pythia_hs = cd.load_base_models().query("family == 'Pythia'")["hellaswag"].max()
+    assert pythia_hs < 77.2 and all(p["extrapolated"] for p in preds)
     est = cd.load_fit("pythia")
     direct = est.predict({"params_b": 7.0, "hellaswag": 77.2, "truthfulqa": 38.8, "arc": 52.9,
                           "winogrande": 69.5, "mmlu": 45.3}, [13, 70])

@@ -71,7 +71,24 @@ def emit(result: dict[str, Any], as_json: bool, human: Callable[[dict[str, Any]]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _build_parser()
+    """Run one command; return its exit status (0 done, 2 error, 130 interrupted)."""
+    from .._interrupt import INTERRUPTED_STATUS, interrupted_line, one_line_interrupts
+
+    command = _command_of(argv)
+    try:
+        with one_line_interrupts(command):
+            return _main(_build_parser(), argv)
+    except KeyboardInterrupt:
+        print(interrupted_line(command), file=sys.stderr)
+        return INTERRUPTED_STATUS
+
+
+def _command_of(argv: Sequence[str] | None) -> str | None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    return next((a for a in args if not a.startswith("-")), None)
+
+
+def _main(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "handler", None) is None:
         parser.print_help()

@@ -26,6 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a further host name the browser may use to reach the explorer "
+                        "(e.g. behind a proxy); repeat for several. Requests naming any "
+                        "other host are refused (DNS-rebinding protection)")
     p.add_argument("--fit", default="all_families", metavar="NAME",
                    help="a shipped fit name or a fit folder (default all_families)")
     p.add_argument("--data", metavar="CSV", default=None,
@@ -90,6 +94,11 @@ def _explore(args) -> dict[str, Any]:
         import webbrowser
 
         threading.Timer(2.0, webbrowser.open, args=(url,)).start()
+    from ._explore_hosts import allowed_hosts, exposure_warning
+
+    warning = exposure_warning(args.host)
+    if warning:
+        print(f"capedyn explore: warning: {warning}", file=sys.stderr, flush=True)
     print(f"capedyn explore: serving {url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     started = time.time()
     flags = ["--server.port", str(args.port), "--server.address", args.host,
@@ -100,6 +109,8 @@ def _explore(args) -> dict[str, Any]:
              # every error is caught and shown as a message; should one slip through,
              # the browser gets no traceback
              "--client.showErrorDetails", "none"]
+    for name in allowed_hosts(args.host, args.allow_host):  # Host headers served
+        flags += ["--server.allowedHosts", name]
     try:
         stcli.main(["run", str(APP_PATH), *flags], prog_name="streamlit",
                    standalone_mode=False)

@@ -7,6 +7,7 @@ from typing import Any
 
 from .entry import add_data_flag, add_json_flag, format_table, split_list
 from .._errors import CapedynError, InputError
+from .._text import is_number_text
 from ._common import add_family_option, match_families, match_name, table_families
 
 SCORE_ORDER = ("hellaswag", "truthfulqa", "arc", "winogrande", "mmlu")
@@ -60,10 +61,15 @@ def register(sub) -> None:
 
 
 def _fit(args) -> dict[str, Any]:
-    from .._io import check_output_dir
+    from .._publish import destination_lock
+    from ..models._fitfile import check_fit_destination
 
-    check_output_dir(args.out, "--out", holds=("meta.json", "model.eqx"),  # before the fit
-                     kind="a saved fit", force=args.force)
+    check_fit_destination(args.out, force=args.force, what="--out")  # before the fit
+    with destination_lock(args.out):  # held through the fit: a second run fails at once
+        return _fit_locked(args)
+
+
+def _fit_locked(args) -> dict[str, Any]:
     from ..data.tables import load_base_models, select_families
     from ..models.coupling_ode import CouplingODE
 
@@ -79,7 +85,7 @@ def _fit(args) -> dict[str, Any]:
         config["optimizer"] = args.optimizer
     est = CouplingODE(**config).fit(df)
     est.metrics_ = est.error_summary(df)
-    path = est.save(args.out, data_path=args.data)
+    path = est.save(args.out, data_path=args.data, force=args.force)
     return {"out": str(path), "families": list(est.families_), "loss": est.loss_,
             "mse_points2": est.mse_, "metrics": est.metrics_,
             "population": est.meta_["population"],
@@ -104,10 +110,9 @@ def _parse_scores(text: str) -> list[float]:
                          f"(HS,TQA,ARC,WG,MMLU in percent); got {len(parts)} in '{text}'")
     values = []
     for name, p in zip(("HS", "TQA", "ARC", "WG", "MMLU"), parts):
-        try:
-            v = float(p)
-        except ValueError:
-            raise InputError(f"--scores: {name} value '{p}' is not a number") from None
+        if not is_number_text(p):  # plain decimals only (float() also takes 1_000)
+            raise InputError(f"--scores: {name} value '{p}' is not a number")
+        v = float(p)
         if not (math.isfinite(v) and 0.0 <= v <= 100.0):
             raise InputError(f"--scores: {name} = {p} is outside 0-100 (scores are percent)")
         values.append(v)
@@ -120,10 +125,9 @@ def _parse_sizes(text: str) -> list[float]:
         raise InputError("--sizes needs at least one size in billions, e.g. 13,70")
     sizes = []
     for p in parts:
-        try:
-            v = float(p)
-        except ValueError:
-            raise InputError(f"--sizes: '{p}' is not a number (sizes are billions of parameters)") from None
+        if not is_number_text(p):  # plain decimals only (float() also takes 1_000)
+            raise InputError(f"--sizes: '{p}' is not a number (sizes are billions of parameters)")
+        v = float(p)
         if not (math.isfinite(v) and v > 0):
             raise InputError(f"--sizes: {p} must be a positive size in billions")
         sizes.append(v)
@@ -166,13 +170,26 @@ def _predict(args) -> dict[str, Any]:
         family = match_name(args.family, list(est.families_), what="fitted family",
                             option="--family")
     pred = est.predict(initial, sizes, family=family)
+    from ..models._extrapolation import check_prediction
+
+    checks = check_prediction(getattr(est, "training_range_", None),
+                              [initial[b] for b in SCORE_ORDER], initial["params_b"], sizes)
+    rows = [{k: float(v) for k, v in row.items()} for row in pred.to_dict("records")]
+    far = set(checks["sizes_outside"])
+    for row in rows:  # every row is an extrapolation when the start already is one
+        row["extrapolated"] = bool(checks["start_outside"]) or row["params_b"] in far
     return {"fit": str(args.fit), "initial": initial,
             "family_params": "fitted:" + family if family else "transfer rule",
-            "predictions": [{k: float(v) for k, v in row.items()} for row in pred.to_dict("records")]}
+            "predictions": rows, "clipped": checks["clipped"],
+            "start_outside_training": checks["start_outside"],
+            "training_range": checks["training_range"], "notes": checks["notes"]}
 
 
 def _predict_human(r: dict[str, Any]) -> str:
     init = r["initial"]
     head = (f"from {init['model']} ({init['params_b']:g}B) with {r['fit']} "
             f"(family parameters: {r['family_params']})")
-    return head + "\n" + format_table(r["predictions"], floatfmt=".2f")
+    rows = [{**row, "extrapolated": "yes" if row["extrapolated"] else ""}
+            for row in r["predictions"]]
+    notes = [f"note: {n}" for n in r.get("notes", [])]
+    return "\n".join([head, format_table(rows, floatfmt=".2f"), *notes])

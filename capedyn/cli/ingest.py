@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from .._errors import InputError
+from .._text import is_number_text
 from .entry import add_json_flag, format_table
 from .._json import to_jsonable
 
@@ -40,7 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "folder); needed when a file records no parameter count (leaderboard "
                         "v1 files never do)")
     p.add_argument("--out", metavar="FILE.csv", default=None,
-                   help="write the table here (atomically; checked before reading)")
+                   help="write the table here (atomically; checked before reading); an "
+                        "existing file is refused unless --force")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file")
     add_json_flag(p)
     p.set_defaults(handler=_ingest, human=_ingest_human)
 
@@ -53,11 +56,10 @@ def _sizes(text: str | None) -> list[float] | None:
         raise InputError(f"--params-b '{text}': give comma-separated sizes in billions, e.g. 1.1,6.9")
     out = []
     for t in parts:
-        try:
-            v = float(t)
-        except ValueError:
+        if not is_number_text(t):  # plain decimals only (float() also takes 1_000)
             raise InputError(f"--params-b: '{t}' is not a number (sizes are billions of "
-                             "parameters, e.g. 6.9)") from None
+                             "parameters, e.g. 6.9)")
+        v = float(t)
         if not (math.isfinite(v) and v > 0):
             raise InputError(f"--params-b: {t} must be a positive size in billions")
         out.append(v)
@@ -68,7 +70,7 @@ def _ingest(args) -> dict[str, Any]:
     from .._io import atomic_write_text, check_output_file
 
     if args.out is not None:
-        check_output_file(args.out, "--out", (".csv",))  # before reading anything
+        check_output_file(args.out, "--out", (".csv",), force=args.force)  # before reading
     sizes = _sizes(args.params_b)
 
     from ..data.ingest import read_results, to_csv_text
@@ -77,7 +79,7 @@ def _ingest(args) -> dict[str, Any]:
     rows = [{k: to_jsonable(v) for k, v in r.items()} for r in table.to_dict(orient="records")]
     result: dict[str, Any] = {"rows": rows, "out": None}
     if args.out is not None:
-        result["out"] = str(atomic_write_text(args.out, to_csv_text(table)))
+        result["out"] = str(atomic_write_text(args.out, to_csv_text(table), replace=args.force))
     return result
 
 

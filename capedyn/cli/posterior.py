@@ -89,6 +89,11 @@ def _check_output(path: str | None, what: str) -> None:
 
 
 def _posterior(args) -> dict[str, Any]:
+    if args.chains is not None and args.chains < 2:
+        from .._errors import InputError
+
+        raise InputError(f"--chains {args.chains}: the convergence check (R-hat) compares "
+                         "chains, so it needs at least 2; pass --chains 2 or more")
     _check_output(args.out, "--out")  # first: before JAX/NumPyro load and minutes of sampling
     _check_output(args.plot, "--plot")
     from ..data.tables import load_base_models, select_families
@@ -192,7 +197,8 @@ def _posterior_human(r: dict[str, Any]) -> str:
              + ("usable γ12 pairs" if r["model"] == "coupling" else "scored models") + ")",
              format_table(rows, floatfmt=".3g"), "",
              f"divergences: {r['divergences']} (per chain {r['divergences_per_chain']}); "
-             f"max R-hat {r['rhat_max']:.4f}; min bulk ESS {r['ess_bulk_min']:.0f}",
+             + ("R-hat undefined (one chain)" if r["rhat_max"] is None else
+              f"max R-hat {r['rhat_max']:.4f}") + f"; min bulk ESS {r['ess_bulk_min']:.0f}",
              f"NUTS: {cfg['chains']} chains x {cfg['samples']} draws after {cfg['warmup']} "
              f"warm-up, seed {cfg['seed']}, {r['runtime_s']:.1f} s",
              f"paper reference (bootstrap, Pythia + Llama-1/2): median {ref['nc_median_b']}B, "

@@ -43,6 +43,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .._text import csv_cell
 from .tables import BASE_REQUIRED, BENCHMARKS, DataError, validate_base_models
 
 __all__ = ["read_lm_eval", "read_leaderboard_v1", "read_results", "find_result_files",
@@ -137,8 +139,20 @@ class _FileResult:
     flags: list[str] = field(default_factory=list)
 
 
+MAX_RESULT_BYTES = 64 * 2**20
+"""Largest result file read (a results JSON is kilobytes; per-sample logs are not read)."""
+
+
 def _load_json(path: Path) -> Any:
     label = str(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise IngestError(f"cannot be read ({exc.strerror or exc})", file=label) from None
+    if size > MAX_RESULT_BYTES:
+        raise IngestError(f"is {size / 2**20:.0f} MB, larger than any result file "
+                          f"(at most {MAX_RESULT_BYTES // 2**20} MB read)", file=label,
+                          hint="Pass the results*.json file, not a per-sample log")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -149,7 +163,8 @@ def _load_json(path: Path) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise IngestError(f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})",
+        what = exc.msg[:-3] if exc.msg.endswith(" at") else exc.msg  # "... starting at"
+        raise IngestError(f"not valid JSON ({what} at line {exc.lineno}, column {exc.colno})",
                           file=label, hint="Pass the JSON result file written by the harness") from None
     except RecursionError:
         raise IngestError("not a result file (JSON nested too deeply)", file=label) from None
@@ -414,17 +429,40 @@ def find_result_files(paths: str | Path | Iterable[str | Path]) -> list[Path]:
         if p.is_file():
             files.append(p)
         elif p.is_dir():
-            found = sorted(f for f in p.rglob("results*.json") if f.is_file())
+            found = _walk_results(p)
             if not found:
                 raise IngestError("no result files (results*.json) in this folder or below",
                                   file=str(raw), hint="Pass the harness's output folder or "
                                                       "the result files themselves")
             files += found
+        elif os.path.lexists(p) and not p.exists():
+            raise IngestError("is a broken symbolic link", file=str(raw))
+        elif os.path.lexists(p):
+            raise IngestError("is not a regular file (a device, pipe or socket)", file=str(raw),
+                              hint="Pass a JSON result file or a folder of them")
         else:
             raise IngestError("no such file or folder", file=str(raw))
     if not files:
         raise IngestError("no result files given", file="<paths>")
     return list(dict.fromkeys(files))
+
+
+def _walk_results(folder: Path) -> list[Path]:
+    """``results*.json`` files under ``folder``, sorted, following symbolic links to
+    folders (each real folder once, so a link loop ends)."""
+    seen: set[str] = set()
+    found: list[Path] = []
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        found += [Path(root) / n for n in names
+                  if n.startswith("results") and n.endswith(".json")
+                  and (Path(root) / n).is_file()]
+    return sorted(found)
 
 
 def _guess_family(model: str) -> str:
@@ -606,4 +644,7 @@ def to_csv_text(table: pd.DataFrame) -> str:
     """The table as CSV text in the ``base_models.csv`` layout (plus ``n_shot``); scores
     with 8 significant digits, missing scores empty."""
     cols = [*BASE_REQUIRED, "source", "flags"] + [c for c in ("n_shot",) if c in table.columns]
-    return table[cols].to_csv(index=False, float_format="%.8g", lineterminator="\n")
+    out = table[cols].copy()
+    for c in ("model", "family", "source", "flags"):  # no cell a spreadsheet would run
+        out[c] = [csv_cell(str(v)) if isinstance(v, str) else v for v in out[c].tolist()]
+    return out.to_csv(index=False, float_format="%.8g", lineterminator="\n")

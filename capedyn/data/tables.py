@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import PERCENT_HINT, CapedynError, InputError, InputTypeError
+from .._text import clean_name, from_csv_cell, is_number_text, name_problem, params_b_problem
 
 BENCHMARKS: tuple[str, ...] = ("hellaswag", "truthfulqa", "arc", "winogrande", "mmlu")
 """The five score columns, in the order used for every state vector (percent, 0-100)."""
@@ -66,6 +67,10 @@ def _packaged(name: str):
     return resources.files("capedyn.benchmarks_data").joinpath(name)
 
 
+MAX_TABLE_BYTES = 64 * 2**20
+"""Largest CSV read (a table of every released model is well under a megabyte)."""
+
+
 def _read_text(path: str | Path | None, default: str) -> tuple[str, str]:
     if path is None:
         res = _packaged(default)
@@ -76,6 +81,13 @@ def _read_text(path: str | Path | None, default: str) -> tuple[str, str]:
     if p.is_dir():
         raise DataError("is a folder, not a CSV file", file=str(p),
                         hint="Pass the path of the CSV table")
+    if not p.is_file():
+        raise DataError("is not a regular file (a device, pipe or socket)", file=str(p),
+                        hint="Pass the path of the CSV table")
+    if p.stat().st_size > MAX_TABLE_BYTES:
+        raise DataError(f"is {p.stat().st_size / 2**20:.0f} MB, far larger than a table of "
+                        f"models (at most {MAX_TABLE_BYTES // 2**20} MB read)", file=str(p),
+                        hint="Pass the CSV table of models")
     try:
         return p.read_text(encoding="utf-8-sig"), str(p)
     except UnicodeDecodeError as exc:
@@ -121,6 +133,7 @@ def _parse_table(text: str, label: str) -> pd.DataFrame:
                     "in a row), do not drop it" if few else
                     "Remove the stray comma, or quote a value that contains a comma")
             raise DataError(what, file=label, row=i + 1, hint=hint)
+    body = [[from_csv_cell(c) for c in rec] for rec in body]  # undo the formula guard
     return pd.DataFrame(body, columns=header, dtype=object)
 
 
@@ -159,8 +172,10 @@ def _parse_number(raw: Any, *, label: str, row: int, column: str, allow_empty: b
         value = float(raw)
     elif isinstance(raw, str):
         try:
-            value = float(raw.strip())
+            value = float(raw.strip()) if is_number_text(raw) else None
         except ValueError:
+            value = None
+        if value is None:
             raise DataError(f"'{raw}' is not a number", file=label, row=row, column=column,
                             hint="Use a plain decimal number (percent for scores)") from None
     else:
@@ -191,6 +206,24 @@ def _check_names(df: pd.DataFrame, label: str, columns: Sequence[str]) -> None:
             if _is_blank(v) or not str(v).strip():
                 raise DataError("value is empty", file=label, row=i + 1, column=col,
                                 hint="Every model needs a name and a group")
+            _check_text(v, label, i, col)
+
+
+def _check_text(v: Any, label: str, i: int, col: str) -> None:
+    """Names and notes are printable text on one line (see :mod:`capedyn._text`)."""
+    problem = name_problem(str(v))
+    if problem:
+        raise DataError(f"{str(v)[:40]!r} {problem}", file=label, row=i + 1, column=col,
+                        hint="Names must be printable text on one line; retype the name")
+
+
+def _check_sizes(df: pd.DataFrame, label: str, col: str) -> None:
+    for i, v in enumerate(df[col].tolist()):
+        problem = "must be positive" if v <= 0 else params_b_problem(v)
+        if problem:
+            raise DataError(f"parameter count {v:g} {problem}" if v <= 0 else problem,
+                            file=label, row=i + 1, column=col,
+                            hint="params_b is in billions, e.g. 0.07 for 70M")
 
 
 def _check_scores(df: pd.DataFrame, label: str, columns: Sequence[str]) -> None:
@@ -309,14 +342,13 @@ def validate_base_models(df: pd.DataFrame, label: str = "<table>") -> pd.DataFra
         if col not in df.columns:
             df[col] = ""
         df[col] = ["" if _is_blank(v) else str(v) for v in df[col].tolist()]
+        for i, v in enumerate(df[col].tolist()):
+            _check_text(v, label, i, col)
     _check_names(df, label, ("model", "family"))
-    df["model"] = [str(v).strip() for v in df["model"].tolist()]
-    df["family"] = [str(v).strip() for v in df["family"].tolist()]
+    df["model"] = [clean_name(v) for v in df["model"].tolist()]
+    df["family"] = [clean_name(v) for v in df["family"].tolist()]
     df = _numeric_columns(df, label, ("params_b", *BENCHMARKS), allow_empty=BENCHMARKS)
-    for i, v in enumerate(df["params_b"].tolist()):
-        if v <= 0:
-            raise DataError(f"parameter count {v:g} must be positive", file=label, row=i + 1,
-                            column="params_b", hint="params_b is in billions, e.g. 0.07 for 70M")
+    _check_sizes(df, label, "params_b")
     _check_scores(df, label, BENCHMARKS)
     _check_unique(df, label, ("model",), "model name")
     _check_unique(df, label, ("family", "params_b"), "family and size")
@@ -344,11 +376,7 @@ def validate_table_columns(df: pd.DataFrame, *, sizes: Sequence[str] = ("params_
     _check_names(df, label, tuple(names))
     df = _numeric_columns(df, label, (*sizes, *scores), allow_empty=scores)
     for col in sizes:
-        for i, v in enumerate(df[col].tolist()):
-            if v <= 0:
-                raise DataError(f"parameter count {v:g} must be positive", file=label,
-                                row=i + 1, column=col,
-                                hint="params_b is in billions, e.g. 0.07 for 70M")
+        _check_sizes(df, label, col)
     for col in scores:
         for i, v in enumerate(df[col].tolist()):
             if not math.isnan(v) and not 0.0 <= v <= 100.0:
@@ -367,9 +395,11 @@ def validate_frontier_models(df: pd.DataFrame, label: str = "<table>") -> pd.Dat
         if col not in df.columns:
             df[col] = ""
         df[col] = ["" if _is_blank(v) else str(v) for v in df[col].tolist()]
+        for i, v in enumerate(df[col].tolist()):
+            _check_text(v, label, i, col)
     _check_names(df, label, ("model", "lab"))
-    df["model"] = [str(v).strip() for v in df["model"].tolist()]
-    df["lab"] = [str(v).strip() for v in df["lab"].tolist()]
+    df["model"] = [clean_name(v) for v in df["model"].tolist()]
+    df["lab"] = [clean_name(v) for v in df["lab"].tolist()]
     df = _numeric_columns(df, label, FRONTIER_SCORES, allow_empty=())
     _check_scores(df, label, FRONTIER_SCORES)
     _check_unique(df, label, ("model",), "model name")

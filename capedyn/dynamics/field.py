@@ -2,7 +2,7 @@
 
 State and scale
     z = ``to_state(scores)`` (bounded logit of the above-floor fraction, see
-    :mod:`capedyn._state`), x = log10 N with N in parameters.
+    :mod:`capedyn.dynamics.state`), x = log10 N with N in parameters.
 
 Vector field (all rates in latent units per decade of N)::
 

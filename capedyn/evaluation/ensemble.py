@@ -25,29 +25,17 @@ from sklearn.base import BaseEstimator
 
 from .._errors import InputError, NotFittedError
 from ..data.tables import BENCHMARKS
+from .residuals import FoldModel, _points, relative_residuals
 from .selection import _fitted, inner_splits
 
-__all__ = ["EnsembleMethod", "default_members"]
+__all__ = ["EnsembleMethod"]
 
 COMBINES = ("stack", "median")
 
 
-def default_members() -> tuple[str, ...]:
-    """Every registered method at its fixed settings, but the ensemble itself and
-    ``poly_anchored`` (at fixed settings the same model as ``poly2_anchored``)."""
-    from .heldout import FIXED_METHODS
-
-    return tuple(m for m in FIXED_METHODS if m not in ("ensemble", "poly_anchored"))
-
-
-def _member(name: str, members=None):
-    """A fresh member: from ``members`` when it maps names to factories, else from the
-    benchmark's registry at fixed settings."""
-    if isinstance(members, dict):
-        return members[name]()
-    from .heldout import FIXED_METHODS
-
-    return FIXED_METHODS[name]()
+def _member(name: str, members) -> Any:
+    """A fresh, unfitted member from its factory."""
+    return members[name]()
 
 
 def _scores(est, initial, sizes) -> np.ndarray:
@@ -62,8 +50,8 @@ class EnsembleMethod(BaseEstimator):
 
     Parameters
     ----------
-    members : method names (default :func:`default_members`), each at its fixed settings,
-        or a mapping name → factory of an unfitted estimator.
+    members : mapping name → factory of a fresh, unfitted member (the registry's
+        ``ensemble`` passes every other method at its fixed settings).
     combine : ``"stack"`` (linear-programme weights) or ``"median"`` (median of the
         ``top_k`` members with the lowest inner error).
     top_k : members kept by ``combine="median"``.
@@ -75,7 +63,7 @@ class EnsembleMethod(BaseEstimator):
     estimator; inner_error_ : member → its mean inner relative MAE %; inner_families_.
     """
 
-    def __init__(self, members: Sequence[str] | None = None, combine: str = "stack",
+    def __init__(self, members: dict | None = None, combine: str = "stack",
                  top_k: int = 3, min_models: int = 3):
         self.members = members
         self.combine = combine
@@ -86,7 +74,7 @@ class EnsembleMethod(BaseEstimator):
     def fit(self, train_df: pd.DataFrame) -> "EnsembleMethod":
         if self.combine not in COMBINES:
             raise InputError(f"combine must be one of {COMBINES}, got {self.combine!r}")
-        names = list(self.members or default_members())
+        names = _names(self.members)
         inner = _inner_predictions(names, train_df, int(self.min_models), self.members)
         self.inner_families_ = inner["families"]
         self.inner_error_ = dict(zip(inner["names"], _member_errors(inner)))
@@ -129,9 +117,8 @@ class EnsembleMethod(BaseEstimator):
     def fold_models(self, train_df: pd.DataFrame, min_models: int = 3) -> list:
         """Inner folds for CV+: for each inner family G, members fitted without G and
         weights chosen without G's points; G's residuals from that combination."""
-        from .intervals import FoldModel, _points, relative_residuals
 
-        names = list(self.members or default_members())
+        names = _names(self.members)
         inner = _inner_predictions(names, train_df, int(min_models), self.members)
         folds = []
         for g, sp in enumerate(inner["splits"]):
@@ -150,6 +137,13 @@ class EnsembleMethod(BaseEstimator):
             folds.append(FoldModel(sp.family, predict, relative_residuals(pred, actual),
                                    bench, decades))
         return folds
+
+
+def _names(members) -> list[str]:
+    if not isinstance(members, dict) or not members:
+        raise InputError("EnsembleMethod needs members: a mapping name → factory of an "
+                         "unfitted estimator")
+    return list(members)
 
 
 def _combine(preds: dict[str, np.ndarray], weights: dict[str, float], combine: str) -> np.ndarray:

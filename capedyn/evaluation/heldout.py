@@ -104,7 +104,14 @@ def _peer(name: str):
 def _ensemble():
     from .ensemble import EnsembleMethod
 
-    return EnsembleMethod()
+    return EnsembleMethod(members=ensemble_members())
+
+
+def ensemble_members() -> dict[str, Callable[[], Any]]:
+    """The ensemble's members: every registered method at its fixed settings, but the
+    ensemble itself and ``poly_anchored`` (at fixed settings the same model as
+    ``poly2_anchored``)."""
+    return {m: f for m, f in FIXED_METHODS.items() if m not in ("ensemble", "poly_anchored")}
 
 
 FIXED_METHODS: dict[str, Callable[[], Any]] = {

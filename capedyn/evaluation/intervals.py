@@ -49,6 +49,9 @@ from .._errors import InputError
 from .._progress import Progress
 from ..data.tables import BENCHMARKS, complete_models
 from .selection import _fitted, inner_splits
+from .residuals import (
+    MIN_DECADES, RATIO_BANDS, FoldModel, _points, _scores, ratio_band, relative_residuals,
+)
 from .splits import Split, make_split, relative_mae_pct
 
 __all__ = ["LEVELS", "RATIO_BANDS", "FoldModel", "fold_models", "conformal_bounds",
@@ -57,59 +60,9 @@ __all__ = ["LEVELS", "RATIO_BANDS", "FoldModel", "fold_models", "conformal_bound
 LEVELS: tuple[float, ...] = (0.5, 0.9)
 """Nominal coverage levels scored by default."""
 
-RATIO_BANDS: tuple[float, ...] = (np.log10(3.0), 1.0)
-"""Edges (decades of size ratio to the starting model) of the residual strata (``scale="bands"``)."""
-
-MIN_DECADES = 0.25
-"""Floor on the distance (decades) a residual is rescaled by (``scale="decades"``)."""
-
 SCALES = ("decades", "bands")
 
 _FAILURES = (ValueError, ArithmeticError, np.linalg.LinAlgError, RuntimeError)
-
-
-def ratio_band(log_ratio) -> np.ndarray:
-    """Stratum index of a size ratio (decades above the starting model): 0, 1 or 2."""
-    return np.searchsorted(np.asarray(RATIO_BANDS), np.asarray(log_ratio, float), side="right")
-
-
-def _points(split: Split) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(sizes, actual (J,), benchmark index (J,), decades above the start (J,)) of a split's
-    targets, points in model-major order (model i, benchmark k → i·5 + k)."""
-    sizes = split.targets["params_b"].to_numpy(float)
-    actual = split.targets[list(BENCHMARKS)].to_numpy(float).reshape(-1)
-    nb = len(BENCHMARKS)
-    bench = np.tile(np.arange(nb), len(sizes))
-    ratio = np.repeat(np.log10(sizes / float(split.initial["params_b"])), nb)
-    return sizes, actual, bench, ratio
-
-
-@dataclass(frozen=True)
-class FoldModel:
-    """One inner fold: a predictor fitted without family ``family`` and that family's
-    relative residuals, with their benchmark index and distance (decades above the start)."""
-
-    family: str
-    predict: Callable[[pd.Series, np.ndarray], np.ndarray]
-    residuals: np.ndarray
-    bench: np.ndarray
-    decades: np.ndarray
-
-    @property
-    def band(self) -> np.ndarray:
-        return ratio_band(self.decades)
-
-
-def _scores(est, initial: pd.Series, sizes: np.ndarray) -> np.ndarray:
-    out = est.predict(initial, sizes)[list(BENCHMARKS)].to_numpy(float)
-    if out.shape != (len(sizes), len(BENCHMARKS)) or not np.all(np.isfinite(out)):
-        raise ValueError("non-finite or misshapen prediction")
-    return out.reshape(-1)
-
-
-def relative_residuals(pred: np.ndarray, actual: np.ndarray) -> np.ndarray:
-    """(actual − pred) / pred, with the prediction floored at 1 point (scores are percent)."""
-    return (actual - pred) / np.maximum(pred, 1.0)
 
 
 def fold_models(estimator, train_df: pd.DataFrame, min_models: int = 3) -> list[FoldModel]:

@@ -127,6 +127,8 @@ def _analyze_results(ex: core.Explorer, inp: core.ModelInput, polling: bool) -> 
                     "transfer rule)")
         st.dataframe(table, hide_index=True)
         st.caption(ode["band_note"])
+        for note in ode.get("notes", []):  # clipped inputs, extrapolation
+            st.warning(note)
         st.plotly_chart(figures.analyze_figure(inp, ode), key="an_fig")
     if polling and ex.posterior_job.state in ("done", "failed"):
         st.rerun()  # the band is in: leave the polling fragment

@@ -517,7 +517,13 @@ def ode_prediction(ex: Explorer, inp: ModelInput, bands: bool = True) -> dict[st
     start = {"params_b": inp.params_b, **inp.scores}
     sizes = np.array([f * inp.params_b for f in SCALE_FACTORS])
     central = model.predict(start, sizes)
-    out = {"table": central, "band": None, "band_note": ""}
+    from ..models._extrapolation import check_prediction
+
+    checks = check_prediction(getattr(model, "training_range_", None),
+                              [inp.scores[b] for b in BENCHMARKS], inp.params_b, sizes)
+    central["extrapolated"] = [bool(checks["start_outside"]) or float(s) in checks["sizes_outside"]
+                               for s in sizes]
+    out = {"table": central, "band": None, "band_note": "", "notes": checks["notes"]}
     if not bands:
         return out
     draws = ex.nc_draws(None)

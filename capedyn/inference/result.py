@@ -67,6 +67,12 @@ def _quantiles_b(summary, var: str, **sel) -> dict[str, Any]:
             "nc_ci95_b": [float(b[0]), float(b[4])], "log10_nc_median": float(q[2])}
 
 
+def _defined(v) -> float | None:
+    """A diagnostic as a float, or None where it is undefined (R-hat of one chain)."""
+    v = float(v)
+    return v if np.isfinite(v) else None
+
+
 def _diag(summary, variables: Sequence[str], **sel) -> dict[str, float]:
     """Largest R-hat and smallest bulk ESS over ``variables`` (every element of each)."""
     rhat = [float(np.max(summary[v].sel(metric="r_hat", **sel).values)) for v in variables]
@@ -165,7 +171,7 @@ class NcPosterior:
                                     "unseen family, 10^(mu + tau*eps)") if len(new) else None,
             "divergences": int(self.divergences),
             "divergences_per_chain": [int(v) for v in self.divergences_per_chain],
-            "rhat_max": float(self.table["rhat_max"].max()),
+            "rhat_max": _defined(self.table["rhat_max"].max()),  # None: one chain
             "ess_bulk_min": float(self.table["ess_bulk_min"].min()),
             "runtime_s": round(float(self.runtime_s), 2),
             "config": self.config,

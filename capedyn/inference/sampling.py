@@ -161,6 +161,9 @@ def _chain_note(chains: int, chain_method: str) -> list[str]:
     """Say so when 'parallel' cannot run in parallel (NumPyro then runs chains in turn)."""
     import jax
 
+    if chains == 1:
+        return ["one chain: R-hat is undefined (it compares chains), so convergence is not "
+                "checked; run two or more chains for that"]
     n_dev = jax.local_device_count()
     if chain_method == "parallel" and n_dev < chains:
         return [f"chain_method='parallel' ran the {chains} chains sequentially: JAX sees "

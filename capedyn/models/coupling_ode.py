@@ -93,9 +93,12 @@ from jaxtyping import Array, Float
 from sklearn.base import BaseEstimator
 
 from .._errors import CapedynError, InputError
-from ._fitfile import FIT_FORMAT, FIT_FORMAT_VERSION, _file_sha256, _rows_sha256, _versions
+from ._extrapolation import training_range
+from ._fitfile import (
+    FIT_FORMAT, FIT_FORMAT_VERSION, _file_sha256, _rows_sha256, _versions, check_fit_destination,
+)
 from .._json import to_jsonable
-from .._io import atomic_write, atomic_write_json, check_writable_dir
+from .._io import atomic_write, atomic_write_json
 from .._jax import scoped_x64
 from ..dynamics.state import N_STATE, to_state
 from ..data.tables import BENCHMARKS, log10_params
@@ -345,6 +348,7 @@ class CouplingODE(BaseEstimator):
                                           np.asarray(batch.x0)[:len(trajs)],
                                           self.population().families, cfg["transfer_alpha"])
         self.training_rows_sha256_ = _rows_sha256(trajs)
+        self.training_range_ = training_range(trajs)  # what predictions are checked against
         return self
 
     def _set_population(self, pop: Population, trajs: Sequence[Trajectory]) -> None:
@@ -473,12 +477,25 @@ class CouplingODE(BaseEstimator):
         return -float(self.error_summary(df)["mean_rel_error_pct"])
 
     # ---- persistence
-    def save(self, path: str | Path, *, data_path: str | Path | None = None) -> Path:
-        """Write ``path/model.eqx`` and ``path/meta.json`` (atomically, meta last).
-        ``data_path``: the CSV the training table came from (None: the shipped table).
-        ``meta.json`` records the settings as they are now (``get_params()``)."""
+    def save(self, path: str | Path, *, data_path: str | Path | None = None,
+             force: bool = True) -> Path:
+        """Write the folder ``path`` holding ``model.eqx`` and ``meta.json``, as a whole:
+        both files are written into a temporary sibling folder that is then renamed onto
+        ``path`` (:mod:`capedyn._publish`), so ``path`` holds either the previous fit or
+        the complete new one, never a mix. A folder holding anything but a fit is refused;
+        so is a previous fit when ``force`` is False. ``data_path``: the CSV the training
+        table came from (None: the shipped table). ``meta.json`` records the settings as
+        they are now (``get_params()``)."""
         self._check_fitted()
-        path = check_writable_dir(path)
+        from .._publish import staged_folder
+
+        given, path = path, Path(path).expanduser()
+        with staged_folder(path, given,
+                           recheck=lambda: check_fit_destination(path, given, force)) as stage:
+            self._write_fit_files(stage, data_path)
+        return path
+
+    def _write_fit_files(self, path: Path, data_path: str | Path | None) -> Path:
         saved = _Saved(self.population(), self.transfer_)
         model_file = atomic_write(path / "model.eqx", lambda p: eqx.tree_serialise_leaves(p, saved))
         meta = {
@@ -497,6 +514,7 @@ class CouplingODE(BaseEstimator):
             "data": {"source": str(data_path) if data_path else "<capedyn>/benchmarks_data/base_models.csv",
                      "csv_sha256": _file_sha256(data_path),
                      "training_rows_sha256": getattr(self, "training_rows_sha256_", None)},
+            "training_range": getattr(self, "training_range_", None),
             "model_sha256": hashlib.sha256(model_file.read_bytes()).hexdigest(),
             "versions": _versions(),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

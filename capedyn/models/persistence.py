@@ -1,13 +1,12 @@
 """Saved fits: reading the files a fitted :class:`capedyn.CouplingODE` writes
 (``model.eqx`` + ``meta.json``) back into an estimator, and the shipped fits. The format
-and its fingerprints are in :mod:`capedyn._fitfile`, shared with the writer
+and its fingerprints are in :mod:`capedyn.models._fitfile`, shared with the writer
 (:meth:`capedyn.CouplingODE.save`); the dependency runs one way: this module imports the
 estimator, never the reverse."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 from importlib import resources
 from pathlib import Path
 
@@ -17,7 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import FitFileError
+from ._extrapolation import range_from_meta
 from ._fitfile import FIT_FORMAT, FIT_FORMAT_VERSION
+from ._fitschema import check_regular_file, read_meta
 from .._jax import scoped_x64
 from ..dynamics.state import N_STATE
 from .coupling_ode import CouplingODE, TransferRule, _Saved
@@ -26,6 +27,9 @@ from ..dynamics.field import CouplingField, FamilyParams
 from ..dynamics.trajectory import Trajectory
 
 __all__ = ["load_fit", "shipped_fits", "FIT_FORMAT", "FIT_FORMAT_VERSION"]
+
+MAX_MODEL_BYTES = 64 * 2**20
+"""Largest ``model.eqx`` read (a fit of every family is well under a megabyte)."""
 
 # --------------------------------------------------------------------------- loading
 
@@ -55,19 +59,8 @@ def load_fit(path: str | Path) -> CouplingODE:
     file, or a fit made for a different field configuration."""
     folder = _resolve(path)
     meta_file, model_file = folder / "meta.json", folder / "model.eqx"
-    if not meta_file.is_file():
-        raise FitFileError(f"{folder}: meta.json is missing; the fit is incomplete — refit "
-                           "it with `capedyn fit --out ...`")
-    try:
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise FitFileError(f"{meta_file}: not valid JSON ({exc}); refit") from None
-    if not isinstance(meta, dict) or meta.get("format") != FIT_FORMAT:
-        raise FitFileError(f"{meta_file}: not a capedyn coupling-ODE fit (format "
-                           f"{meta.get('format') if isinstance(meta, dict) else None!r})")
-    if meta.get("format_version") != FIT_FORMAT_VERSION:
-        raise FitFileError(f"{meta_file}: fit format version {meta.get('format_version')} but "
-                           f"this capedyn reads version {FIT_FORMAT_VERSION}; refit")
+    check_regular_file(meta_file, folder, "meta.json")
+    meta = read_meta(meta_file)  # the schema, with bounds, before anything is allocated
     config = meta.get("config") or {}
     unknown = sorted(set(config) - set(CouplingODE().get_params()))
     if unknown:
@@ -82,15 +75,17 @@ def load_fit(path: str | Path) -> CouplingODE:
     if meta.get("field_config") != template_field.config:
         raise FitFileError(
             f"{meta_file}: made for a different field configuration "
-            f"({meta.get('field_config')}) than this capedyn builds ({template_field.config}); "
+            f"({str(meta.get('field_config'))[:200]}) than this capedyn builds "
+            f"({template_field.config}); "
             "refit with this version")
-    if not model_file.is_file():
-        raise FitFileError(f"{folder}: model.eqx is missing; refit")
+    check_regular_file(model_file, folder, "model.eqx")
+    if model_file.stat().st_size > MAX_MODEL_BYTES:
+        raise FitFileError(f"{model_file}: far larger than a fit's parameters; refit")
     blob = model_file.read_bytes()
-    if meta.get("model_sha256") and hashlib.sha256(blob).hexdigest() != meta["model_sha256"]:
+    if hashlib.sha256(blob).hexdigest() != meta["model_sha256"]:
         raise FitFileError(f"{model_file}: checksum does not match meta.json (the file is "
                            "corrupt or was replaced); refit")
-    n = int(meta.get("n_families", 0))
+    n = int(meta["n_families"])
     fams = FamilyParams(jnp.zeros(n), jnp.zeros((n, N_STATE)))
     like = _Saved(Population(template_field, fams, jnp.asarray(0.0)),
                   TransferRule(jnp.zeros(6), jnp.ones(6), jnp.zeros(6), jnp.zeros((6, 6))))
@@ -100,6 +95,11 @@ def load_fit(path: str | Path) -> CouplingODE:
         raise FitFileError(f"{model_file}: cannot be read as this fit's parameters "
                            f"({type(exc).__name__}: {exc}); refit") from None
     leaves = jax.tree_util.tree_leaves(saved)
+    shapes = [np.shape(v) for v in leaves]
+    if shapes != [np.shape(v) for v in jax.tree_util.tree_leaves(like)]:
+        raise FitFileError(f"{model_file}: its parameters do not have the shapes meta.json "
+                           f"describes ({n} families); the two files do not belong together, "
+                           "refit")
     if not all(bool(jnp.all(jnp.isfinite(v))) for v in leaves):
         raise FitFileError(f"{model_file}: holds non-finite parameters; refit")
     pop = saved.population
@@ -114,4 +114,5 @@ def load_fit(path: str | Path) -> CouplingODE:
     est.metrics_ = meta.get("metrics")
     est.meta_ = meta
     est.training_rows_sha256_ = meta.get("data", {}).get("training_rows_sha256")
+    est.training_range_ = range_from_meta(meta)
     return est

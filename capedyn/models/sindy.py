@@ -5,7 +5,7 @@ training families' trajectories, where
 
 * z = ``to_state(scores)`` is the same bounded latent state as the learned coupling ODE,
 * x = log10 N (N in parameters),
-* Θ(z) is the 21-term degree-2 library of :func:`capedyn._state.polynomial_features`
+* Θ(z) is the 21-term degree-2 library of :func:`capedyn.dynamics.state.polynomial_features`
   (pysindy's ``PolynomialLibrary(degree=2)`` order), so Ξ (``coef_``, shape (5, 21))
   compares term by term with the learned field's ``coef``.
 

@@ -166,7 +166,11 @@ class Report:
                              f"<tbody>{rows}</tbody></table>")
             elif b.kind == "figure":
                 path, caption = b.payload
-                data = base64.b64encode((root / path).read_bytes()).decode("ascii")
+                png = _run_figure(root, path)
+                if png is None:  # not one of the run's own figures: shown as text only
+                    parts.append(f"<p>{_inline(f'[figure {path}]')}</p>")
+                    continue
+                data = base64.b64encode(png.read_bytes()).decode("ascii")
                 parts.append(f'<figure><img alt="{html.escape(caption)}" '
                              f'src="data:image/png;base64,{data}"/>'
                              f"<figcaption>{_inline(caption)}</figcaption></figure>")
@@ -210,7 +214,20 @@ def _inline(text: Any) -> str:
 
 
 _HEADING = re.compile(r"(#{1,6}) (.+)")
-_FIGURE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
+_FIGURE = re.compile(r"!\[([^\]]*)\]\((figures/[A-Za-z0-9_-]+\.png)\)")
+"""A figure line; only the run's own ``figures/NAME.png`` (anything else is a paragraph)."""
+
+
+def _run_figure(root: Path, relpath: str) -> Path | None:
+    """The PNG ``relpath`` names, when it is a regular file inside ``root/figures``
+    (no absolute path, no ``..``, no symbolic link leading out); else None."""
+    if not _FIGURE.fullmatch(f"![]({relpath})"):
+        return None
+    folder = (root / "figures").resolve()
+    target = (root / relpath).resolve()
+    if target.parent != folder or not target.is_file():
+        return None
+    return target
 _CELL_SEP = re.compile(r"(?<!\\)\|")
 
 

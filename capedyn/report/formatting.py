@@ -66,8 +66,9 @@ def cell(v: Any) -> str:
 
 
 def md_cell(v: Any) -> str:
-    """:func:`cell` with the Markdown table separator escaped (``|`` → ``\\|``)."""
-    return cell(v).replace("|", "\\|")
+    """:func:`cell` with the Markdown table separator escaped (``|`` → ``\\|``) and any
+    line break or control character made a space, so a value never leaves its row."""
+    return re.sub(r"[\x00-\x1f\x7f\x85\u2028\u2029]", " ", cell(v)).replace("|", "\\|")
 
 
 def numeric_text(s: str) -> bool:

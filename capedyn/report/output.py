@@ -1,15 +1,16 @@
 """The output folder of a run: checked before any work, built in a temporary sibling
-folder, and moved into place only when complete (so it never mixes two runs)."""
+folder, and moved into place only when complete (so it never mixes two runs); the
+staging, locking and moving are :mod:`capedyn._publish`'s, shared with saved fits."""
 
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Sequence
 
 from .._errors import OutputError
-from .._io import _umask, check_output_dir
+from .._io import check_output_dir
+from .._publish import make_stage, swap_into_place
 
 __all__ = ["RUN_FILES", "writable", "staging_dir", "move_into_place"]
 
@@ -67,47 +68,10 @@ def _run_entry(path: Path) -> bool:
 
 
 def staging_dir(out: Path, given: str | Path) -> Path:
-    """A fresh temporary folder next to ``out`` (same file system, so the final move is
-    a rename), with the permissions of a normal folder."""
-    import tempfile
-
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
-        os.chmod(tmp, 0o777 & ~_umask())
-    except OSError as exc:
-        raise OutputError(f"cannot write to output folder '{given}' "
-                          f"({exc.strerror or exc}); choose a writable output folder (--out)") from None
-    return tmp
+    """A fresh temporary folder next to ``out`` (:func:`capedyn._publish.make_stage`)."""
+    return make_stage(out, given)
 
 
 def move_into_place(stage_dir: Path, out: Path, given: str | Path) -> None:
-    """Rename the complete run onto ``out``; a previous run there (already allowed by
-    :func:`writable`) is moved aside first and deleted once the new one is in place."""
-    old = None
-    if out.is_dir() and any(out.iterdir()):
-        old = Path(_sibling_name(out, ".old-"))
-        os.rename(out, old)
-    elif out.is_dir():
-        out.rmdir()
-    try:
-        os.rename(stage_dir, out)
-    except OSError as exc:
-        if old is not None:
-            os.rename(old, out)
-        raise OutputError(f"cannot move the finished run into '{given}' "
-                          f"({exc.strerror or exc})") from None
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _sibling_name(out: Path, tag: str) -> str:
-    """An unused sibling name ``.<name><tag><random>`` of ``out``."""
-    import secrets
-
-    while True:
-        cand = out.parent / f".{out.name}{tag}{secrets.token_hex(4)}"
-        if not os.path.lexists(cand):
-            return str(cand)
-
-
+    """Rename the complete run onto ``out`` (:func:`capedyn._publish.swap_into_place`)."""
+    swap_into_place(stage_dir, out, given)

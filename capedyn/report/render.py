@@ -6,6 +6,7 @@ Markdown back into blocks, from which both ``report.md`` and the self-contained
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict
 from functools import lru_cache
 from types import SimpleNamespace
@@ -63,13 +64,31 @@ def _nc_bound(v: Any) -> str:
     return "∞" if v is not None and v == math.inf else fmt(v)
 
 
+class _Blocks(str):
+    """Template output that may span lines (a figure, a macro's table); every other value
+    a template prints is kept on one line by :func:`_one_line`."""
+
+
+def _one_line(value: Any) -> Any:
+    """Jinja2 ``finalize``: a printed value never carries a line break or a control
+    character, so no value (a name, a note) can start a block of its own (a figure, a
+    heading) when the Markdown is read back."""
+    if isinstance(value, _Blocks) or not isinstance(value, str):
+        return value
+    return _BREAKS.sub(" ", value)
+
+
+_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("capedyn.report", "templates"),
         autoescape=False,               # Markdown; HTML escaping happens in Report.to_html
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined)
+        undefined=jinja2.StrictUndefined, finalize=_one_line)
+    env.filters.update(blocks=_Blocks)
     env.filters.update(fmt=fmt, fmt_ci=fmt_ci, paper=paper, cell=md_cell,
                        g=lambda v: f"{v:g}", scale_range=_scale_range, equation=_equation,
                        nc_bound=_nc_bound)
@@ -97,8 +116,8 @@ def _figure(saved: Mapping[str, str] | None):
         """The image line and caption of a figure the run saved (nothing if it did not)."""
         if saved is not None and stem not in saved:
             return ""
-        caption = (saved or {}).get(stem) or CAPTIONS.get(stem, "")
-        return f"![{stem.replace('_', ' ')}](figures/{stem}.png)\n\n*{caption}*"
+        caption = _one_line((saved or {}).get(stem) or CAPTIONS.get(stem, ""))
+        return _Blocks(f"![{stem.replace('_', ' ')}](figures/{stem}.png)\n\n*{caption}*")
     return figure
 
 

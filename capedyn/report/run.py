@@ -5,7 +5,6 @@ finished folder into place."""
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from contextlib import contextmanager
@@ -22,7 +21,8 @@ from .._jax import scoped_x64
 from .._json import to_jsonable
 from .config import RunConfig
 from .figures import CAPTIONS, stage_figures
-from .output import move_into_place, staging_dir, writable
+from .._publish import staged_folder
+from .output import writable
 from .render import render_document
 from .s1_data import compute_data
 from .s2_coupling import compute_coupling
@@ -142,50 +142,51 @@ def reproduce(out_dir: str | Path = "reproduce_out", quick: bool = False, seed: 
     ``seed`` seeds every random step (bootstrap, NUTS, fits). Progress lines (stage,
     elapsed seconds) go to stderr unless ``progress`` is False.
     """
-    from .._version import __version__
-
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise InputError(f"seed must be an integer, got {seed!r}")
     out = writable(out_dir, force=force)
     cfg = RunConfig.make(quick=bool(quick), seed=int(seed))
-    stage_dir = staging_dir(out, out_dir)
-    try:
-        (stage_dir / "figures").mkdir()
-        run = _Run(stage_dir, cfg, progress)
-        generated = time.strftime("%Y-%m-%d %H:%M")
-        stage_funcs = _stage_funcs()
-        for name in STAGES:
-            with run.stage(name):
-                stage_funcs[name](run)
-        run.timings["total"] = round(time.perf_counter() - run.t0, 2)
-
-        figures = [f"figures/{stem}.png" for stem in run.figures]
-        summary = to_jsonable({
-            "package": "capedyn", "version": __version__, "quick": cfg.quick, "seed": cfg.seed,
-            **{k: run.summary.get(k) for k in SUMMARY_KEYS},
-            **{k: v for k, v in run.summary.items() if k not in SUMMARY_KEYS},
-            "config": asdict(cfg),
-            "timings_s": dict(run.timings),
-            "files": ["report.md", "report.html", "summary.json", *figures],
-        })
-        doc = render_document(run.results, cfg, version=__version__, generated=generated,
-                              timings=run.timings, stages=STAGES, figures=run.figures)
-        atomic_write_text(stage_dir / "report.md", doc.to_markdown())
-        atomic_write_text(stage_dir / "report.html", doc.to_html(stage_dir))
-        atomic_write_json(stage_dir / "summary.json", summary)
-        move_into_place(stage_dir, out, out_dir)
-    except OSError as exc:
-        shutil.rmtree(stage_dir, ignore_errors=True)
-        if isinstance(exc, OutputError) and str(stage_dir) in str(exc):
-            # name the file the user will look for, not the temporary folder
-            err = OutputError(str(exc).replace(str(stage_dir), str(out_dir).rstrip("/"))
-                              + f"; nothing was changed in '{out_dir}'")
-            err.errno = exc.errno
-            raise err from None
-        raise
-    except BaseException:
-        shutil.rmtree(stage_dir, ignore_errors=True)
-        raise
+    with staged_folder(out, out_dir, recheck=lambda: writable(out_dir, force=force)) as stage_dir:
+        try:
+            run, figures, summary = _write_run(stage_dir, cfg, progress)
+        except OSError as exc:
+            if isinstance(exc, OutputError) and str(stage_dir) in str(exc):
+                # name the file the user will look for, not the temporary folder
+                err = OutputError(str(exc).replace(str(stage_dir), str(out_dir).rstrip("/"))
+                                  + f"; nothing was changed in '{out_dir}'")
+                err.errno = exc.errno
+                raise err from None
+            raise
     run.log(f"wrote {out / 'report.md'}, report.html, summary.json and "
             f"{len(figures)} figures in {run.timings['total']:.1f}s")
     return summary
+
+
+def _write_run(stage_dir: Path, cfg: RunConfig, progress: bool):
+    """Run every stage and write the whole run into ``stage_dir``."""
+    from .._version import __version__
+
+    (stage_dir / "figures").mkdir()
+    run = _Run(stage_dir, cfg, progress)
+    generated = time.strftime("%Y-%m-%d %H:%M")
+    stage_funcs = _stage_funcs()
+    for name in STAGES:
+        with run.stage(name):
+            stage_funcs[name](run)
+    run.timings["total"] = round(time.perf_counter() - run.t0, 2)
+
+    figures = [f"figures/{stem}.png" for stem in run.figures]
+    summary = to_jsonable({
+        "package": "capedyn", "version": __version__, "quick": cfg.quick, "seed": cfg.seed,
+        **{k: run.summary.get(k) for k in SUMMARY_KEYS},
+        **{k: v for k, v in run.summary.items() if k not in SUMMARY_KEYS},
+        "config": asdict(cfg),
+        "timings_s": dict(run.timings),
+        "files": ["report.md", "report.html", "summary.json", *figures],
+    })
+    doc = render_document(run.results, cfg, version=__version__, generated=generated,
+                          timings=run.timings, stages=STAGES, figures=run.figures)
+    atomic_write_text(stage_dir / "report.md", doc.to_markdown())
+    atomic_write_text(stage_dir / "report.html", doc.to_html(stage_dir))
+    atomic_write_json(stage_dir / "summary.json", summary)
+    return run, figures, summary
