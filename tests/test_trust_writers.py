@@ -184,7 +184,7 @@ def _fake_stages(monkeypatch):
             run.summary[f"tag_{name}"] = "new"
         return f
 
-    monkeypatch.setattr(report, "_STAGE_FUNCS", {s: stage(s) for s in report.STAGES})
+    monkeypatch.setattr(report.run, "_STAGE_FUNCS", {s: stage(s) for s in report.STAGES})
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))

@@ -23,7 +23,7 @@ import pandas as pd
 from scipy.optimize import linprog
 from sklearn.base import BaseEstimator
 
-from .._errors import InputError, NotFittedError
+from .._errors import InputError, NotFittedError, SolveError
 from ..data.tables import BENCHMARKS
 from .residuals import FoldModel, _points, relative_residuals
 from .selection import _fitted, inner_splits
@@ -41,7 +41,7 @@ def _member(name: str, members) -> Any:
 def _scores(est, initial, sizes) -> np.ndarray:
     out = est.predict(initial, sizes)[list(BENCHMARKS)].to_numpy(float)
     if not np.all(np.isfinite(out)):
-        raise ValueError("non-finite prediction")
+        raise SolveError("non-finite prediction")
     return out.reshape(-1)
 
 
@@ -210,7 +210,7 @@ def _stack_weights(P: np.ndarray, y: np.ndarray, fam: np.ndarray) -> np.ndarray:
     res = linprog(c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=[1.0], bounds=(0, None),
                   method="highs")
     if not res.success:
-        raise ValueError(f"ensemble weights: the linear programme failed ({res.message})")
+        raise SolveError(f"ensemble weights: the linear programme failed ({res.message})")
     w = np.clip(res.x[:m], 0.0, None)
     return w / w.sum()
 

@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .._errors import SolveError
 from ..data.tables import BENCHMARKS
 from .splits import Split
 
@@ -60,7 +61,7 @@ class FoldModel:
 def _scores(est, initial: pd.Series, sizes: np.ndarray) -> np.ndarray:
     out = est.predict(initial, sizes)[list(BENCHMARKS)].to_numpy(float)
     if out.shape != (len(sizes), len(BENCHMARKS)) or not np.all(np.isfinite(out)):
-        raise ValueError("non-finite or misshapen prediction")
+        raise SolveError("non-finite or misshapen prediction")
     return out.reshape(-1)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._errors import CapedynError
+from .._errors import CapedynError, InputError
 
 # model_type -> (attribute path of the block list, readable family name)
 _BLOCKS: dict[str, tuple[str, str]] = {
@@ -66,14 +66,12 @@ def _raise(exc: Exception):
 def probe_layer(n_layers: int) -> int:
     """Quarter depth: ``n_layers // 4`` (block index counted from 0)."""
     if n_layers < 1:
-        raise ValueError(f"a model needs at least one decoder block, got {n_layers}")
+        raise InputError(f"a model needs at least one decoder block, got {n_layers}")
     return n_layers // 4
 
 
 def check_layer(layer: int, n_layers: int) -> int:
     """``layer`` as an int in ``0..n_layers-1``, or a one-line error."""
-    from .._errors import InputError
-
     if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < n_layers:
         raise InputError(f"layer must be a block index from 0 to {n_layers - 1} "
                          f"(this model has {n_layers} blocks), got {layer!r}")

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 import torch
 
+from .._errors import InputError
 from .hooks import recorded_output
 from .texts import Pair
 
@@ -45,7 +46,7 @@ def last_token_states(model, tokenizer, blocks, texts: Sequence[str]) -> torch.T
     for text in texts:
         ids = tokenizer(text, return_tensors="pt").input_ids.to(device)
         if ids.shape[1] == 0:
-            raise ValueError(f"the tokenizer gives no tokens for {text!r}")
+            raise InputError(f"the tokenizer gives no tokens for {text!r}")
         with ExitStack() as stack:
             seen = [stack.enter_context(recorded_output(b)) for b in blocks]
             model(ids, use_cache=False)
@@ -66,7 +67,7 @@ def truth_directions(model, tokenizer, blocks: dict[int, Any],
         diff = true[j].mean(0) - false[j].mean(0)
         norm = float(diff.norm())
         if not norm > 0:
-            raise ValueError("the true and false statements have identical mean hidden "
+            raise InputError("the true and false statements have identical mean hidden "
                              f"states at layer {layer}: no direction (use other pairs or layer)")
         hidden = float(torch.cat([true[j], false[j]]).norm(dim=1).mean())
         out[layer] = TruthDirection(layer=layer, unit=diff / norm, raw_norm=norm,

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 
+from .._errors import InputError
+
 PHASE_THRESHOLDS: tuple[tuple[float, str], ...] = (
     (-0.1, "severe tax"), (0.1, "mild tax"), (0.3, "balanced"), (math.inf, "bonus"),
 )
@@ -27,7 +29,7 @@ def phase_label(cosine: float) -> str:
     """The phase label of a cosine (see the module docstring for the thresholds)."""
     c = float(cosine)
     if math.isnan(c):
-        raise ValueError("cosine is NaN: the hidden state or the direction is zero")
+        raise InputError("cosine is NaN: the hidden state or the direction is zero")
     for bound, label in PHASE_THRESHOLDS:
         if c < bound:
             return label
