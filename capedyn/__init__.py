@@ -72,11 +72,16 @@ _EXPORTS: dict[str, str] = {
     "implied_nc_table": "ode_nc", "implied_nc_batch": "ode_nc", "ImpliedNcBatch": "ode_nc",
     "implied_nc_posterior": "ode_nc", "implied_nc_agreement": "ode_nc",
     "ImpliedNcAgreement": "ode_nc", "implied_nc_coverage": "ode_calibration",
+    # compile once per machine: JAX's persistent compilation cache, opt-in
+    "enable_compilation_cache": "_cache",
 }
 
 
 if TYPE_CHECKING:  # the lazy exports above, spelled out for type checkers and IDEs
     # generated from _EXPORTS by scripts/update_type_checking_block.py
+    from ._cache import (
+        enable_compilation_cache,
+    )
     from ._errors import (
         CapedynError, FitFileError, SolveError,
     )
