@@ -111,3 +111,24 @@ def test_cli_has_a_no_cache_flag():
     from capedyn.cli import _build_parser
 
     assert _build_parser().parse_args(["--no-cache"]).no_cache is True
+
+
+@pytest.mark.xdist_group("compilation_cache")
+def test_bench_stage_timings_count_compilations_cold_warm_and_cached():
+    """capedyn bench's per-stage report: a new process with an empty cache compiles, the
+    same call again compiles nothing, and a second process reads every program from disk."""
+    from capedyn.bench_stages import stage_timings
+
+    runs = stage_timings(["solve"], progress=False)["stages"]["solve"]
+    cold, warm, cached = runs["cold"], runs["warm"], runs["cached"]
+    assert cold["n_compilations"] >= 1 and cold["compile_s"] > 0
+    assert warm["n_programs"] == 0 and warm["compile_s"] == 0
+    assert cached["n_compilations"] == 0 and cached["cache_hits"] == cold["n_programs"]
+    for m in runs.values():
+        assert m["run_s"] == pytest.approx(m["wall_s"] - m["compile_s"], abs=1e-9)
+
+
+def test_bench_rejects_an_unknown_stage_before_any_work():
+    from capedyn.cli import main
+
+    assert main(["bench", "--stages", "fit,nonsense", "--stages-only"]) == 2
