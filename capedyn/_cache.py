@@ -29,6 +29,9 @@ from pathlib import Path
 
 ENV_DIR = "CAPEDYN_CACHE_DIR"
 ENV_OFF = "CAPEDYN_NO_CACHE"
+MAX_BYTES = 2 << 30
+"""Cap of the cache folder (2 GiB; least recently used programs go first). The default fit
+writes about 1 MB, a whole ``reproduce --quick`` about 4 MB."""
 
 
 def default_cache_dir() -> Path:
@@ -61,7 +64,8 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
     ``jax_compilation_cache_dir`` and lowers its thresholds so every program is kept
     (``jax_persistent_cache_min_compile_time_secs = 0``,
     ``jax_persistent_cache_min_entry_size_bytes = -1``); this changes the process's JAX
-    configuration, which is why a library user asks for it with this call. Returns the
+    configuration, which is why a library user asks for it with this call. The folder is
+    capped at :data:`MAX_BYTES` when the ``filelock`` package is there. Returns the
     folder, or None when ``CAPEDYN_NO_CACHE`` is set (then nothing changes)."""
     if cache_disabled():
         return None
@@ -78,6 +82,12 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
                          f"{ENV_DIR} to a writable folder or {ENV_OFF}=1") from None
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    try:  # a size cap turns on JAX's file lock (two test workers write at once) and LRU
+        import filelock  # noqa: F401  (JAX needs it for the cap)
+
+        jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
+    except ImportError:
+        pass
     if jax.config.jax_compilation_cache_dir != str(folder):
         jax.config.update("jax_compilation_cache_dir", str(folder))
         cc.reset_cache()  # JAX decides once per process whether a cache is used; ask again
