@@ -92,11 +92,16 @@ _EXPORTS: dict[str, str] = {
     # capedyn.steer, the optional extra)
     "load_internal_coupling": "data.published", "load_steering_results": "data.published",
     "plot_internal_coupling": "plotting",
+    # compile once per machine: JAX's persistent compilation cache, opt-in
+    "enable_compilation_cache": "_cache",
 }
 
 
 if TYPE_CHECKING:  # the lazy exports above, spelled out for type checkers and IDEs
     # generated from _EXPORTS by scripts/update_type_checking_block.py
+    from ._cache import (
+        enable_compilation_cache,
+    )
     from ._errors import (
         CapedynError, FitFileError, SolveError,
     )

@@ -77,4 +77,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
+    cd.enable_compilation_cache()  # a script: keep compiled programs for the next run
     main()

@@ -16,6 +16,11 @@ import pandas as pd
 import pytest
 
 import capedyn as cd
+from capedyn._cache import enable_for_own_process
+
+# The suite compiles the same programs on every run and in both workers: keep them on disk
+# (capedyn's cache folder, or $CAPEDYN_CACHE_DIR; CAPEDYN_NO_CACHE=1 compiles everything).
+enable_for_own_process()
 
 WORKERS = 2  # the CI machine and the developers' machines have two cores
 

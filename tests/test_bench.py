@@ -91,14 +91,41 @@ def test_bench_cli_passes_its_options_to_run_bench(capsys, monkeypatch):
         calls.append(kw)
         return _bench_result()
 
+    from capedyn.evaluation import bench_stages
+
+    stage_calls = []
+
+    def fake_stage_timings(stages):
+        stage_calls.append(list(stages))
+        return _stage_result()
+
     monkeypatch.setattr(bench, "run_bench", fake_run_bench)
+    monkeypatch.setattr(bench_stages, "stage_timings", fake_stage_timings)
     assert main(["bench", "--quick", "--seed", "3", "--families", "pythia,OPT", "--json"]) == 0
     assert calls == [{"quick": True, "seed": 3, "progress": True, "families": ["Pythia", "OPT"]}]
     out = json.loads(capsys.readouterr().out)
     assert out["fit"]["problem"]["n_params"] == 113 and out["nuts"]["rows"][0]["ess_per_s"] == 12.5
+    assert out["stage_timings"]["stages"]["fit"]["cold"]["n_compilations"] == 43
     assert main(["bench"]) == 0
     assert calls[-1] == {"quick": False, "seed": 0, "progress": True, "families": None}
-    assert capsys.readouterr().out.strip() == bench.format_bench(_bench_result()).strip()
+    assert stage_calls == [["fit"], ["fit"]]  # the default fit's cold/warm timings by default
+    assert capsys.readouterr().out.strip() == (
+        bench.format_bench(_bench_result()).strip() + "\n\n"
+        + bench_stages.format_stage_timings(_stage_result()).strip())
+    assert main(["bench", "--stages", "none", "--json"]) == 0  # skipped on request
+    assert "stage_timings" not in json.loads(capsys.readouterr().out)
+    assert main(["bench", "--stages-only", "--json"]) == 0  # only the stages
+    assert set(json.loads(capsys.readouterr().out)) == {"stage_timings"}
+    assert len(calls) == 3 and stage_calls[-1] == ["fit"]
+
+
+def _stage_result() -> dict:
+    """A stage_timings result with distinct numbers."""
+    run = {"wall_s": 9.0, "compile_s": 7.0, "run_s": 2.0, "trace_s": 1.0, "lower_s": 0.5,
+           "backend_compile_s": 5.5, "n_programs": 45, "cache_hits": 2, "n_compilations": 43}
+    return {"loadavg_1min": 1.5, "cpu_count": 2,
+            "stages": {"fit": {"cold": run, "warm": {**run, "n_compilations": 0},
+                               "cached": {**run, "cache_hits": 45, "n_compilations": 0}}}}
 
 
 def test_time_to_loss_uses_the_running_minimum():

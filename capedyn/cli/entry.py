@@ -35,6 +35,10 @@ def _build_parser() -> argparse.ArgumentParser:
                     "benchmarks and the frontier h-field.",
     )
     parser.add_argument("--version", action="version", version=f"capedyn {__version__}")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="do not keep compiled programs on disk (default: kept under the "
+                             "user's cache folder, or $CAPEDYN_CACHE_DIR; same as "
+                             "CAPEDYN_NO_CACHE=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for group in COMMAND_GROUPS:
         try:
@@ -93,6 +97,10 @@ def _main(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 0 if args.command is None else 2
+    if not getattr(args, "no_cache", False):
+        from .._cache import enable_for_own_process
+
+        enable_for_own_process()  # the CLI owns its process: compile once per machine
     try:
         from .._jax import x64
 

@@ -44,6 +44,13 @@ def register(sub) -> None:
                       help="families of the benchmarked fit (default Pythia,OPT,Cerebras-GPT,"
                            "BLOOM; 'all' = every family with two complete models)")
     b.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    b.add_argument("--stages", default="fit", metavar="NAMES",
+                   help="stages timed cold (new process, empty compilation cache), warm "
+                        "(again in that process) and cached (new process, cache filled): "
+                        "compile and run seconds, number of compilations (default: fit, "
+                        "the default coupling-ODE fit; 'none' skips)")
+    b.add_argument("--stages-only", action="store_true",
+                   help="only the per-stage timings (skip the SciPy and NUTS benchmarks)")
     add_json_flag(b)
     b.set_defaults(handler=_bench, human=_bench_human)
 
@@ -95,10 +102,25 @@ def _bench(args) -> dict[str, Any]:
         df = load_base_models()  # unknown names: a clear error before any work
         names = match_families(names, table_families(df), option="--families")
         select_families(df, names)
-    return run_bench(quick=args.quick, seed=args.seed, progress=True, families=names)
+    stages = [] if (args.stages or "").strip().lower() == "none" else split_list(args.stages)
+    if stages:
+        from ..evaluation.bench_stages import check_stages
+
+        check_stages(stages)  # an unknown name: a clear error before any work
+    out = ({} if args.stages_only else
+           run_bench(quick=args.quick, seed=args.seed, progress=True, families=names))
+    if stages:
+        from ..evaluation.bench_stages import stage_timings
+
+        out["stage_timings"] = stage_timings(stages)
+    return out
 
 
 def _bench_human(r: dict[str, Any]) -> str:
     from ..evaluation.bench import format_bench
+    from ..evaluation.bench_stages import format_stage_timings
 
-    return format_bench(r)
+    parts = [format_bench(r)] if "fit" in r else []
+    if "stage_timings" in r:
+        parts.append(format_stage_timings(r["stage_timings"]))
+    return "\n\n".join(parts)

@@ -209,11 +209,14 @@ def solve_unchecked(field: CouplingField, z0: Float[Array, "5"], x0, xs: Float[A
                else diffrax.RecursiveCheckpointAdjoint(checkpoints=n_max))
     else:
         raise InputError(f"adjoint must be 'reverse' or 'forward', got {adjoint!r}")
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(_vector_field), diffrax.Tsit5(), t0=x0, t1=t1, dt0=dt0,
-        y0=jnp.asarray(z0, dtype=xs.dtype), args=(field, family),
-        saveat=diffrax.SaveAt(ts=jnp.clip(xs, x0, t1)),
-        stepsize_controller=controller, max_steps=n_max, throw=False, adjoint=adj)
+    from .._cache import solve_checks_as_nan
+
+    with solve_checks_as_nan():  # no host callback: the compiled program can be cached
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(_vector_field), diffrax.Tsit5(), t0=x0, t1=t1, dt0=dt0,
+            y0=jnp.asarray(z0, dtype=xs.dtype), args=(field, family),
+            saveat=diffrax.SaveAt(ts=jnp.clip(xs, x0, t1)),
+            stepsize_controller=controller, max_steps=n_max, throw=False, adjoint=adj)
     zs = sol.ys
     ok = (sol.result == diffrax.RESULTS.successful) & jnp.all(jnp.isfinite(zs))
     return zs, ok

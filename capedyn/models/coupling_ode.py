@@ -40,7 +40,11 @@ Optimisation
     adaptive solve) ≈ 2 ms, one residual evaluation ≈ 0.3 ms, the damped normal-equation
     solve < 1 ms; the fit itself ≈ 0.1-0.4 s. Materialising the Jacobian by re-running the
     linearised solve inside every damped linear solve (optimistix's default for
-    ``jac="fwd"``) cost 5-10x more per step, hence the custom JVP rule.
+    ``jac="fwd"``) cost 5-10x more per step, hence the custom JVP rule. The step holds one
+    solve: the residuals are the Jacobian solve's own primal, and the objective is read from
+    the optimiser's state. With the compilation cache on (:mod:`capedyn._cache`: the CLI,
+    the examples, the tests, or ``cd.enable_compilation_cache()``) a later process reads
+    the compiled step from disk instead of compiling it.
 
     ``optimizer="adam"``: Optax Adam (``optax.inject_hyperparams(optax.adam)`` inside
     ``optax.apply_if_finite``, so a step whose solve fails is skipped) with the learning

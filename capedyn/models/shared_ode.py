@@ -120,11 +120,14 @@ def _solve_one(field, h, z0, x0, xs, max_steps=512, forward=False):
     # reverse mode (Adam's gradient) the default checkpointed one
     adjoint = diffrax.ForwardMode() if forward else diffrax.RecursiveCheckpointAdjoint()
     t1 = jnp.maximum(xs[-1], x0 + 1e-9)
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(lambda t, y, args: field(t, y, args)), diffrax.Tsit5(), t0=x0, t1=t1,
-        dt0=None, y0=z0, args=h, saveat=diffrax.SaveAt(ts=jnp.clip(xs, x0, t1)),
-        stepsize_controller=diffrax.PIDController(rtol=1e-6, atol=1e-8),
-        max_steps=max_steps, throw=False, adjoint=adjoint)
+    from .._cache import solve_checks_as_nan
+
+    with solve_checks_as_nan():  # no host callback: the compiled program can be cached
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(lambda t, y, args: field(t, y, args)), diffrax.Tsit5(), t0=x0,
+            t1=t1, dt0=None, y0=z0, args=h, saveat=diffrax.SaveAt(ts=jnp.clip(xs, x0, t1)),
+            stepsize_controller=diffrax.PIDController(rtol=1e-6, atol=1e-8),
+            max_steps=max_steps, throw=False, adjoint=adjoint)
     ok = (sol.result == diffrax.RESULTS.successful) & jnp.all(jnp.isfinite(sol.ys))
     return sol.ys, ok
 
