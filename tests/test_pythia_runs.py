@@ -176,3 +176,27 @@ def test_shipped_fits_were_trained_on_measured_rows_only(name):
     assert trained <= set(measured.index)
     assert not estimated_rows(measured.loc[sorted(trained)]).any()
     assert old_estimated <= set(measured.index)  # same names, now measured rows
+
+
+@pytest.mark.parametrize("table,needle", [("measured", "**Base-model table: `measured`**"),
+                                          ("paper", "**Base-model table: `paper`**")])
+def test_reproduce_report_names_its_table(table, needle):
+    from capedyn.report import RunConfig
+    from capedyn.report.render import _render
+    from capedyn.report.s1_data import compute_data
+
+    cfg = RunConfig.make(quick=True, seed=0, table=table)
+    text = _render("intro.md.j2", None, cfg=cfg, version="x", generated="now")
+    assert needle in text and text.count("Base-model table:") == 1
+    data = compute_data(table)
+    fams = set(data.families["family"])
+    assert ({"Pythia", "Pythia-deduped"} <= fams) == (table == "measured")
+    assert len(data.base) == (61 if table == "paper" else 68)
+
+
+def test_reproduce_refuses_an_unknown_table(tmp_path):
+    from capedyn.report import reproduce
+
+    with pytest.raises(ValueError, match="measured, paper"):
+        reproduce(tmp_path / "out", quick=True, table="mixed", progress=False)
+    assert not (tmp_path / "out").exists()
