@@ -38,7 +38,8 @@ FRONTIER_REQUIRED: tuple[str, ...] = ("model", "lab", *FRONTIER_SCORES)
 FRONTIER_OPTIONAL: tuple[str, ...] = ("release", "subset", "source", "flags")
 
 WEB_TRAINED_PAPER: tuple[str, ...] = ("Pythia", "Llama-1", "Llama-2")
-"""The paper's 14 web-trained models come from these three families."""
+"""The paper's 14 web-trained models come from these three families (13 in the default
+table: its Pythia is the standard training run, which has no 1B row)."""
 
 CURATED_FAMILIES: tuple[str, ...] = ("Phi", "Qwen2.5", "Qwen3", "Gemma-3", "Gemma-4")
 """Families trained on curated or synthetic-heavy data (not plain web crawls)."""
