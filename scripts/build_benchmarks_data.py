@@ -3,6 +3,12 @@
 Run from the repository root::
 
     python scripts/build_benchmarks_data.py [--cape ../shared/data/cape]
+        [--pythia-runs ../shared/data/leaderboard_v1/pythia_both_runs.csv]
+
+It writes three tables: ``base_models.csv`` (the default, measured scores only; Pythia as
+two families, the standard run and the deduplicated run, from the leaderboard's results
+table), ``base_models_paper.csv`` (the authors' table as they used it, with their mixed
+Pythia rows) and ``frontier_models.csv``.
 
 Every curation rule applied here is described in ``benchmarks_data/DATA.md``; the script
 is the executable form of that card, so the CSVs can be regenerated and audited.
@@ -29,6 +35,21 @@ DROPPED_DUPLICATES = {"Llama3-8B": "Llama-3-8B", "Llama3-70B": "Llama-3-70B"}
 ESTIMATED = {"Pythia-6.9B", "Pythia-12B"}  # ai_free_energy_data.json metadata
 SOURCE_OF_TAG = {"leaderboard": "HF-LLB-v1", "cape_26": "cape_26"}
 
+# Pythia from the leaderboard's results table: leaderboard name (without "EleutherAI/")
+# -> size in billions, for each training run. The standard 2.8B and 6.9B are listed under
+# the names the suite used before its rename (2.7b, 6.7b); the standard 1B has no row.
+# The standard 1.4B has two rows (pythia-1.3b, its old name, and pythia-1.4b): two
+# evaluations; the row under the current name is kept and the other is named in a flag.
+PYTHIA_RUNS_SOURCE = "HF-LLB-v1-table"
+PYTHIA_STANDARD = {"pythia-70m": 0.07, "pythia-160m": 0.16, "pythia-410m": 0.41,
+                   "pythia-1.4b": 1.4, "pythia-2.7b": 2.8, "pythia-6.7b": 6.9, "pythia-12b": 12.0}
+PYTHIA_DEDUPED = {"pythia-70m-deduped": 0.07, "pythia-160m-deduped": 0.16,
+                  "pythia-410m-deduped": 0.41, "pythia-1b-deduped": 1.0,
+                  "pythia-1.4b-deduped": 1.4, "pythia-2.8b-deduped": 2.8,
+                  "pythia-6.9b-deduped": 6.9, "pythia-12b-deduped": 12.0}
+PYTHIA_SECOND_EVALUATION = {"pythia-1.4b": "pythia-1.3b"}
+PYTHIA_FAMILIES = ("Pythia", "Pythia-deduped")
+
 
 def _load(cape: Path, name: str):
     with open(cape / name) as fh:
@@ -53,7 +74,10 @@ def _conflict(row: dict, other: dict, tol: float = 1.0) -> list[str]:
     return out
 
 
-def base_rows(cape: Path) -> list[dict]:
+def paper_rows(cape: Path) -> list[dict]:
+    """The authors' base-model table as they used it (``base_models_paper.csv``): their
+    Pythia rows mix the standard and the deduplicated run, and the 6.9B and 12B rows are
+    partly estimated."""
     consolidated = _load(cape, "base_models_consolidated.json")["models"]
     leaderboard = _leaderboard_index(cape)
     cape26 = _cape26_index(cape)
@@ -100,6 +124,42 @@ def base_rows(cape: Path) -> list[dict]:
     return rows
 
 
+def _size_label(params_b: float) -> str:
+    return f"{params_b * 1000:g}M" if params_b < 1 else f"{params_b:g}B"
+
+
+def pythia_rows(pythia_runs: Path) -> list[dict]:
+    """Pythia, both training runs, from the leaderboard's results table (percent)."""
+    with open(pythia_runs, newline="") as fh:
+        table = {r["model_id"].removeprefix("EleutherAI/"): r for r in csv.DictReader(fh)}
+    rows = []
+    for family, run in zip(PYTHIA_FAMILIES, (PYTHIA_STANDARD, PYTHIA_DEDUPED)):
+        suffix = "-deduped" if family == "Pythia-deduped" else ""
+        for lb_name, size in run.items():
+            r = table[lb_name]
+            flags = []
+            current = f"pythia-{_size_label(size).lower()}{suffix}"
+            if lb_name != current:
+                flags.append(f"renamed_from({lb_name})")
+            if lb_name in PYTHIA_SECOND_EVALUATION:
+                flags.append(f"also_evaluated_as({PYTHIA_SECOND_EVALUATION[lb_name]})")
+            row = {"model": f"Pythia-{_size_label(size)}{suffix}", "family": family,
+                   "params_b": size}
+            row.update({c: float(r[c]) for c in SCORES})
+            row["source"] = PYTHIA_RUNS_SOURCE
+            row["flags"] = ";".join(flags)
+            rows.append(row)
+    return rows
+
+
+def base_rows(cape: Path, pythia_runs: Path) -> list[dict]:
+    """The default table (``base_models.csv``): the authors' rows with their mixed Pythia
+    family replaced by the two measured training runs."""
+    rows = [r for r in paper_rows(cape) if r["family"] != "Pythia"] + pythia_rows(pythia_runs)
+    rows.sort(key=lambda r: (r["family"].lower(), r["params_b"]))
+    return rows
+
+
 def frontier_rows(cape: Path) -> list[dict]:
     frozen = _load(cape, "frontier_34models.json")["models"]
     dates = {m["name"]: m["date"] for m in _load(cape, "frontier_final_consolidated.json")["models"]}
@@ -132,11 +192,16 @@ def main() -> None:
     here = Path(__file__).resolve().parent.parent
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cape", type=Path, default=here.parent / "shared" / "data" / "cape")
+    parser.add_argument("--pythia-runs", type=Path,
+                        default=here.parent / "shared" / "data" / "leaderboard_v1" / "pythia_both_runs.csv")
     parser.add_argument("--out", type=Path, default=here / "benchmarks_data")
     args = parser.parse_args()
-    _write_csv(args.out / "base_models.csv", base_rows(args.cape))
-    _write_csv(args.out / "frontier_models.csv", frontier_rows(args.cape))
-    print(f"wrote {args.out / 'base_models.csv'} and {args.out / 'frontier_models.csv'}")
+    written = {"base_models.csv": base_rows(args.cape, args.pythia_runs),
+               "base_models_paper.csv": paper_rows(args.cape),
+               "frontier_models.csv": frontier_rows(args.cape)}
+    for name, rows in written.items():
+        _write_csv(args.out / name, rows)
+    print("wrote " + ", ".join(str(args.out / name) for name in written))
 
 
 if __name__ == "__main__":

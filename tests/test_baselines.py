@@ -46,7 +46,8 @@ def test_anchored_polynomial_passes_through_initial_point(base_df):
 def test_polynomial_uses_every_present_score(base_df):
     train = base_df[base_df["family"].isin(["Pythia", "Gemma-3", "Qwen3"])]  # Gemma/Qwen3: HS, TQA only
     est = PolynomialBaseline(1).fit(train)
-    assert est.n_points_["hellaswag"] == 10 and est.n_points_["arc"] == 8
+    # Pythia's standard run: 7 complete models; Gemma-3 and Qwen3 add one HS point each
+    assert est.n_points_["hellaswag"] == 9 and est.n_points_["arc"] == 7
 
 
 def test_out_of_range_is_flagged_not_clipped():

@@ -163,12 +163,22 @@ def test_sign_test_synthetic():
     assert sorted(v["gamma12"] for v in st.violations) == [-0.1, 0.2]
 
 
-def test_sign_test_paper_families(pairs):
-    # From the CSV: Pythia pairs centred below 3B are 70M→160M, 160M→410M, 410M→1B,
-    # 1B→1.4B (ΔTQA = 0) and 1.4B→2.8B, all ΔTQA ≤ 0 with ΔHS > 0; above 10B only
-    # Llama-1 13B→65B and Llama-2 13B→70B, both ΔTQA > 0.
-    st = sign_test(pairs, families=["Pythia", "Llama-1", "Llama-2"])
+def test_sign_test_paper_families():
+    # From the authors' table (base_models_paper.csv): Pythia pairs centred below 3B are
+    # 70M→160M, 160M→410M, 410M→1B, 1B→1.4B (ΔTQA = 0) and 1.4B→2.8B, all ΔTQA ≤ 0 with
+    # ΔHS > 0; above 10B only Llama-1 13B→65B and Llama-2 13B→70B, both ΔTQA > 0.
+    paper = running_coupling(cd.load_base_models(variant="paper"))
+    st = sign_test(paper, families=["Pythia", "Llama-1", "Llama-2"])
     assert (st.correct, st.total) == (7, 7)
+
+
+def test_sign_test_paper_families_measured(pairs):
+    # From base_models.csv: the standard Pythia run has no 1B, so its pairs centred below
+    # 3B are 70M→160M (TQA 47.06→44.26), 160M→410M (→41.22), 410M→1.4B (→38.85) and
+    # 1.4B→2.8B (→35.4), all ΔTQA < 0 with ΔHS > 0; 2.8B→6.9B and 6.9B→12B are centred
+    # between 3B and 10B (untested); above 10B the same two Llama pairs, ΔTQA > 0.
+    st = sign_test(pairs, families=["Pythia", "Llama-1", "Llama-2"])
+    assert (st.correct, st.total) == (6, 6)
 
 
 # ----------------------------------------------------------------------------- classifier
@@ -266,11 +276,15 @@ def test_cli_nc_json(capsys):
                         "--bootstrap", "500", "--seed", "2", "--json")
     assert code == 0
     r = json.loads(out)
-    assert r["n_resamples"] == 500 and r["n_pairs"] == 11  # 7 + 2 + 2 consecutive pairs
+    assert r["n_resamples"] == 500 and r["n_pairs"] == 10  # 6 + 2 + 2 consecutive pairs
     assert r["ci95_b"][0] <= r["ci68_b"][0] <= r["median_b"] <= r["ci68_b"][1] <= r["ci95_b"][1]
     code, out2, _ = _run(capsys, "nc", "--families", "@paper14", "--bootstrap", "500",
                          "--seed", "2", "--json")
     assert json.loads(out2)["median_b"] == r["median_b"]
+    # the authors' table: 8 Pythia sizes, so 7 + 2 + 2 pairs
+    code, out3, _ = _run(capsys, "nc", "--data", "@paper", "--families", "@paper14",
+                         "--bootstrap", "500", "--seed", "2", "--json")
+    assert code == 0 and json.loads(out3)["n_pairs"] == 11
 
 
 def test_cli_phase_json(capsys):

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+import capedyn as cd
 import capedyn.evaluation.heldout as H
 from capedyn.cli import entry as cli
 from capedyn._errors import SolveError
@@ -168,15 +169,27 @@ def test_nested_selection_never_sees_the_held_out_family(base_df):
     assert len(_Spy.seen) > 2 * 2 * 8
 
 
-def test_inner_splits_forward_when_one_family(base_df):
+def test_inner_splits_forward_when_one_family():
     """With Pythia alone (the paper's split) selection validates forward inside Pythia: its
-    smaller half trains, its larger half is predicted from its smallest model."""
-    kind, splits = inner_splits(base_df[base_df["family"] == "Pythia"])
+    smaller half trains, its larger half is predicted from its smallest model. The
+    authors' table has 8 Pythia sizes: 4 train, 4 are predicted."""
+    paper = cd.load_base_models(variant="paper")
+    kind, splits = inner_splits(paper[paper["family"] == "Pythia"])
     assert kind == "forward" and len(splits) == 1
     sp = splits[0]
     assert list(sp.train["model"]) == ["Pythia-70M", "Pythia-160M", "Pythia-410M", "Pythia-1B"]
     assert sp.initial["model"] == "Pythia-70M"
     assert list(sp.targets["model"]) == ["Pythia-1.4B", "Pythia-2.8B", "Pythia-6.9B", "Pythia-12B"]
+
+
+def test_inner_splits_forward_on_the_measured_standard_run(base_df):
+    """The standard run has 7 sizes (no 1B): the smaller half rounds up to 4."""
+    kind, splits = inner_splits(base_df[base_df["family"] == "Pythia"])
+    assert kind == "forward" and len(splits) == 1
+    sp = splits[0]
+    assert list(sp.train["model"]) == ["Pythia-70M", "Pythia-160M", "Pythia-410M", "Pythia-1.4B"]
+    assert sp.initial["model"] == "Pythia-70M"
+    assert list(sp.targets["model"]) == ["Pythia-2.8B", "Pythia-6.9B", "Pythia-12B"]
 
 
 def test_nested_selection_picks_the_best_grid_point_by_hand(base_df):

@@ -239,7 +239,7 @@ def test_ode_model_runs_and_reports(base_df):
                                warmup=15, progress=False)
     fam = post.family_rows()
     assert list(fam["family"]) == ["OLMo", "Pythia"]
-    assert list(fam["n_obs"]) == [1, 7]
+    assert list(fam["n_obs"]) == [1, 6]  # models after the start: OLMo 2 - 1, Pythia (standard run) 7 - 1
     assert (fam["nc_ci95_lo_b"] > 0).all() and np.isfinite(fam["nc_ci95_hi_b"]).all()
     assert {f"h_{b}" for b in cd.BENCHMARKS} <= set(fam.columns)
     assert post.idata.posterior["h"].shape[-2:] == (2, 5)

@@ -57,7 +57,10 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
 
 def add_data_flag(parser: argparse.ArgumentParser, what: str = "base-model") -> None:
     parser.add_argument("--data", metavar="CSV", default=None,
-                        help=f"{what} CSV (default: the table shipped with capedyn)")
+                        help=f"{what} CSV (default: the table shipped with capedyn, measured "
+                             "scores only); @paper: the authors' table with their mixed "
+                             "Pythia rows (two partly estimated), to reproduce their numbers. "
+                             "Rows of a CSV flagged estimated are left out")
 
 
 def split_list(text: str | None) -> list[str] | None:

@@ -155,7 +155,8 @@ def web_trained_families(df: pd.DataFrame) -> list[str]:
 
 
 def paper_web_trained_families() -> list[str]:
-    """The paper's web-trained set: Pythia, Llama-1, Llama-2 (14 models in our table)."""
+    """The paper's web-trained set: Pythia, Llama-1, Llama-2 (14 models in the authors'
+    table, 13 in the default one, whose Pythia is the standard run without a 1B row)."""
     return list(WEB_TRAINED_PAPER)
 
 

@@ -30,5 +30,9 @@ _EXPORTS = {
     'complete_models': 'tables',
     'families': 'tables',
     'select_families': 'tables',
+    'MAX_TABLE_BYTES': 'tables',
+    'BASE_TABLES': 'tables',
+    'ESTIMATED_FLAGS': 'tables',
+    'estimated_rows': 'tables',
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -39,7 +39,8 @@ FRONTIER_REQUIRED: tuple[str, ...] = ("model", "lab", *FRONTIER_SCORES)
 FRONTIER_OPTIONAL: tuple[str, ...] = ("release", "subset", "source", "flags")
 
 WEB_TRAINED_PAPER: tuple[str, ...] = ("Pythia", "Llama-1", "Llama-2")
-"""The paper's 14 web-trained models come from these three families."""
+"""The paper's 14 web-trained models come from these three families (13 in the default
+table: its Pythia is the standard training run, which has no 1B row)."""
 
 CURATED_FAMILIES: tuple[str, ...] = ("Phi", "Qwen2.5", "Qwen3", "Gemma-3", "Gemma-4")
 """Families trained on curated or synthetic-heavy data (not plain web crawls)."""
@@ -410,14 +411,62 @@ def _sort_key(col: pd.Series) -> pd.Series:
     return col.str.lower() if col.dtype == object else col
 
 
-def load_base_models(path: str | Path | None = None) -> pd.DataFrame:
-    """Load and validate a base-model CSV (default: the shipped ``base_models.csv``).
+BASE_TABLES: dict[str, str] = {"measured": "base_models.csv", "paper": "base_models_paper.csv"}
+"""The shipped base-model tables, by variant name. ``measured`` (the default): every row a
+measurement, Pythia as two families (``Pythia``, the standard run, and ``Pythia-deduped``)
+from the Open LLM Leaderboard v1 results table. ``paper``: the authors' table as they
+used it, whose ``Pythia`` rows mix the two runs and include two partly estimated rows."""
+
+ESTIMATED_FLAGS: frozenset[str] = frozenset({"estimated", "partly_estimated"})
+"""``flags`` tokens marking a row whose scores are not (all) measured."""
+
+
+def estimated_rows(df: pd.DataFrame) -> pd.Series:
+    """Boolean mask of the rows whose ``flags`` carry a token of :data:`ESTIMATED_FLAGS`."""
+    if "flags" not in df.columns:
+        return pd.Series(False, index=df.index)
+    return df["flags"].map(lambda f: bool(ESTIMATED_FLAGS & {t.strip() for t in
+                                                             str(f).split(";")}))
+
+
+def load_base_models(path: str | Path | None = None, *, variant: str = "measured",
+                     include_estimated: bool | None = None) -> pd.DataFrame:
+    """Load and validate a base-model CSV (default: the shipped table ``variant``).
 
     Columns: ``model, family, params_b`` (billions), ``hellaswag, truthfulqa, arc,
     winogrande, mmlu`` (percent; NaN where missing), ``source, flags``.
+
+    ``variant`` names a shipped table (:data:`BASE_TABLES`): ``"measured"`` (default) or
+    ``"paper"``, the authors' table with their mixed Pythia rows, to reproduce their
+    numbers; it cannot be combined with ``path``. A ``path`` written ``"@paper"`` or
+    ``"@measured"`` names a shipped table too (the command line's ``--data @paper``). Rows flagged as estimated
+    (:data:`ESTIMATED_FLAGS`) are dropped unless ``include_estimated`` is True; the default
+    (None) keeps them only in the ``paper`` table, which is the authors' table as published.
+    The dropped model names are in ``df.attrs["excluded_estimated"]``.
     """
-    text, label = _read_text(path, "base_models.csv")
-    return validate_base_models(_parse_table(text, label), label)
+    if isinstance(path, str) and path.startswith("@") and variant == "measured":
+        path, variant = None, path[1:]
+    if variant not in BASE_TABLES:
+        raise InputError(f"no shipped base-model table named {variant!r}; the shipped tables "
+                         f"are {', '.join('@' + k for k in BASE_TABLES)}")
+    if path is not None and variant != "measured":
+        raise InputError(f"variant={variant!r} names a shipped table; it cannot be combined "
+                         f"with a path ({path})")
+    text, label = _read_text(path, BASE_TABLES[variant])
+    df = validate_base_models(_parse_table(text, label), label)
+    keep = include_estimated if include_estimated is not None else (
+        path is None and variant == "paper")
+    estimated = estimated_rows(df)
+    excluded = [] if keep else df.loc[estimated, "model"].tolist()
+    if excluded and len(excluded) == len(df):
+        raise DataError("every row is flagged as estimated (flags " + ", ".join(
+            sorted(ESTIMATED_FLAGS)) + ")", file=label, column="flags",
+            hint="Pass include_estimated=True to use estimated rows")
+    if excluded:
+        df = df[~estimated].reset_index(drop=True)
+    df.attrs["variant"] = "file" if path is not None else variant
+    df.attrs["excluded_estimated"] = excluded
+    return df
 
 
 def load_frontier_models(path: str | Path | None = None) -> pd.DataFrame:

@@ -14,6 +14,8 @@ class RunConfig:
 
     quick: bool = False
     seed: int = 0
+    table: str = "measured"            # the shipped base-model table (data.BASE_TABLES):
+                                       #   "measured", or "paper" (the authors' mixed Pythia)
     n_bootstrap: int = 10_000          # Nc bootstrap resamples (paper: 10^4)
     frontier_bootstrap: int = 2_000    # resamples of the SWE → GPQA line
     ode_steps: int | None = None       # Optax steps of every coupling-ODE fit (None: the
@@ -28,11 +30,12 @@ class RunConfig:
     ode_nuts_warmup: int | None = None
 
     @classmethod
-    def make(cls, quick: bool = False, seed: int = 0) -> "RunConfig":
-        """The full run's budgets, or the quick set (every stage still runs)."""
+    def make(cls, quick: bool = False, seed: int = 0, table: str = "measured") -> "RunConfig":
+        """The full run's budgets, or the quick set (every stage still runs), on the
+        shipped base-model table ``table``."""
         if not quick:
-            return cls(quick=False, seed=seed)
-        return cls(quick=True, seed=seed, n_bootstrap=1_000, frontier_bootstrap=300,
+            return cls(quick=False, seed=seed, table=table)
+        return cls(quick=True, seed=seed, table=table, n_bootstrap=1_000, frontier_bootstrap=300,
                    ode_steps=150, pythia_steps=150, holdout_steps=60, nuts_chains=2,
                    nuts_samples=150, nuts_warmup=150, ode_posterior=False)
 

@@ -83,7 +83,7 @@ class _Run:
 # ------------------------------------------------------------------ the stages, in order
 
 _COMPUTE: dict[str, Callable[[_Run], Any]] = {
-    "data": lambda run: compute_data(),
+    "data": lambda run: compute_data(run.cfg.table),
     "coupling": lambda run: compute_coupling(run.results["data"], run.cfg, log=run.log),
     "ode": lambda run: compute_ode(run.results["data"], run.cfg, log=run.log,
                                    progress=run.progress),
@@ -125,7 +125,8 @@ def _stage_funcs() -> dict[str, Callable[[_Run], None]]:
 
 @scoped_x64
 def reproduce(out_dir: str | Path = "reproduce_out", quick: bool = False, seed: int = 0,
-              progress: bool = True, force: bool = False) -> dict[str, Any]:
+              progress: bool = True, force: bool = False, table: str = "measured"
+              ) -> dict[str, Any]:
     """Run the whole analysis and write ``report.md``, ``report.html``, ``figures/*.png``
     and ``summary.json`` into ``out_dir``; return the summary dict.
 
@@ -139,13 +140,20 @@ def reproduce(out_dir: str | Path = "reproduce_out", quick: bool = False, seed: 
     that fails (e.g. a full disk) names the file, under ``out_dir``.
 
     ``quick`` shortens every fit and sample count (the report says so at the top).
-    ``seed`` seeds every random step (bootstrap, NUTS, fits). Progress lines (stage,
+    ``seed`` seeds every random step (bootstrap, NUTS, fits). ``table`` names the shipped
+    base-model table every stage uses (``"measured"``, the default, or ``"paper"``: the
+    authors' table with their mixed Pythia rows); the report and ``summary.json`` say
+    which. Progress lines (stage,
     elapsed seconds) go to stderr unless ``progress`` is False.
     """
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise InputError(f"seed must be an integer, got {seed!r}")
+    from ..data import BASE_TABLES
+
+    if table not in BASE_TABLES:
+        raise InputError(f"table must be one of {', '.join(BASE_TABLES)}, got {table!r}")
     out = writable(out_dir, force=force)
-    cfg = RunConfig.make(quick=bool(quick), seed=int(seed))
+    cfg = RunConfig.make(quick=bool(quick), seed=int(seed), table=table)
     with staged_folder(out, out_dir, recheck=lambda: writable(out_dir, force=force)) as stage_dir:
         try:
             run, figures, summary = _write_run(stage_dir, cfg, progress)
@@ -178,6 +186,7 @@ def _write_run(stage_dir: Path, cfg: RunConfig, progress: bool):
     figures = [f"figures/{stem}.png" for stem in run.figures]
     summary = to_jsonable({
         "package": "capedyn", "version": __version__, "quick": cfg.quick, "seed": cfg.seed,
+        "table": cfg.table,
         **{k: run.summary.get(k) for k in SUMMARY_KEYS},
         **{k: v for k, v in run.summary.items() if k not in SUMMARY_KEYS},
         "config": asdict(cfg),

@@ -28,11 +28,12 @@ class DataResult:
         return {"n_base_models": len(self.base), "n_frontier_models": len(self.frontier)}
 
 
-def compute_data() -> DataResult:
-    """Load both shipped tables (validated by the loaders) and tabulate the families."""
+def compute_data(table: str = "measured") -> DataResult:
+    """Load both shipped tables (validated by the loaders; the base-model table named
+    ``table``, see :data:`capedyn.data.BASE_TABLES`) and tabulate the families."""
     from ..data.tables import complete_models, load_base_models, load_frontier_models
 
-    df = load_base_models()
+    df = load_base_models(variant=table)
     fdf = load_frontier_models()
     complete = complete_models(df)
     n_complete = complete.groupby("family", sort=False).size()
