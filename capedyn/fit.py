@@ -473,6 +473,7 @@ class CouplingODE(BaseEstimator):
         return -float(self.error_summary(df)["mean_rel_error_pct"])
 
     # ---- persistence
+    @scoped_x64  # population() builds float64 leaves, as load_fit expects them
     def save(self, path: str | Path, *, data_path: str | Path | None = None) -> Path:
         """Write ``path/model.eqx`` and ``path/meta.json`` (atomically, meta last).
         ``data_path``: the CSV the training table came from (None: the shipped table).
