@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 
 from .data import BASE_REQUIRED, BENCHMARKS, DataError, validate_base_models
+from ._units import is_parameter_count, name_size_mismatch, parameter_count_hint
 
 __all__ = ["read_lm_eval", "read_leaderboard_v1", "read_results", "find_result_files",
            "IngestError", "LEADERBOARD_V1_SHOTS", "MMLU_SUBJECTS", "FORMATS"]
@@ -501,6 +502,14 @@ def _check_size(value: Any, model: str, file: str) -> float:
     if not (math.isfinite(v) and v > 0):
         raise IngestError(f"size {value!r} of {model} must be a positive number of billions",
                           file=file, hint="params_b is in billions of parameters, e.g. 6.9")
+    if is_parameter_count(v):
+        raise IngestError(f"size of {model}: {parameter_count_hint(v)}", file=file,
+                          hint="params_b is in billions of parameters, e.g. 6.9")
+    mismatch = name_size_mismatch(model, v)
+    if mismatch:
+        raise IngestError(f"{mismatch}", file=file,
+                          hint="--params-b takes one size per model in the order the models "
+                               "are listed; check the order")
     return v
 
 

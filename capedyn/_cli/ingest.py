@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from .._errors import InputError
+from .._units import is_parameter_count, parameter_count_hint
 from ..cli import add_json_flag, format_table
 from .._json import to_jsonable
 
@@ -60,6 +61,8 @@ def _sizes(text: str | None) -> list[float] | None:
                              "parameters, e.g. 6.9)") from None
         if not (math.isfinite(v) and v > 0):
             raise InputError(f"--params-b: {t} must be a positive size in billions")
+        if is_parameter_count(v):
+            raise InputError(f"--params-b: {parameter_count_hint(v)}")
         out.append(v)
     return out
 
