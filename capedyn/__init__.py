@@ -57,6 +57,7 @@ _EXPORTS: dict[str, str] = {
     # posteriors over Nc and h (NumPyro; docs/nc.md)
     "sample_posterior": "posterior", "posterior_family": "posterior",
     "load_posterior": "posterior_result", "plot_nc_forest": "plotting",
+    "family_nc": "new_family", "FamilyNc": "new_family",
     "calibration_check": "calibration", "NcPosterior": "posterior_result",
     "coupling_model": "posterior_models", "ode_model": "posterior_models",
     "POSTERIOR_PAPER_REFERENCE": "posterior_result",
@@ -122,6 +123,9 @@ if TYPE_CHECKING:  # the lazy exports above, spelled out for type checkers and I
     )
     from .latent_ode import (
         SharedLogitODE,
+    )
+    from .new_family import (
+        family_nc, FamilyNc,
     )
     from .ode import (
         CouplingField, FamilyParams, predict_scores, solve,

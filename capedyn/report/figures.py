@@ -59,7 +59,7 @@ def _coupling(r) -> Drawers:
 def _ode(r) -> Drawers:
     from ..plotting import plot_ode_trajectories
 
-    return [("ode_trajectories", lambda: plot_ode_trajectories(r.all_families, r.base))]
+    return [("ode_trajectories", lambda: plot_ode_trajectories(r.all_families, r.base)[0])]
 
 
 def _posterior(r) -> Drawers:
