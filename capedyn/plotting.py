@@ -356,11 +356,15 @@ def plot_holdout_errors(p1_table: "pd.DataFrame", p2_summary: "pd.DataFrame",
     return ax
 
 
-def plot_holdout_trajectories(result: Any, family: str, fig: "Figure | None" = None) -> "Figure":
+def plot_holdout_trajectories(result: Any, family: str, fig: "Figure | None" = None, *,
+                              methods: Sequence[str] | None = None,
+                              max_methods: int = 6) -> "Figure":
     """Predicted against actual trajectories of one held-out family of a
     :class:`capedyn.HoldoutResult`: one panel per benchmark (percent against N in billions,
     log axis), one line per method, the actual scores as dots and the initial model as a
-    star. Returns the Figure."""
+    star. ``methods``: those to draw (default: the ``max_methods`` with the lowest
+    relative MAE on the family, so the lines stay distinguishable). The score axis spans
+    the data with a margin, within 0-100. Returns the Figure."""
     import matplotlib
     from matplotlib.ticker import NullFormatter
 
@@ -377,21 +381,27 @@ def plot_holdout_trajectories(result: Any, family: str, fig: "Figure | None" = N
         curves = curves[curves["family"] == family]
     fig = fig if fig is not None else _figure((4.0 * len(BENCHMARKS), 3.6))
     axes = fig.subplots(1, len(BENCHMARKS), sharex=True)
-    methods = list(dict.fromkeys(preds["method"]))
-    colors = matplotlib.colormaps["tab20"](np.linspace(0, 1, max(len(methods), 2)))
+    available = list(dict.fromkeys(preds["method"]))
+    chosen = _best_methods(result, family, available, max_methods) if methods is None \
+        else [m for m in methods if m in available]
+    colours = matplotlib.colormaps["tab10"].colors
+    styles = ("-", "--", "-.", ":")
     for ax, b in zip(axes, BENCHMARKS):
         actual = preds[(preds["benchmark"] == b)].drop_duplicates("model")
-        for c, m in zip(colors, methods):
+        for i, m in enumerate(chosen):
+            style = dict(color=colours[i % 10], ls=styles[(i // 10) % 4], lw=1.4, label=m)
             if not curves.empty and m in set(curves["method"]):
                 cm = curves[curves["method"] == m]
-                ax.plot(cm["params_b"], cm[b], color=c, lw=1.2, label=m)
+                ax.plot(cm["params_b"], cm[b], **style)
             else:
                 pm = preds[(preds["method"] == m) & (preds["benchmark"] == b)]
                 ax.plot([init["params_b"], *pm["params_b"]], [init[b], *pm["pred"]],
-                        color=c, lw=1.2, marker=".", label=m)
+                        marker=".", **style)
         ax.scatter(actual["params_b"], actual["actual"], color="black", zorder=5, label="actual")
         ax.scatter([init["params_b"]], [init[b]], color="black", marker="*", s=120, zorder=6,
                    label="initial model")
+        seen = [float(init[b]), *actual["actual"].astype(float)]
+        ax.set_ylim(max(0.0, min(seen) - 10.0), min(100.0, max(seen) + 10.0))
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlap on 1-2 decades
         ax.set_title(SHORT[b])
@@ -399,9 +409,21 @@ def plot_holdout_trajectories(result: Any, family: str, fig: "Figure | None" = N
     axes[0].set_ylabel("score (%)")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
-    fig.suptitle(f"held-out {family}")
+    shown = (f"the {len(chosen)} most accurate of {len(available)} methods"
+             if methods is None and len(chosen) < len(available) else f"{len(chosen)} methods")
+    fig.suptitle(f"held-out {family}: {shown}")
     fig.tight_layout()
     return fig
+
+
+def _best_methods(result: Any, family: str, available: list[str], k: int) -> list[str]:
+    """The ``k`` methods with the lowest relative MAE on ``family`` (table order on ties)."""
+    t = result.table
+    t = t[(t["family"] == family) & t["method"].isin(available)]
+    if "status" in t:
+        t = t[t["status"] == "ok"]
+    ranked = t.sort_values("rel_mae_pct", kind="stable")["method"].tolist()
+    return list(dict.fromkeys(ranked))[:max(1, int(k))] or available[:max(1, int(k))]
 
 
 def plot_method_errors(summary: Any, ax: "Axes | None" = None) -> "Axes":

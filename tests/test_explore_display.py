@@ -40,3 +40,15 @@ def test_log_size_axes_are_labelled_in_full():
     axis = fig.layout.xaxis
     labels = dict(zip(axis.tickvals, axis.ticktext))
     assert labels[50.0] == "50" and labels[100.0] == "100" and labels[0.05] == "0.05"
+
+
+def test_phase_map_families_have_distinct_colours():
+    from capedyn.explore import core
+
+    ex = core.get_explorer()
+    _, f2 = figures.phase_map_figures(core.phase_map(ex))
+    fam_traces = [t for t in f2.data if t.mode == "markers+lines"]
+    assert len(fam_traces) > 10  # more families than plotly's default cycle
+    colours = [t.line.color for t in fam_traces]
+    assert None not in colours and len(set(colours)) == len(colours)
+    assert f2.layout.margin.t >= 60  # the title clears the chart toolbar

@@ -80,3 +80,21 @@ def test_forest_labels_one_pair_in_the_singular():
         assert "A (1 pair)" in labels and "B (3 pairs)" in labels
     finally:
         plt.close(ax.figure)
+
+
+@pytest.mark.slow
+def test_holdout_figure_draws_the_best_methods_distinctly(base_df):
+    fast = ["linear_ode", "poly1", "poly2", "poly3", "poly4", "poly1_anchored",
+            "poly2_anchored", "poly3_anchored", "poly4_anchored"]
+    res = cd.holdout(base_df, "OPT", methods=fast, curves=False)
+    from capedyn.plotting import plot_holdout_trajectories
+
+    fig = plot_holdout_trajectories(res, "OPT", fig=Figure())
+    ok = res.table[(res.table["family"] == "OPT") & (res.table["status"] == "ok")]
+    best = ok.nsmallest(6, "rel_mae_pct")["method"].tolist()
+    for ax in fig.axes[:5]:
+        labels = [ln.get_label() for ln in ax.lines]
+        assert labels == best  # the six most accurate, best first
+        styles = {(ln.get_color(), ln.get_linestyle()) for ln in ax.lines}
+        assert len(styles) == len(ax.lines)  # no two lines look alike
+        assert 0.0 <= ax.get_ylim()[0] and ax.get_ylim()[1] <= 100.0

@@ -48,8 +48,11 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 PY_SHORTEN = {
     "n_resamples=10_000": "n_resamples=500",
+    "cd.CouplingODE(seed=0).fit(df)": "cd.CouplingODE(seed=0, steps=3, progress=False).fit(df)",
     'cd.holdout(df, "OPT")': 'cd.holdout(df, "OPT", methods=["linear_ode", "poly2"], curves=False)',
-    "cd.family_nc(mine)": "cd.family_nc(mine, chains=2, samples=200, warmup=200, progress=False)",
+    # (its predictions run in test_shell_commands_run's `capedyn family`)
+    "cd.family_nc(mine)": "cd.family_nc(mine, chains=1, samples=100, warmup=100, "
+                          "predict=False, progress=False)",
     'sample_posterior(df, model="coupling", chains=4, samples=1000, seed=0)':
         'sample_posterior(df, model="coupling", chains=2, samples=200, seed=0, progress=False)',
     'sample_posterior(df, model="ode", seed=0)':
@@ -62,7 +65,8 @@ PY_SHORTEN = {
 """Python text → its shortened form for the test (each must occur in a page)."""
 
 SH_SHORTEN = {
-    "capedyn family mylab.csv": "capedyn family mylab.csv --quick --no-progress",
+    "capedyn family mylab.csv": "capedyn family mylab.csv --chains 1 --samples 100 "
+                                "--warmup 100 --no-progress",
 }
 """Shell command → its shortened form for the test (each must occur in a page)."""
 

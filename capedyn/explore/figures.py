@@ -24,6 +24,15 @@ def readable_log_axes(fig):
     return fig
 
 
+def family_palette(n: int) -> list[str]:
+    """``n`` distinct colours (plotly's 26-colour Alphabet, then its 24-colour Dark24):
+    the default 10-colour cycle repeats after ten families."""
+    from plotly.colors import qualitative
+
+    colours = list(dict.fromkeys(qualitative.Alphabet + qualitative.Dark24))
+    return [colours[i % len(colours)] for i in range(n)]
+
+
 def robust_colour_range(z: np.ndarray) -> tuple[float, float, bool]:
     """(zmin, zmax, capped): the colour scale of a heatmap, capped at 1.5x the 90th
     percentile so one outlying cell does not wash out every other; the cells still show
@@ -123,21 +132,24 @@ def phase_map_figures(pm: dict[str, Any]):
                             name="TQA_c = sqrt(0.187·HS)"))
     f1.update_layout(xaxis_title="HellaSwag (%)", yaxis_title="TruthfulQA (%)", height=420,
                      yaxis_range=[bottom, top],
-                     title="Phase map: bonus above the line, tax below",
-                     margin=dict(l=10, r=10, t=40, b=10))
+                     title=dict(text="Phase map: bonus above the line, tax below", y=0.93),
+                     margin=dict(l=10, r=10, t=70, b=10))
     pairs, fit, curve = pm["pairs"], pm["fit"], pm["fit_curve"]
     f2 = go.Figure()
-    for fam, g in pairs.groupby("family"):
+    palette = family_palette(len(set(pairs["family"])))
+    for i, (fam, g) in enumerate(pairs.groupby("family")):
         f2.add_trace(go.Scatter(x=g["params_b_mid"], y=g["gamma12"], mode="markers+lines",
-                                name=fam, text=g["model_from"] + " → " + g["model_to"]))
+                                name=fam, text=g["model_from"] + " → " + g["model_to"],
+                                line=dict(color=palette[i]), marker=dict(color=palette[i])))
     f2.add_trace(go.Scatter(x=curve["params_b"], y=curve["gamma12"], mode="lines",
                             line=dict(color="black", width=3),
                             name=f"fit γ12 = {fit.A:.3f}·log10 N {fit.B:+.3f}"))
     f2.add_hline(y=0, line=dict(color="grey", dash="dot"))
     f2.update_layout(xaxis_type="log", xaxis_title="size (billions, geometric mean of the pair)",
                      yaxis_title="γ12 (TQA points per HS point)", height=420,
-                     title=f"Running coupling; Nc = {fit.nc_b:.3g}B",
-                     margin=dict(l=10, r=10, t=40, b=10))
+                     title=dict(text=f"Running coupling; population line Nc = {fit.nc_b:.3g}B",
+                                y=0.93),
+                     margin=dict(l=10, r=10, t=70, b=10))
     return f1, readable_log_axes(f2)
 
 
