@@ -186,7 +186,16 @@ def family_nc(table, family: str | None = None, *, sizes: Sequence[float] | None
     nuts = {k: (FAMILY_SAMPLER[k] if v is None else v) for k, v in
             (("chains", chains), ("samples", samples), ("warmup", warmup),
              ("target_accept", target_accept))}
-    post = sample_posterior(merged, model="coupling", seed=seed, progress=progress, **nuts)
+    from ._progress import Progress
+
+    with Progress(2 if predict else 1, f"family {name}", enabled=progress) as stages:
+        stages.update(0, stage=f"NUTS over {len(set(merged['family']))} families")
+        post = sample_posterior(merged, model="coupling", seed=seed, progress=progress, **nuts)
+        pred, start, note = None, None, None
+        if predict:
+            stages.update(1, stage="next sizes (coupling ODE)")
+            pred, start, note = _predictions(own, name, sizes or _next_sizes(own), fit)
+        stages.update(2 if predict else 1, stage="done")
     row = post.row(name)
     rhat = float(post.table["rhat_max"].max())
     ess = float(post.table["ess_bulk_min"].min())
@@ -197,12 +206,7 @@ def family_nc(table, family: str | None = None, *, sizes: Sequence[float] | None
     if post.divergences:
         warn.append(f"NOT CONVERGED: {post.divergences} divergent transition(s); rerun with "
                     "a higher --target-accept")
-    notes = list(post.notes)
-    pred, start = None, None
-    if predict:
-        pred, start, note = _predictions(own, name, sizes or _next_sizes(own), fit)
-        if note:
-            notes.append(note)
+    notes = list(post.notes) + ([note] if note else [])
     config = {"seed": seed, **nuts, "fit": fit if predict else None,
               "sizes": None if pred is None else list(pred["params_b"])}
     return FamilyNc(family=name, nc=row, pairs=pairs, rhat_max=rhat, ess_bulk_min=ess,

@@ -54,9 +54,13 @@ PY_SHORTEN = {
     "cd.family_nc(mine)": "cd.family_nc(mine, chains=1, samples=100, warmup=100, "
                           "predict=False, progress=False)",
     'sample_posterior(df, model="coupling", chains=4, samples=1000, seed=0)':
-        'sample_posterior(df, model="coupling", chains=2, samples=200, seed=0, progress=False)',
+        'sample_posterior(df, model="coupling", chains=2, samples=100, warmup=100, seed=0, '
+        'progress=False)',
+    "posterior_family(post, mine)": "posterior_family(post, mine, chains=1, samples=100, "
+                                    "warmup=100)",
     'sample_posterior(df, model="ode", seed=0)':
-        'sample_posterior(df, model="ode", seed=0, chains=1, samples=10, warmup=10, progress=False)',
+        'sample_posterior(df, model="ode", seed=0, chains=1, samples=10, warmup=10, '
+        'families=["Pythia", "OPT"], progress=False)',
     # tests/test_reproduce.py runs reproduce end to end (quick); here the call must bind
     'summary = reproduce("reproduce_out", quick=False, seed=0)':
         'import inspect; summary = inspect.signature(reproduce).bind("reproduce_out", '
@@ -279,6 +283,7 @@ def test_explorer_lines_serve_and_stop(workdir):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("readme_python")  # its own group: the longest test of the file
 @pytest.mark.parametrize("page", [p for p in PAGES if python_blocks(p)], ids=lambda p: p.name)
 def test_python_blocks_run(page, workdir):
     namespace: dict = {"__name__": "__readme__"}
