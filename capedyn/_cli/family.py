@@ -98,7 +98,8 @@ def _family_human(r: dict[str, Any]) -> str:
         lines.append("QUICK RUN (--quick): short chains, a smoke test; rerun without it")
     lines += [
         f"family {r['family']}: {r['n_models']} models, {r['n_pairs']} usable γ12 pair(s); "
-        f"population prior from {len(r['prior_families'])} shipped families",
+        f"population prior from the {len(r['prior_families'])} shipped families with a "
+        "usable pair",
         f"Nc (coupling-level posterior) median {_fmt(nc['median'])}B, "
         f"68% [{_fmt(nc['ci68'][0])}, {_fmt(nc['ci68'][1])}]B, "
         f"95% [{_fmt(nc['ci95'][0])}, {_fmt(nc['ci95'][1])}]B",
