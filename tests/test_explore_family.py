@@ -129,3 +129,18 @@ def test_a_family_from_data_is_offered_and_fitted(tmp_path):
     assert "Zeta" not in ex.model.families_  # fitted on a copy: the shared fit is unchanged
     values = family_view.fitted_slider_values(ex, "Zeta")
     assert set(values) == set(family_view.SLIDER_KEYS)
+
+
+@pytest.mark.slow
+def test_nearest_models_table_spans_the_page():
+    at = AppTest.from_file(str(APP_PATH), default_timeout=180)
+    at.run()
+    row = cd.load_base_models().query("model == 'Pythia-410M'").iloc[0]
+    at.text_input(key="an_size").input(str(row["params_b"]))
+    at.text_input(key="an_hellaswag").input(str(row["hellaswag"]))
+    at.text_input(key="an_truthfulqa").input(str(row["truthfulqa"]))
+    at.button[0].click().run()  # the form's submit button (size and two scores: no ODE job)
+    assert not at.exception
+    assert at.dataframe and at.dataframe[0].value["model"].iloc[0] == "Pythia-410M"
+    for col in at.columns:  # not squeezed into one of the two half-width columns
+        assert len(col.dataframe) == 0

@@ -101,6 +101,7 @@ def _analyze_results(ex: core.Explorer, inp: core.ModelInput, polling: bool) -> 
                        f"{ph['tqa_critical']:.2f}%, margin {ph['margin']:+.2f} points")
             if "gamma12_reading" in ph:
                 st.write(ph["gamma12_reading"] + ".")
+    with cols[1]:
         hf = res["hfield"]
         if hf is not None:
             st.markdown(f"### h-field: {hf['h']:+.1f}")
@@ -108,10 +109,9 @@ def _analyze_results(ex: core.Explorer, inp: core.ModelInput, polling: bool) -> 
             st.caption(hf["line"])
         for note in res["notes"]:
             st.info(note)
-    with cols[1]:
-        if res["nearest"] is not None:
-            st.markdown("**Nearest known models**")
-            st.dataframe(res["nearest"].round(2), hide_index=True)
+    if res["nearest"] is not None:  # full width: its nine columns do not fit in half
+        st.markdown("**Nearest known models**")
+        st.dataframe(res["nearest"].round(2), hide_index=True)
     ode = res["ode"]
     if ode is not None:
         table = ode["table"].copy()
