@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "NOT CONVERGED when an R-hat exceeds 1.01 or any transition diverged. "
                     "Then the family's five scores at the next sizes from the shipped "
                     "coupling ODE (point predictions). With the default sampler the command took "
-                    "7.5 minutes on 2 heavily shared cores; --quick for a short check.")
+                    "2 min 48 s on 2 cores (7.5 min when they were heavily shared); --quick "
+                    "for a short check.")
     p.add_argument("data", metavar="CSV", help="the family's base-model table (percent "
                    "scores, params_b in billions)")
     add_family_option(p, dest="family", metavar="NAME", default=None,
