@@ -69,6 +69,7 @@ _EXPORTS: dict[str, str] = {
     # posteriors over Nc and h (NumPyro; docs/nc.md)
     "sample_posterior": "inference.sampling", "posterior_family": "inference.sampling",
     "load_posterior": "inference.result", "plot_nc_forest": "plotting",
+    "family_nc": "inference.new_family", "FamilyNc": "inference.new_family",
     "calibration_check": "inference.coupling_calibration", "NcPosterior": "inference.result",
     "coupling_model": "inference.models", "ode_model": "inference.models",
     "POSTERIOR_PAPER_REFERENCE": "inference.result",
@@ -168,6 +169,9 @@ if TYPE_CHECKING:  # the lazy exports above, spelled out for type checkers and I
     )
     from .inference.models import (
         coupling_model, ode_model,
+    )
+    from .inference.new_family import (
+        family_nc, FamilyNc,
     )
     from .inference.result import (
         load_posterior, NcPosterior, POSTERIOR_PAPER_REFERENCE,

@@ -157,13 +157,15 @@ def _check_parent(path: Path, what: str, given: str) -> None:
 
 
 def check_output_file(path: str | Path, what: str = "output file",
-                      suffixes: tuple[str, ...] = (), *, force: bool = True) -> Path:
+                      suffixes: tuple[str, ...] = (), *, force: bool = True,
+                      new_folders: bool = True) -> Path:
     """Check, before any work, that a file can be written at ``path``; create nothing.
 
     ``what`` names the option in messages (e.g. ``"--plot"``); ``suffixes`` (lower case,
     e.g. ``(".png",)``) are the accepted extensions. An existing file may be replaced
-    (the write is atomic) unless ``force`` is False. Raises :class:`OutputError` naming
-    the path as given.
+    (the write is atomic) unless ``force`` is False. ``new_folders=False`` refuses a path
+    whose folder does not exist (figures: a typo in the folder should not create a
+    tree). Raises :class:`OutputError` naming the path as given.
     """
     given = str(path)
     if given.strip() == "":
@@ -180,6 +182,10 @@ def check_output_file(path: str | Path, what: str = "output file",
     if os.path.lexists(p) and not force:
         raise _output_error(f"{what} '{given}' already exists; pass --force to replace it, "
                             "or choose another file name")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not new_folders and not parent.is_dir():
+        raise _output_error(f"{what} '{given}': the folder '{parent}' does not exist; create "
+                            "it first or choose an existing folder")
     _check_parent(p, what, given)
     return p
 

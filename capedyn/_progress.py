@@ -61,5 +61,10 @@ class Progress:
 
     def __exit__(self, *exc: Any) -> None:
         if self._bar is not None:
-            self._bar.close()
+            bar = self._bar
+            if exc[0] is None and bar.n < bar.total:  # done early (a fit that converged):
+                bar.refresh()                         # show where it stopped, then end
+                bar.total = bar.n                     # the bar full, not at 20%
+                bar.refresh()
+            bar.close()
             self._bar = None

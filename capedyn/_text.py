@@ -22,8 +22,9 @@ import unicodedata
 __all__ = ["name_problem", "clean_name", "is_number_text", "PARAMS_B_RANGE",
            "params_b_problem", "csv_cell", "from_csv_cell"]
 
-PARAMS_B_RANGE: tuple[float, float] = (1e-4, 1e5)
-"""Plausible model sizes in billions of parameters: 100 thousand to 100 trillion."""
+PARAMS_B_RANGE: tuple[float, float] = (1e-4, 1e4)
+"""Plausible model sizes in billions of parameters: 100 thousand to 10 trillion (a larger
+number is almost surely a parameter count, 1.24e9 for 1.24B)."""
 
 _NUMBER = re.compile(r"[+-]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|nan|inf|infinity)",
                      re.IGNORECASE)

@@ -220,56 +220,107 @@ def plot_gamma12(pairs: "pd.DataFrame", fit: Any, boot: Any, ax: "Axes | None" =
 
 # --------------------------------------------------------------------------- coupling ODE
 
-def plot_ode_trajectories(model: Any, df: "pd.DataFrame", fig: "Figure | None" = None,
-                          n_grid: int = 48) -> "Figure":
+def plot_ode_trajectories(model: Any, df: "pd.DataFrame", ax: Any = None, *,
+                          families: Sequence[str] | None = None, n_grid: int = 48,
+                          fig: "Figure | None" = None) -> Any:
     """Small multiples, one panel per family fitted by ``model`` (a fitted
-    :class:`capedyn.CouplingODE`): its five predicted benchmark trajectories (percent)
-    integrated from the family's smallest complete model over N (billions, log axis), with
-    the measured scores as dots and the start as a star. Returns the Figure."""
+    :class:`capedyn.CouplingODE`; ``families`` picks some): its five predicted benchmark
+    trajectories (percent) integrated from the family's smallest complete model over N
+    (billions, log axis), with the measured scores as dots and the start as a star.
+
+    ``ax``: None (a new figure), one Axes (one family: pass ``families=[name]`` when the
+    fit holds several) or an array of Axes, one per family. Returns the Axes drawn into:
+    that one Axes, or a flat array of them (``axes[0].figure.savefig(...)``). ``fig=`` is
+    deprecated (it draws into that figure and returns it, as before)."""
+    import warnings
+
     import matplotlib
-    from matplotlib import ticker
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
     from .dynamics.state import SHORT
     from .data.tables import BENCHMARKS, complete_models
 
+    if isinstance(ax, Figure):  # the old positional signature: (model, df, fig)
+        fig, ax = ax, None
+    legacy = fig is not None
+    if legacy:
+        warnings.warn("plot_ode_trajectories(fig=...) is deprecated: pass ax= (an Axes or an "
+                      "array of them) or nothing; it returns the Axes", DeprecationWarning,
+                      stacklevel=2)
+        if ax is not None:
+            raise InputTypeError("pass ax= or fig=, not both")
+    fams = list(model.starts_) if families is None else list(families)
+    unknown = [f for f in fams if f not in model.starts_]
+    if unknown or not fams:
+        raise InputTypeError(f"families {unknown or fams} are not in this fit; it holds "
+                             f"{', '.join(model.starts_)}")
+    made = ax is None
+    if made:
+        ncol = min(4, len(fams))
+        nrow = -(-len(fams) // ncol)
+        fig = fig if fig is not None else _figure((3.4 * ncol, 2.8 * nrow))
+        panels = np.ravel(fig.subplots(nrow, ncol, squeeze=False))
+    elif isinstance(ax, Axes):
+        if len(fams) != 1:
+            raise InputTypeError(f"ax is one Axes but {len(fams)} families would be drawn; "
+                                 "pass families=[name] or one Axes per family")
+        panels = np.array([ax], dtype=object)
+    else:
+        panels = np.ravel(np.asarray(ax, dtype=object))
+        if len(panels) < len(fams) or not all(isinstance(a, Axes) for a in panels):
+            raise InputTypeError(f"ax must be an Axes or an array of at least {len(fams)} "
+                                 f"Axes (one per family), got {type(ax).__name__}")
     full = complete_models(df)
-    fams = list(model.starts_)
-    ncol = 4
-    nrow = -(-len(fams) // ncol)
-    fig = fig if fig is not None else _figure((3.4 * ncol, 2.8 * nrow))
-    axes = np.atleast_1d(fig.subplots(nrow, ncol, squeeze=False))
     colours = dict(zip(BENCHMARKS, matplotlib.colormaps["tab10"].colors))
-    for ax, fam in zip(axes.flat, fams):
-        start = model.starts_[fam]
-        g = full[full["family"] == fam].sort_values("params_b")
-        p_hi = max(float(g["params_b"].max()), start["params_b"] * 1.01)
-        grid = np.geomspace(start["params_b"], p_hi, n_grid)
-        init = {"params_b": start["params_b"], **dict(zip(BENCHMARKS, start["scores"]))}
-        curve = model.predict(init, grid, family=fam)[list(BENCHMARKS)].to_numpy(dtype=float)
-        for k, b in enumerate(BENCHMARKS):
-            ax.plot(grid, curve[:, k], color=colours[b], lw=1.4)
-            ax.scatter(g["params_b"], g[b], color=colours[b], s=14, zorder=3)
-            ax.scatter([start["params_b"]], [start["scores"][k]], color=colours[b], marker="*",
-                       s=70, edgecolors="k", linewidths=0.4, zorder=4)
-        ax.set_xscale("log")
-        # plain size labels at 1-2-5 steps (a family often spans less than a decade)
-        ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
-        ax.set_title(fam, fontsize=9)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3, lw=0.5)
-    for ax in list(axes.flat)[len(fams):]:
-        ax.axis("off")
+    for a, fam in zip(panels, fams):
+        _trajectory_panel(a, model, full, fam, colours, n_grid)
+    for a in panels[len(fams):] if made else ():
+        a.axis("off")
     handles = [Line2D([], [], color=colours[b], marker="o", label=SHORT[b]) for b in BENCHMARKS]
-    fig.legend(handles=handles, loc="lower center", ncol=len(BENCHMARKS), fontsize=8,
-               frameon=False, bbox_to_anchor=(0.5, 0.0))
-    fig.supxlabel("N (billions of parameters)", fontsize=9, y=0.03)
-    fig.supylabel("score (%)", fontsize=9)
-    fig.suptitle("Coupling ODE vs data", fontsize=11)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    return fig
+    if made:
+        fig.legend(handles=handles, loc="lower center", ncol=len(BENCHMARKS), fontsize=8,
+                   frameon=False, bbox_to_anchor=(0.5, 0.0))
+        fig.supxlabel("N (billions of parameters)", fontsize=9, y=0.03)
+        fig.supylabel("score (%)", fontsize=9)
+        fig.suptitle("Coupling ODE vs data", fontsize=11)
+        fig.tight_layout(rect=(0, 0.04, 1, 1))
+    else:
+        panels[0].legend(handles=handles, fontsize=7, frameon=False)
+        for a in panels[:len(fams)]:
+            a.set_xlabel("N (billions of parameters)", fontsize=8)
+            a.set_ylabel("score (%)", fontsize=8)
+    if legacy:
+        return fig
+    drawn = panels[:len(fams)]
+    return drawn[0] if isinstance(ax, Axes) else drawn
+
+
+def _trajectory_panel(ax, model, full, fam: str, colours: dict, n_grid: int) -> None:
+    from matplotlib import ticker
+
+    from .data import BENCHMARKS
+
+    start = model.starts_[fam]
+    g = full[full["family"] == fam].sort_values("params_b")
+    p_hi = max(float(g["params_b"].max()) if len(g) else 0.0, start["params_b"] * 1.01)
+    grid = np.geomspace(start["params_b"], p_hi, n_grid)
+    init = {"params_b": start["params_b"], **dict(zip(BENCHMARKS, start["scores"]))}
+    curve = model.predict(init, grid, family=fam)[list(BENCHMARKS)].to_numpy(dtype=float)
+    for k, b in enumerate(BENCHMARKS):
+        ax.plot(grid, curve[:, k], color=colours[b], lw=1.4)
+        ax.scatter(g["params_b"], g[b], color=colours[b], s=14, zorder=3)
+        ax.scatter([start["params_b"]], [start["scores"][k]], color=colours[b], marker="*",
+                   s=70, edgecolors="k", linewidths=0.4, zorder=4)
+    ax.set_xscale("log")
+    # plain size labels at 1-2-5 steps (a family often spans less than a decade)
+    ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.set_title(fam, fontsize=9)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3, lw=0.5)
 
 
 def _figure(figsize: tuple[float, float]) -> "Figure":
@@ -307,11 +358,15 @@ def plot_holdout_errors(p1_table: "pd.DataFrame", p2_summary: "pd.DataFrame",
     return ax
 
 
-def plot_holdout_trajectories(result: Any, family: str, fig: "Figure | None" = None) -> "Figure":
+def plot_holdout_trajectories(result: Any, family: str, fig: "Figure | None" = None, *,
+                              methods: Sequence[str] | None = None,
+                              max_methods: int = 6) -> "Figure":
     """Predicted against actual trajectories of one held-out family of a
     :class:`capedyn.HoldoutResult`: one panel per benchmark (percent against N in billions,
     log axis), one line per method, the actual scores as dots and the initial model as a
-    star. Returns the Figure."""
+    star. ``methods``: those to draw (default: the ``max_methods`` with the lowest
+    relative MAE on the family, so the lines stay distinguishable). The score axis spans
+    the data with a margin, within 0-100. Returns the Figure."""
     import matplotlib
     from matplotlib.ticker import NullFormatter
 
@@ -328,21 +383,27 @@ def plot_holdout_trajectories(result: Any, family: str, fig: "Figure | None" = N
         curves = curves[curves["family"] == family]
     fig = fig if fig is not None else _figure((4.0 * len(BENCHMARKS), 3.6))
     axes = fig.subplots(1, len(BENCHMARKS), sharex=True)
-    methods = list(dict.fromkeys(preds["method"]))
-    colors = matplotlib.colormaps["tab20"](np.linspace(0, 1, max(len(methods), 2)))
+    available = list(dict.fromkeys(preds["method"]))
+    chosen = _best_methods(result, family, available, max_methods) if methods is None \
+        else [m for m in methods if m in available]
+    colours = matplotlib.colormaps["tab10"].colors
+    styles = ("-", "--", "-.", ":")
     for ax, b in zip(axes, BENCHMARKS):
         actual = preds[(preds["benchmark"] == b)].drop_duplicates("model")
-        for c, m in zip(colors, methods):
+        for i, m in enumerate(chosen):
+            style = dict(color=colours[i % 10], ls=styles[(i // 10) % 4], lw=1.4, label=m)
             if not curves.empty and m in set(curves["method"]):
                 cm = curves[curves["method"] == m]
-                ax.plot(cm["params_b"], cm[b], color=c, lw=1.2, label=m)
+                ax.plot(cm["params_b"], cm[b], **style)
             else:
                 pm = preds[(preds["method"] == m) & (preds["benchmark"] == b)]
                 ax.plot([init["params_b"], *pm["params_b"]], [init[b], *pm["pred"]],
-                        color=c, lw=1.2, marker=".", label=m)
+                        marker=".", **style)
         ax.scatter(actual["params_b"], actual["actual"], color="black", zorder=5, label="actual")
         ax.scatter([init["params_b"]], [init[b]], color="black", marker="*", s=120, zorder=6,
                    label="initial model")
+        seen = [float(init[b]), *actual["actual"].astype(float)]
+        ax.set_ylim(max(0.0, min(seen) - 10.0), min(100.0, max(seen) + 10.0))
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlap on 1-2 decades
         ax.set_title(SHORT[b])
@@ -350,9 +411,21 @@ def plot_holdout_trajectories(result: Any, family: str, fig: "Figure | None" = N
     axes[0].set_ylabel("score (%)")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
-    fig.suptitle(f"held-out {family}")
+    shown = (f"the {len(chosen)} most accurate of {len(available)} methods"
+             if methods is None and len(chosen) < len(available) else f"{len(chosen)} methods")
+    fig.suptitle(f"held-out {family}: {shown}")
     fig.tight_layout()
     return fig
+
+
+def _best_methods(result: Any, family: str, available: list[str], k: int) -> list[str]:
+    """The ``k`` methods with the lowest relative MAE on ``family`` (table order on ties)."""
+    t = result.table
+    t = t[(t["family"] == family) & t["method"].isin(available)]
+    if "status" in t:
+        t = t[t["status"] == "ok"]
+    ranked = t.sort_values("rel_mae_pct", kind="stable")["method"].tolist()
+    return list(dict.fromkeys(ranked))[:max(1, int(k))] or available[:max(1, int(k))]
 
 
 def plot_method_errors(summary: Any, ax: "Axes | None" = None) -> "Axes":
@@ -415,8 +488,9 @@ def plot_nc_forest(post: Any, ax: "Axes | None" = None,
         ax.plot(r["nc_median_b"], y, "o", color="white", mec=color, ms=6)
     ax.set_yticks(range(len(rows)))
     unit = "pairs" if post.model == "coupling" else "models"
-    ax.set_yticklabels([f"{r['family']}" + (f" ({int(r['n_obs'])} {unit})" if r["kind"] == "family"
-                                            else "") for r in rows.to_dict("records")])
+    ax.set_yticklabels([f"{r['family']}" + (f" ({int(r['n_obs'])} {unit[:-1] if int(r['n_obs']) == 1 else unit})"
+                                            if r["kind"] == "family" else "")
+                        for r in rows.to_dict("records")])
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel("Nc (billions of parameters); bars: 68% (thick), 95% (thin)")

@@ -75,8 +75,8 @@ def _close(result: Any) -> str:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    figs = {a.figure for a in (result if isinstance(result, (list, tuple)) else [result])
-            if isinstance(a, Axes)}
+    many = isinstance(result, (list, tuple)) or type(result).__name__ == "ndarray"
+    figs = {a.figure for a in (list(result) if many else [result]) if isinstance(a, Axes)}
     if isinstance(result, Figure):
         figs.add(result)
     for fig in figs:

@@ -29,9 +29,11 @@ WORKERS = 2  # the CI machine and the developers' machines have two cores
 # from ending alone on a long file.
 COSTLIEST_FIRST = (
     "test_reproduce.py", "posterior_ode_recovery", "test_ode_nc.py", "posterior_ode",
-    "test_posterior.py", "fit_ode", "test_ingest.py", "examples_notebook",
+    "test_posterior.py",
+    "readme_python", "test_readme_runs.py",  # the documentation, executed
+    "fit_ode", "test_ingest.py", "examples_notebook",
     "test_shared_ode_censor.py", "test_examples.py", "test_explore.py", "test_holdout.py",
-    "test_latent_ode.py",
+    "test_latent_ode.py", "test_family_nc.py",
 )
 
 

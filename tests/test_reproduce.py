@@ -224,7 +224,7 @@ def test_coupling_section_renders_the_numbers_it_is_given():
     assert md.startswith("## 2. Running coupling")
     # 3 pairs, 1 skipped; of the 2 used, one below zero and one above
     assert "3 consecutive within-family pairs, 1 skipped" in md
-    assert "γ12 < 0 (tax) in 1 pairs, = 0 in 0, > 0 (bonus) in 1." in md
+    assert "γ12 < 0 (tax) in 1 pair, = 0 in 0, > 0 (bonus) in 1." in md
     # A = 0.51234, B = -4.8765, R² = 0.4321, Nc = 3.4567 at three significant digits
     assert "| all families | 2 | 0.512 | -4.88 | 0.432 | 3.46 | 0.600 | -5.00 | 2.00 |" in md
     assert "| Pythia, Llama-1, Llama-2 (2 pairs) | 3.46 | [2.50, 4.25] | [1.23, 7.89] | 487 / 500 |" in md

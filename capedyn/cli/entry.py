@@ -21,7 +21,7 @@ from .._table import format_table  # noqa: F401  (re-exported for the command mo
 
 COMMAND_GROUPS: tuple[str, ...] = (
     "coupling", "fit", "posterior", "holdout", "frontier", "reproduce",
-    "predictions", "explore", "ingest", "intervals", "steer",
+    "predictions", "explore", "ingest", "intervals", "family", "steer",
 )
 
 
@@ -100,6 +100,12 @@ def _main(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 0 if args.command is None else 2
+    repeated = _repeated_option(parser, args.command, sys.argv[1:] if argv is None else argv)
+    if repeated:
+        print(f"capedyn {args.command}: error: {repeated} is given more than once; give it "
+              "once (only one value would be used)", file=sys.stderr)
+        return 2
+
     if not getattr(args, "no_cache", False):
         from .._cache import enable_for_own_process
 
@@ -119,6 +125,30 @@ def _main(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
         except BrokenPipeError:  # output piped into head & co.: not an error
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
+
+
+def _repeated_option(parser: argparse.ArgumentParser, command: str,
+                     argv: Sequence[str]) -> str | None:
+    """The first single-valued option of ``command`` given twice (argparse keeps the last
+    silently), or None."""
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    single = {}
+    for action in sub.choices[command]._actions:
+        if isinstance(action, (argparse._StoreAction, argparse._StoreTrueAction,
+                               argparse._StoreConstAction)):
+            for opt in action.option_strings:
+                single[opt] = action
+    seen = set()
+    for token in argv:
+        if token == "--":
+            break
+        action = single.get(str(token).split("=", 1)[0])
+        if action is None:
+            continue
+        if action.dest in seen:
+            return "/".join(action.option_strings)
+        seen.add(action.dest)
+    return None
 
 
 def _json_human(result: dict[str, Any]) -> str:

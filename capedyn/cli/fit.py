@@ -116,6 +116,15 @@ def _parse_scores(text: str) -> list[float]:
         if not (math.isfinite(v) and 0.0 <= v <= 100.0):
             raise InputError(f"--scores: {name} = {p} is outside 0-100 (scores are percent)")
         values.append(v)
+    from ..data import check_percent_scores
+    from .._units import fraction_among_percent
+
+    check_percent_scores({"--scores": values})  # all five at most 1: fractions
+    k = fraction_among_percent(values)
+    if k is not None:
+        raise InputError(f"--scores: {('HS', 'TQA', 'ARC', 'WG', 'MMLU')[k]} = {parts[k]} is at "
+                         f"most 1 among scores in percent; give it in percent "
+                         f"({100 * values[k]:g})")
     return values
 
 
@@ -162,6 +171,10 @@ def _predict(args) -> dict[str, Any]:
             raise InputError("--scores needs --params-b (the model's size in billions)")
         if not (math.isfinite(args.params_b) and args.params_b > 0):
             raise InputError(f"--params-b must be a positive size in billions, got {args.params_b}")
+        from .._units import is_parameter_count, parameter_count_hint
+
+        if is_parameter_count(args.params_b):
+            raise InputError(f"--params-b {parameter_count_hint(args.params_b)}")
         initial = {"model": "(given scores)", "params_b": args.params_b,
                    **dict(zip(SCORE_ORDER, scores))}
     est = load_fit(args.fit)

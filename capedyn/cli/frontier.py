@@ -93,7 +93,7 @@ def _hfield(args) -> dict[str, Any]:
     if args.plot:
         from .._io import check_output_file
 
-        check_output_file(args.plot, "--plot", (".png",))  # before any work
+        check_output_file(args.plot, "--plot", (".png",), new_folders=False)  # before any work
     if args.bootstrap < 0:
         raise InputError(f"--bootstrap must be >= 0, got {args.bootstrap}")
     needs_data = args.table or args.coefficients == "fit"

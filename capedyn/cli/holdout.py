@@ -61,7 +61,7 @@ def _check_plot_path(path: str | None) -> None:
     if path is not None:
         from .._io import check_output_file
 
-        check_output_file(path, "--plot", (".png",))
+        check_output_file(path, "--plot", (".png",), new_folders=False)
 
 
 def _holdout(args) -> dict:

@@ -8,6 +8,7 @@ from typing import Any
 
 from .._errors import InputError
 from .._text import is_number_text
+from .._units import is_parameter_count, parameter_count_hint
 from .entry import add_json_flag, format_table
 from .._json import to_jsonable
 
@@ -62,6 +63,8 @@ def _sizes(text: str | None) -> list[float] | None:
         v = float(t)
         if not (math.isfinite(v) and v > 0):
             raise InputError(f"--params-b: {t} must be a positive size in billions")
+        if is_parameter_count(v):
+            raise InputError(f"--params-b: {parameter_count_hint(v)}")
         out.append(v)
     return out
 

@@ -85,7 +85,8 @@ def _check_output(path: str | None, what: str) -> None:
         return
     from .._io import check_output_file
 
-    check_output_file(path, what, (".png",) if what == "--plot" else ())
+    check_output_file(path, what, (".png",) if what == "--plot" else (),
+                      new_folders=what != "--plot")
 
 
 def _posterior(args) -> dict[str, Any]:

@@ -146,7 +146,7 @@ def usable_pairs(table: pd.DataFrame, families: Sequence[str] | None = None) -> 
 
 
 def web_trained_families(df: pd.DataFrame) -> list[str]:
-    """Every family of ``df`` not in :data:`capedyn.data.CURATED_FAMILIES` (table order).
+    """Every family of ``df`` not in :data:`capedyn.data.tables.CURATED_FAMILIES` (table order).
 
     ``df`` is any table with a ``family`` column: pass the :func:`running_coupling` table
     to get only the web-trained families that have pairs (single-model families drop out).

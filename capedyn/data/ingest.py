@@ -1,7 +1,7 @@
 """Read your own scores: lm-evaluation-harness and Open LLM Leaderboard v1 result files.
 
 Both readers return a table in the schema of ``base_models.csv`` (see
-:func:`capedyn.data.validate_base_models`), already validated, so every function and
+:func:`capedyn.data.tables.validate_base_models`), already validated, so every function and
 command of capedyn accepts it:
 
 ``model, family, params_b`` (billions), ``hellaswag, truthfulqa, arc, winogrande, mmlu``
@@ -34,7 +34,7 @@ some subjects is rejected, naming the missing ones). The model name is
 carry no parameter count: pass ``params_b``.
 
 Scores are stored as fractions in both formats and become percent here. Every problem is
-a :class:`IngestError` (a :class:`~capedyn.data.DataError`, hence a ``ValueError``)
+a :class:`IngestError` (a :class:`~capedyn.data.tables.DataError`, hence a ``ValueError``)
 naming the file.
 """
 
@@ -53,6 +53,7 @@ import numpy as np
 import pandas as pd
 
 from .._text import csv_cell
+from .._units import is_parameter_count, name_size_mismatch, parameter_count_hint
 from .tables import BASE_REQUIRED, BENCHMARKS, DataError, validate_base_models
 
 __all__ = ["read_lm_eval", "read_leaderboard_v1", "read_results", "find_result_files",
@@ -539,6 +540,14 @@ def _check_size(value: Any, model: str, file: str) -> float:
     if not (math.isfinite(v) and v > 0):
         raise IngestError(f"size {value!r} of {model} must be a positive number of billions",
                           file=file, hint="params_b is in billions of parameters, e.g. 6.9")
+    if is_parameter_count(v):
+        raise IngestError(f"size of {model}: {parameter_count_hint(v)}", file=file,
+                          hint="params_b is in billions of parameters, e.g. 6.9")
+    mismatch = name_size_mismatch(model, v)
+    if mismatch:
+        raise IngestError(f"{mismatch}", file=file,
+                          hint="--params-b takes one size per model in the order the models "
+                               "are listed; check the order")
     return v
 
 
@@ -598,7 +607,7 @@ def read_results(paths: str | Path | Iterable[str | Path], *, format: str = "aut
     are first met (paths in the order given, files sorted within a folder), or a mapping
     model → size; a model without a size here or in its file is an error.
 
-    Returns the table validated by :func:`capedyn.data.validate_base_models` (sorted by
+    Returns the table validated by :func:`capedyn.data.tables.validate_base_models` (sorted by
     family then size) with the extra column ``n_shot``.
     """
     if format not in FORMATS:

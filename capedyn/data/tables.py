@@ -28,6 +28,7 @@ import pandas as pd
 
 from .._errors import PERCENT_HINT, CapedynError, InputError, InputTypeError
 from .._text import clean_name, from_csv_cell, is_number_text, name_problem, params_b_problem
+from .._units import fraction_among_percent
 
 BENCHMARKS: tuple[str, ...] = ("hellaswag", "truthfulqa", "arc", "winogrande", "mmlu")
 """The five score columns, in the order used for every state vector (percent, 0-100)."""
@@ -249,6 +250,18 @@ def _check_scores(df: pd.DataFrame, label: str, columns: Sequence[str]) -> None:
                             column=columns[j], hint="Multiply its scores by 100 to give percentages")
 
 
+def _check_no_fraction_among_percent(df: pd.DataFrame, label: str, columns: Sequence[str]) -> None:
+    """One score written as a fraction (0.62) in a table of percentages: refused by row and
+    column (a single one turns a γ12 into nonsense)."""
+    values = df[list(columns)].to_numpy(dtype=float)
+    k = fraction_among_percent(values.ravel())
+    if k is not None:
+        i, j = divmod(k, len(columns))
+        raise DataError(f"score {values[i, j]:g} is at most 1 among scores in percent; it "
+                        "looks like a fraction", file=label, row=i + 1, column=columns[j],
+                        hint=f"Write it in percent ({100 * values[i, j]:g})")
+
+
 def check_percent_scores(scores: Mapping[str, Any], where: str = "") -> dict[str, np.ndarray]:
     """Check scores given in the API or on the command line; return them as float arrays.
 
@@ -351,6 +364,7 @@ def validate_base_models(df: pd.DataFrame, label: str = "<table>") -> pd.DataFra
     df = _numeric_columns(df, label, ("params_b", *BENCHMARKS), allow_empty=BENCHMARKS)
     _check_sizes(df, label, "params_b")
     _check_scores(df, label, BENCHMARKS)
+    _check_no_fraction_among_percent(df, label, BENCHMARKS)
     _check_unique(df, label, ("model",), "model name")
     _check_unique(df, label, ("family", "params_b"), "family and size")
     cols = [*BASE_REQUIRED, *BASE_OPTIONAL]

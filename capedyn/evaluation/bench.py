@@ -1,7 +1,7 @@
 """``capedyn bench``: what JAX buys, measured on the package's own problem.
 
 1. **JAX against SciPy on the same fit.** The coupling-ODE objective of
-   :mod:`capedyn.fit` — trajectory mean squared error in score points over every later
+   :mod:`capedyn.models.coupling_ode` — trajectory mean squared error in score points over every later
    model of every training family, plus the Gaussian-prior penalties — is minimised from
    one starting point (the estimator's own initial population) three ways:
 
@@ -23,9 +23,9 @@
    objectives, and the speed ratio at equal loss — the time the slower method needs to
    reach the other's final objective — because a faster fit that fits worse is not a win.
 
-2. **NUTS effective samples per second** of :func:`capedyn.posterior.sample_posterior`:
+2. **NUTS effective samples per second** of :func:`capedyn.inference.sampling.sample_posterior`:
    the coupling-level model, and the ODE-level model at the posterior's default settings
-   (:data:`capedyn.posterior.SAMPLER_DEFAULTS`), with R-hat, bulk ESS and divergences.
+   (:data:`capedyn.inference.sampling.SAMPLER_DEFAULTS`), with R-hat, bulk ESS and divergences.
 """
 
 from __future__ import annotations
@@ -282,7 +282,7 @@ def bench_fit_vs_scipy(df: pd.DataFrame | None = None, families: Sequence[str] =
 @scoped_x64
 def bench_nuts(quick: bool = False, seed: int = 0, progress: bool = True,
                ode_fit=None) -> dict[str, Any]:
-    """Effective samples per second of :func:`capedyn.posterior.sample_posterior`.
+    """Effective samples per second of :func:`capedyn.inference.sampling.sample_posterior`.
 
     For each model (coupling-level; ODE-level with the universal field of ``ode_fit``, by
     default the shipped ``all_families`` fit) a tiny run (10 + 10 draws) measures the fixed

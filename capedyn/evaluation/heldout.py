@@ -24,9 +24,9 @@ Methods (:data:`METHODS`): the learned coupling ODE, the second-generation share
 ODE (``shared_ode``), SINDy (minimum-error and one-standard-error thresholds), the paper's
 linear ODE, pooled polynomials in log10 N (as fitted and anchored at the initial model), and
 the field's peers (``logit_rate``, ``pca_capability`` — ObsScaling-style, ``latent_skill`` —
-Sloth-style; :mod:`capedyn.peers`). Every hyper-parameter listed in :data:`SELECTION_GRIDS`
+Sloth-style; :mod:`capedyn.models.peers`). Every hyper-parameter listed in :data:`SELECTION_GRIDS`
 (floors, numbers of skills or components, penalties, polynomial degree) is chosen by nested
-selection inside each training set (:mod:`capedyn.selection`); ``selection="fixed"`` runs the
+selection inside each training set (:mod:`capedyn.evaluation.selection`); ``selection="fixed"`` runs the
 defaults instead, for a before/after comparison.
 
 * P1 (the paper's split, :func:`p1`): train on Pythia only, predict Llama-2.
@@ -144,7 +144,7 @@ SELECTION_GRIDS: dict[str, dict[str, list]] = {
     "poly_anchored": {"degree": [2, 1, 3, 4]},
 }
 """Hyper-parameter grids selected by nested leave-one-family-out inside each training set
-(:class:`capedyn.selection.NestedSelection`); the first value of each list is the fixed
+(:class:`capedyn.evaluation.selection.NestedSelection`); the first value of each list is the fixed
 default. ``sindy_ode``/``sindy_ode_1se`` select their STLSQ threshold and ridge by their own
 leave-one-training-family-out cross-validation inside the training set; ``linear_ode`` and
 the ``polyD`` variants have no hyper-parameter."""
@@ -185,7 +185,7 @@ def configured_methods(overrides: Mapping[str, Mapping[str, Any]] | None = None,
     ``overrides``: method → estimator settings applied to the base estimator (its
     ``set_params`` / constructor keywords), e.g. ``{"coupling_ode": {"steps": 60}}``.
     ``selection``: "nested" wraps the methods of ``grids`` (default
-    :data:`SELECTION_GRIDS`) in :class:`capedyn.selection.NestedSelection` with the inner
+    :data:`SELECTION_GRIDS`) in :class:`capedyn.evaluation.selection.NestedSelection` with the inner
     budgets of ``inner`` (default :data:`INNER_PARAMS`); "fixed" does not. ``names``
     restricts the methods (default :data:`DEFAULT_METHODS`)."""
     from .selection import NestedSelection, with_params

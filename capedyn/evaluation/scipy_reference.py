@@ -34,7 +34,7 @@ def _degree_mask(degree: int) -> np.ndarray:
 def field_numpy(x: float, z: np.ndarray, coef: np.ndarray, gamma0: float, log10_nc: float,
                 h: np.ndarray, *, degree: int = 2, coupling: str = "score",
                 kappa_max: float = 4.0) -> np.ndarray:
-    """dz/dx of :class:`capedyn.ode.CouplingField` written in numpy (latent units per decade).
+    """dz/dx of :class:`capedyn.dynamics.field.CouplingField` written in numpy (latent units per decade).
 
     rate = (coef ⊙ mask) @ Θ(z) + h; with the coupling on, TQA's rate gains
     γ12(x)·κ(z)·rate_HS, γ12 = gamma0·(x − log10 Nc) and κ = min(s'_HS / s'_TQA, kappa_max)
@@ -63,7 +63,7 @@ def field_numpy(x: float, z: np.ndarray, coef: np.ndarray, gamma0: float, log10_
 
 @dataclass
 class ScipyCouplingFit:
-    """The objective of :mod:`capedyn.fit` as a least-squares residual vector, in numpy/SciPy.
+    """The objective of :mod:`capedyn.models.coupling_ode` as a least-squares residual vector, in numpy/SciPy.
 
     Parameters are packed as [coef (5×21), gamma0, log10_nc (F), h (F×5), mu_nc] — the
     trainable leaves of the JAX ``Population``. ``residuals(θ)·residuals(θ)`` equals the
@@ -71,7 +71,7 @@ class ScipyCouplingFit:
     √λ times each penalised quantity.
     """
 
-    trajs: Sequence[Any]          # capedyn.fit.Trajectory (x, scores) per family
+    trajs: Sequence[Any]          # capedyn.models.coupling_ode.Trajectory (x, scores) per family
     penalties: dict[str, Any]     # l2, l2_const, l2_gamma, l2_h, l2_nc, nc_prior_*, h_center
     degree: int = 2
     coupling: str = "score"

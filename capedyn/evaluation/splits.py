@@ -1,6 +1,6 @@
 """Held-out splits and their metrics: the one place a held-out split is built
 (:func:`make_split`) and the two errors every method is scored with. Used by the
-benchmark (:mod:`capedyn.heldout`) and by nested selection (:mod:`capedyn.selection`)
+benchmark (:mod:`capedyn.evaluation.heldout`) and by nested selection (:mod:`capedyn.evaluation.selection`)
 one level down.
 
 Which rows count. A held-out family's models are its *complete* rows (all five scores,

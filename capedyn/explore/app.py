@@ -13,7 +13,7 @@ import time
 import numpy as np
 import streamlit as st
 
-from capedyn.explore import core, figures
+from capedyn.explore import core, family_view, figures
 
 VIEWS = ("Analyze a model", "ODE explorer", "Phase map", "Frontier", "Nc posteriors",
          "Held-out benchmark", "Predictions", "Steering")
@@ -101,6 +101,7 @@ def _analyze_results(ex: core.Explorer, inp: core.ModelInput, polling: bool) -> 
                        f"{ph['tqa_critical']:.2f}%, margin {ph['margin']:+.2f} points")
             if "gamma12_reading" in ph:
                 st.write(ph["gamma12_reading"] + ".")
+    with cols[1]:
         hf = res["hfield"]
         if hf is not None:
             st.markdown(f"### h-field: {hf['h']:+.1f}")
@@ -108,10 +109,9 @@ def _analyze_results(ex: core.Explorer, inp: core.ModelInput, polling: bool) -> 
             st.caption(hf["line"])
         for note in res["notes"]:
             st.info(note)
-    with cols[1]:
-        if res["nearest"] is not None:
-            st.markdown("**Nearest known models**")
-            st.dataframe(res["nearest"].round(2), hide_index=True)
+    if res["nearest"] is not None:  # full width: its nine columns do not fit in half
+        st.markdown("**Nearest known models**")
+        st.dataframe(res["nearest"].round(2), hide_index=True)
     ode = res["ode"]
     if ode is not None:
         table = ode["table"].copy()
@@ -137,10 +137,8 @@ def _analyze_results(ex: core.Explorer, inp: core.ModelInput, polling: bool) -> 
 # --------------------------------------------------------------------------- ODE explorer
 
 def _reset_sliders(ex: core.Explorer, family: str) -> None:
-    p = ex.model.families_[family]
-    st.session_state["ode_nc"] = round(float(np.asarray(p.log10_nc)) - 9.0, 2)
-    for k, b in enumerate(core.BENCHMARKS):
-        st.session_state[f"ode_h_{b}"] = round(float(np.asarray(p.h)[k]), 2)
+    st.session_state.update(family_view.fitted_slider_values(ex, family))
+    st.session_state["ode_for"] = family
 
 
 @st.fragment
@@ -157,13 +155,12 @@ def _ode_body(ex: core.Explorer) -> None:
                "decade, one per benchmark) and critical scale Nc on sliders; the "
                "trajectory re-solves from the start model on every move. Dashed: the "
                "family's fitted values; dots: its data.")
-    fams = ex.fitted_families()
+    fams = family_view.offered_families(ex)
     c = st.columns([2, 3])
     family = c[0].selectbox("Family", fams, index=fams.index("Pythia") if "Pythia" in fams else 0,
                             key="ode_family")
-    if st.session_state.get("ode_for") != family:
+    if family_view.sliders_need_reset(st.session_state, family):
         _reset_sliders(ex, family)
-        st.session_state["ode_for"] = family
     rows = ex.complete_models()
     rows = rows[rows["family"] == family].sort_values("params_b")
     options = [*rows["model"], "type scores…"]
@@ -173,27 +170,32 @@ def _ode_body(ex: core.Explorer) -> None:
         typed = {"size": t[0].text_input("Size (B)", key="ode_t_size")}
         typed.update({b: t[k + 1].text_input(core.LABELS[b], key=f"ode_t_{b}")
                       for k, b in enumerate(core.BENCHMARKS)})
-        inp, problems = core.parse_model(typed["size"], {b: typed[b] for b in core.BENCHMARKS})
-        if problems or not inp.complete:
-            for msg in problems or ["type the size and all five scores"]:
-                st.error(msg)
+        start, level, messages = family_view.typed_start(typed)
+        for msg in messages:
+            (st.info if level == "info" else st.error)(msg)
+        if start is None:
             return
-        start = {"params_b": inp.params_b, **inp.scores}
     else:
         r = rows[rows["model"] == pick].iloc[0]
         start = {"params_b": float(r["params_b"]), **{b: float(r[b]) for b in core.BENCHMARKS}}
     lo, hi = core.source_bounds(ex)
     nc_lo, nc_hi = core.nc_bounds(ex)
+    own = family_view.fitted_slider_values(ex, family)  # a --data family may lie outside
+    nc_lo, nc_hi = min(nc_lo, own["ode_nc"] - 0.5), max(nc_hi, own["ode_nc"] + 0.5)
+    lo = min(lo, min(v for k, v in own.items() if k != "ode_nc") - 0.1)
+    hi = max(hi, max(v for k, v in own.items() if k != "ode_nc") + 0.1)
     s = st.columns(6)
-    nc = s[0].slider("log10 Nc (B)", nc_lo, nc_hi, step=0.05, key="ode_nc",
-                     help="critical scale Nc in billions, log10")
+    nc = s[0].slider("log10 Nc field parameter (B)", nc_lo, nc_hi, step=0.05, key="ode_nc",
+                     help="the ODE's Nc parameter in billions, log10: it shapes the "
+                          "trajectory but is barely informed by the scores; the family's "
+                          "measured Nc is the coupling-level posterior shown below")
     h = [s[k + 1].slider(f"h {core.LABELS[b]}", lo, hi, step=0.02, key=f"ode_h_{b}")
          for k, b in enumerate(core.BENCHMARKS)]
     st.button("Reset to the fitted values", key="ode_reset", on_click=_reset_sliders,
               args=(ex, family))
     t0 = time.perf_counter()
     try:
-        p = ex.model.families_[family]
+        p = family_view.family_params(ex, family)
         up_to = max(100.0 * start["params_b"], float(rows["params_b"].max()) if len(rows) else 0.0)
         traj = core.trajectories(ex, start, family, nc + 9.0, h, up_to_b=up_to)
         ref = ex._cached(f"ref-{family}-{sorted(start.items())}-{up_to}",
@@ -207,7 +209,8 @@ def _ode_body(ex: core.Explorer) -> None:
     end = ", ".join(f"{core.LABELS[b]} {v:.2f}" for b, v in zip(last["benchmark"], last["score"]))
     fig = figures.trajectory_figure(traj, rows, ref)
     ms = 1e3 * (time.perf_counter() - t0)
-    st.markdown(f"Nc = {_fmt_b(10 ** nc)}; at {last['params_b'].iloc[0]:.3g}B: "
+    st.caption(family_view.coupling_nc_label(ex, family))
+    st.markdown(f"{family_view.field_nc_label(nc)}; at {last['params_b'].iloc[0]:.3g}B: "
                 f"<span id='ode-end'>{end}</span> <small>(solved and drawn in "
                 f"<span id='ode-ms'>{ms:.0f}</span> ms)</small>", unsafe_allow_html=True)
     st.plotly_chart(fig, key="ode_fig")
@@ -313,7 +316,7 @@ def view_predictions(ex: core.Explorer) -> None:
     icons = {"confirmed": "✅", "refuted": "❌", "pending": "⏳", "untestable": "❔"}
     for r in table.to_dict("records"):
         with st.expander(f"{icons[r['status']]} {r['id']}: {r['status']}"
-                         + (f" (deadline {r['deadline']})" if r["deadline"] else ""),
+                         + family_view.deadline_suffix(r["deadline"]),
                          expanded=True):
             st.write(r["claim"])
             st.markdown(f"**Evidence.** {r['evidence']}")

@@ -12,6 +12,39 @@ from .core import BENCHMARKS, LABELS, SCALE_FACTORS
 PHASE_COLOURS = {"tax": "#d62728", "bonus": "#2ca02c", "transition": "#ff7f0e"}
 
 
+LOG_TICKS = [m * 10.0 ** k for k in range(-3, 8) for m in (1, 2, 5)]
+"""Tick positions of the explorer's log size axes (billions): 1-2-5 steps, each labelled in
+full (plotly's own log ticks label 70 as "7")."""
+
+
+def readable_log_axes(fig):
+    """Full labels at 1-2-5 steps on every log x axis of ``fig``; returns ``fig``."""
+    fig.update_xaxes(tickvals=LOG_TICKS, ticktext=[f"{v:g}" for v in LOG_TICKS],
+                     selector=dict(type="log"))
+    return fig
+
+
+def family_palette(n: int) -> list[str]:
+    """``n`` distinct colours (plotly's 26-colour Alphabet, then its 24-colour Dark24):
+    the default 10-colour cycle repeats after ten families."""
+    from plotly.colors import qualitative
+
+    colours = list(dict.fromkeys(qualitative.Alphabet + qualitative.Dark24))
+    return [colours[i % len(colours)] for i in range(n)]
+
+
+def robust_colour_range(z: np.ndarray) -> tuple[float, float, bool]:
+    """(zmin, zmax, capped): the colour scale of a heatmap, capped at 1.5x the 90th
+    percentile so one outlying cell does not wash out every other; the cells still show
+    their values."""
+    finite = z[np.isfinite(z)]
+    if finite.size == 0:
+        return 0.0, 1.0, False
+    lo, hi = float(finite.min()), float(finite.max())
+    cap = 1.5 * float(np.quantile(finite, 0.9))
+    return (lo, cap, True) if hi > cap > lo else (lo, hi, False)
+
+
 def _go():
     import plotly.graph_objects as go
 
@@ -38,6 +71,7 @@ def analyze_figure(inp, ode: dict[str, Any]):
                       yaxis_title="score (%)", height=360, margin=dict(l=10, r=10, t=30, b=10),
                       title=f"ODE prediction at {', '.join(f'{f:g}x' for f in SCALE_FACTORS)} "
                             "the size")
+    readable_log_axes(fig)
     return fig
 
 
@@ -69,7 +103,7 @@ def trajectory_figure(traj: pd.DataFrame, data: pd.DataFrame, reference: pd.Data
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), xaxis_type="log",
                       xaxis_title="size (billions of parameters)", yaxis_title="score (%)",
                       title="solid: sliders; dashed: fitted Nc and h; points: the family's data")
-    return fig
+    return readable_log_axes(fig)
 
 
 def phase_map_figures(pm: dict[str, Any]):
@@ -98,22 +132,25 @@ def phase_map_figures(pm: dict[str, Any]):
                             name="TQA_c = sqrt(0.187·HS)"))
     f1.update_layout(xaxis_title="HellaSwag (%)", yaxis_title="TruthfulQA (%)", height=420,
                      yaxis_range=[bottom, top],
-                     title="Phase map: bonus above the line, tax below",
-                     margin=dict(l=10, r=10, t=40, b=10))
+                     title=dict(text="Phase map: bonus above the line, tax below", y=0.93),
+                     margin=dict(l=10, r=10, t=70, b=10))
     pairs, fit, curve = pm["pairs"], pm["fit"], pm["fit_curve"]
     f2 = go.Figure()
-    for fam, g in pairs.groupby("family"):
+    palette = family_palette(len(set(pairs["family"])))
+    for i, (fam, g) in enumerate(pairs.groupby("family")):
         f2.add_trace(go.Scatter(x=g["params_b_mid"], y=g["gamma12"], mode="markers+lines",
-                                name=fam, text=g["model_from"] + " → " + g["model_to"]))
+                                name=fam, text=g["model_from"] + " → " + g["model_to"],
+                                line=dict(color=palette[i]), marker=dict(color=palette[i])))
     f2.add_trace(go.Scatter(x=curve["params_b"], y=curve["gamma12"], mode="lines",
                             line=dict(color="black", width=3),
                             name=f"fit γ12 = {fit.A:.3f}·log10 N {fit.B:+.3f}"))
     f2.add_hline(y=0, line=dict(color="grey", dash="dot"))
     f2.update_layout(xaxis_type="log", xaxis_title="size (billions, geometric mean of the pair)",
                      yaxis_title="γ12 (TQA points per HS point)", height=420,
-                     title=f"Running coupling; Nc = {fit.nc_b:.3g}B",
-                     margin=dict(l=10, r=10, t=40, b=10))
-    return f1, f2
+                     title=dict(text=f"Running coupling; population line Nc = {fit.nc_b:.3g}B",
+                                y=0.93),
+                     margin=dict(l=10, r=10, t=70, b=10))
+    return f1, readable_log_axes(f2)
 
 
 def frontier_figure(fv: dict[str, Any]):
@@ -161,14 +198,17 @@ def forest_figure(table: pd.DataFrame):
     fig.update_layout(xaxis_type="log", xaxis_title="Nc (billions of parameters)",
                       height=40 * len(rows) + 120, margin=dict(l=10, r=10, t=40, b=10),
                       title="Nc posterior by family: median, 68% (thick) and 95% (thin)")
-    return fig
+    return readable_log_axes(fig)
 
 
 def holdout_figure(mat: pd.DataFrame):
     go = _go()
     z = mat.to_numpy(float)
+    zmin, zmax, capped = robust_colour_range(z)
+    title = f"rel. MAE %<br>(colour capped<br>at {zmax:.0f})" if capped else "rel. MAE %"
     fig = go.Figure(go.Heatmap(z=z, x=list(mat.columns), y=list(mat.index),
-                               colorscale="Viridis_r", colorbar=dict(title="rel. MAE %"),
+                               colorscale="Viridis_r", colorbar=dict(title=title),
+                               zmin=zmin, zmax=zmax,
                                text=np.round(z, 1), texttemplate="%{text}"))
     fig.update_layout(height=32 * len(mat) + 140, margin=dict(l=10, r=10, t=40, b=10),
                       title="Held-out family benchmark (leave one family out): relative MAE %")

@@ -34,7 +34,7 @@ def _design_sources(n_families: int, n_design: int, rng: np.random.Generator) ->
 @scoped_x64
 def simulate_coupling_data(n_families: int, seed: int, truth: dict | None = None,
                            design: CouplingData | None = None) -> tuple[CouplingData, np.ndarray]:
-    """Families simulated from :func:`capedyn.posterior_models.coupling_model` with known
+    """Families simulated from :func:`capedyn.inference.models.coupling_model` with known
     log10 Nc, through ``numpyro.infer.Predictive`` with the population hyper-parameters
     fixed to ``truth`` (default :data:`CALIBRATION_TRUTH`; keys ``mu``, ``tau``,
     ``log_gamma0_mu``, ``log_gamma0_sd``, ``sigma_gamma``, ``sigma_score``).

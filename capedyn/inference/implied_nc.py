@@ -85,7 +85,7 @@ def _scan_solver(backward: bool):
     upward from the start and (``backward``) downward from it, and the score-unit rates of
     HS and TQA at the saved points (the field evaluated exactly at the solved states).
 
-    Downward integration uses :func:`capedyn.ode.solve_unchecked` (the one solve path) on the
+    Downward integration uses :func:`capedyn.dynamics.field.solve_unchecked` (the one solve path) on the
     field read backwards, dz/ds = −f(x0 − s, z) with s = x0 − x ≥ 0."""
     if backward not in _SCAN_FN:
         import equinox as eqx
@@ -243,8 +243,8 @@ def implied_nc(ode_field, family, initial_scores, initial_params_b: float, *,
                x_max: float = X_MAX, n_grid: int = 400, x_min: float | None = X_MIN) -> ImpliedNc:
     """The ODE-implied Nc of one family (see the module docstring).
 
-    ``ode_field``: a :class:`capedyn.ode.CouplingField`; ``family``: its
-    :class:`capedyn.ode.FamilyParams`; ``initial_scores``: the five scores (percent) of the
+    ``ode_field``: a :class:`capedyn.dynamics.field.CouplingField`; ``family``: its
+    :class:`capedyn.dynamics.field.FamilyParams`; ``initial_scores``: the five scores (percent) of the
     family's smallest model at ``initial_params_b`` (billions); the trajectory through it is
     scanned from ``x_min`` (None: from the model itself) up to ``x_max`` (log10 N; 12 =
     1000B), ``n_grid`` points above the model.
@@ -392,7 +392,7 @@ def implied_nc_draws(ode_field, log10_nc: Sequence[float], h: np.ndarray, initia
 
 def implied_nc_table(model, df: pd.DataFrame | None = None, *, x_max: float = X_MAX,
                      x_min: float | None = X_MIN) -> pd.DataFrame:
-    """One row per family of a fitted :class:`capedyn.fit.CouplingODE`: the family's own
+    """One row per family of a fitted :class:`capedyn.models.coupling_ode.CouplingODE`: the family's own
     ``log10_nc`` parameter beside the ODE-implied Nc (billions), whether the trajectory
     crosses, whether the crossing lies inside the family's data (between its smallest and
     largest complete model) and the data range in billions. ``df`` is unused except to

@@ -3,7 +3,7 @@ parameters, the ODE-level posterior sampled on them, and how often the implied-N
 cover the implied Nc of the true parameters.
 
 The simulation is the ODE-level model itself run forwards (NumPyro ``Predictive`` on
-:func:`capedyn.posterior_models.ode_model` with the population fixed at
+:func:`capedyn.inference.models.ode_model` with the population fixed at
 :data:`ODE_CALIBRATION_TRUTH`): each simulated family takes the design of a real family
 (its smallest model's five scores and its sizes), drawn at random; its log10 Nc and source
 h are drawn from the population; the scores at its sizes are the accurately solved
@@ -124,13 +124,13 @@ def implied_nc_coverage(n_families: int = 26, seed: int = 0, *, per_dataset: int
     at most ``per_dataset`` families (seeds ``seed``, ``seed + 1``, ...; each dataset is one
     hierarchical ODE-level posterior, NUTS with ``chains`` x ``samples`` draws after
     ``warmup``). For every family the implied Nc is computed from each posterior draw
-    (:func:`capedyn.ode_nc.implied_nc_batch`, trajectories from the observed smallest
+    (:func:`capedyn.inference.implied_nc.implied_nc_batch`, trajectories from the observed smallest
     model) and from the true parameters (trajectory from the true smallest model), with the
-    same scan (``x_min``/``x_max`` log10 N, defaults of :mod:`capedyn.ode_nc`) and each of
-    ``definitions`` (see :func:`capedyn.ode_nc.implied_nc_batch`); ``truth``, ``design`` and
+    same scan (``x_min``/``x_max`` log10 N, defaults of :mod:`capedyn.inference.implied_nc`) and each of
+    ``definitions`` (see :func:`capedyn.inference.implied_nc.implied_nc_batch`); ``truth``, ``design`` and
     ``noisy_start`` are passed to :func:`simulate_trajectory_data`; ``family_gamma`` to it
     and to the posterior, ``model_noisy_start`` to the posterior as its ``noisy_start``
-    (see :func:`capedyn.posterior_models.ode_model`). Nc is taken on
+    (see :func:`capedyn.inference.models.ode_model`). Nc is taken on
     the extended line (+inf: the trajectory stays on the tax side over the scan, −inf: it
     stays on the bonus side), the equal-tailed 68%/95% intervals are quantiles of the draws,
     and a family is covered when its true value lies inside.

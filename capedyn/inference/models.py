@@ -1,6 +1,6 @@
 """The NumPyro models of the Nc posteriors, plain functions of data arrays, and the data
 they take: running-coupling pairs (``coupling_model``) and score trajectories solved
-through the coupling ODE (``ode_model``). Inference is in :mod:`capedyn.posterior`."""
+through the coupling ODE (``ode_model``). Inference is in :mod:`capedyn.inference.sampling`."""
 
 from __future__ import annotations
 
@@ -197,7 +197,7 @@ def coupling_model(family_idx, log10_n, delta_hs, n_families: int, gamma12=None,
 def solve_families(fld, z0, x0, xs, log10_nc, h, *, gamma0=None, solver: str = "fixed",
                    steps: int = 5):
     """Latent states (F, M, 5) at ``xs`` for every family and a (F,) success flag, through
-    :func:`capedyn.ode.solve_unchecked` (the one solve path of capedyn).
+    :func:`capedyn.dynamics.field.solve_unchecked` (the one solve path of capedyn).
 
     ``gamma0``: optional (F,) coupling strength of each family (TQA points per HS point per
     decade), replacing the field's one value; None keeps the field's.
@@ -235,7 +235,7 @@ def ode_model(x0, z0, xs, mask, fld, scores=None, hyper=None, solver: str = "fix
 
     ``x0`` (F,) log10 N of each family's smallest model, ``z0`` (F, 5) its latent state
     (observed), ``xs`` (F, M) log10 N of the family's models, ``mask`` (F, M) which scores
-    count, ``fld`` the fitted :class:`capedyn.ode.CouplingField` (its universal part held
+    count, ``fld`` the fitted :class:`capedyn.dynamics.field.CouplingField` (its universal part held
     fixed), ``scores`` (F, M, 5) percent (None: prior predictive). ``hyper``: optional dict
     of fixed population values ``mu``, ``tau``, ``sigma_h`` (latent units per decade),
     ``sigma_score`` (5,) points and, with ``family_gamma``, ``log_gamma0_mu`` and

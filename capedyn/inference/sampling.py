@@ -25,7 +25,7 @@ several chains) is separate in :func:`sample_posterior`.
 ``ode_model``
     The observed scores (percent) of every complete model after a family's smallest one,
     given the coupling-ODE solution integrated from that smallest model with Diffrax
-    (:mod:`capedyn.ode`)::
+    (:mod:`capedyn.dynamics.field`)::
 
         scores_{f,j,b} ~ Normal(from_state(z_f(x_j))_b, σ_b)
         log10 Nc_f ~ Normal(μ, τ),   h_f,b ~ Normal(0, σ_h)
@@ -46,7 +46,7 @@ several chains) is separate in :func:`sample_posterior`.
     models, so the posterior would be a long ridge of coef/h/Nc trade-offs (which the fit
     resolves with its penalties) and NUTS would need far longer trajectories, while a
     single ODE-level run already takes minutes.
-    The solve inside the model is :func:`capedyn.ode.solve_unchecked` — the same code path
+    The solve inside the model is :func:`capedyn.dynamics.field.solve_unchecked` — the same code path
     as the fit and predictions — with Tsit5 on a fixed grid of ``ode_steps`` equal steps
     per family (``solver="fixed"``, default; ``fixed_steps`` of the solve) or its adaptive
     PID controller (``solver="adaptive"``). The fixed grid keeps the log density smooth in
@@ -65,7 +65,7 @@ Results
     population Nc is reported two ways: ``population`` = 10^μ, the centre of the family
     distribution, and ``new family`` = the posterior predictive 10^(μ + τ·ε) of an unseen
     family's Nc. :func:`posterior_family` gives a family outside the fit its Nc (and h)
-    with the population as prior. :func:`capedyn.calibration.calibration_check` simulates families with known
+    with the population as prior. :func:`capedyn.inference.coupling_calibration.calibration_check` simulates families with known
     Nc from the coupling model and counts how often the 95% intervals cover the truth.
 """
 
@@ -198,7 +198,7 @@ def _add_new_family(idata, seed: int) -> None:
 
 def _resolve_fit(fit):
     """(field, {family: FamilyParams}, population log10 Nc) from ``fit``: a fitted
-    :class:`capedyn.CouplingODE`, a bare :class:`capedyn.ode.CouplingField`, a saved fit
+    :class:`capedyn.CouplingODE`, a bare :class:`capedyn.dynamics.field.CouplingField`, a saved fit
     folder or a shipped fit name; None takes the shipped ``all_families`` fit."""
     from ..models.coupling_ode import CouplingODE
     from ..models.persistence import load_fit, shipped_fits
@@ -241,7 +241,7 @@ def sample_posterior(df=None, *, model: str | None = None,
     ``dense_mass`` and ``ode_steps`` (fixed Tsit5 steps per family, ``solver="fixed"``).
     ``seed`` for the PRNG. ``families`` restricts the fit to those families. ``fit`` (ODE
     model): a fitted :class:`capedyn.CouplingODE` (its field is held fixed, its family
-    values start the chains), a :class:`capedyn.ode.CouplingField`, a saved fit folder or a
+    values start the chains), a :class:`capedyn.dynamics.field.CouplingField`, a saved fit folder or a
     shipped fit name; default the shipped ``all_families`` fit. ``family_gamma`` and
     ``noisy_start`` (ODE model): each family's own coupling strength γ0_f (default off),
     and the smallest model's scores observed with noise (default on); see :func:`ode_model`.

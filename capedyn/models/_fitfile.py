@@ -1,5 +1,5 @@
 """The saved-fit file format shared by the writer (:meth:`capedyn.CouplingODE.save`) and the
-reader (:func:`capedyn.persistence.load_fit`): its name and version, the data and version
+reader (:func:`capedyn.models.persistence.load_fit`): its name and version, the data and version
 fingerprints ``meta.json`` records, and the rule for the folder a fit is saved to."""
 
 from __future__ import annotations

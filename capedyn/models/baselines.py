@@ -37,7 +37,7 @@ from ..data.tables import BENCHMARKS, log10_params
 
 def family_trajectories(df: pd.DataFrame, min_points: int = 2) -> list[Trajectory]:
     """Per family, the complete rows (all five scores) sorted by size, as the one
-    :class:`capedyn.trajectory.Trajectory` type every method shares; families with fewer
+    :class:`capedyn.dynamics.trajectory.Trajectory` type every method shares; families with fewer
     than ``min_points`` complete models are omitted (a single point carries no slope)."""
     return trajectories(df, min_models=min_points)
 

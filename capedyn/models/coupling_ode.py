@@ -1,11 +1,11 @@
 """Fitting the coupling ODE end to end: the :class:`CouplingODE` estimator and the transfer
-rule for unseen families. The objective lives in :mod:`capedyn.objective`, the optimisers in
-:mod:`capedyn.optimise`, saved fits in :mod:`capedyn.persistence`, the per-phase analysis and
-the tuning scores in :mod:`capedyn.analysis`, the fit timing in :mod:`capedyn.bench`.
+rule for unseen families. The objective lives in :mod:`capedyn.dynamics.objective`, the optimisers in
+:mod:`capedyn.dynamics.optimise`, saved fits in :mod:`capedyn.models.persistence`, the per-phase analysis and
+the tuning scores in :mod:`capedyn.models.per_phase`, the fit timing in :mod:`capedyn.evaluation.bench`.
 
 What is fitted
-    One universal :class:`~capedyn.ode.CouplingField` shared by every training family, one
-    :class:`~capedyn.ode.FamilyParams` (log10 Nc_f and the source h_f) per family, and the
+    One universal :class:`~capedyn.dynamics.field.CouplingField` shared by every training family, one
+    :class:`~capedyn.dynamics.field.FamilyParams` (log10 Nc_f and the source h_f) per family, and the
     population mean of log10 Nc. Every family with at least two complete models (all five
     scores) is integrated from its own smallest complete model; families with missing scores
     (Gemma-3, Gemma-4 and Qwen3 have only HellaSwag and TruthfulQA) cannot be integrated in the
@@ -53,7 +53,7 @@ Optimisation
     float64 throughout.
 
 Defaults (chosen by leave-one-family-out, never with Llama-2)
-    Picked on a grid with :func:`capedyn.analysis.tuning_scores`, on the table *without* Llama-2: the mean
+    Picked on a grid with :func:`capedyn.models.per_phase.tuning_scores`, on the table *without* Llama-2: the mean
     relative MAE % (100·Σ|err| / Σ actual) of leave-one-family-out over the 9 families with ≥ 3 complete
     models ("LOFO"), and of Pythia-only fits predicting those 8 other families. Selected
     grid points (LOFO / Pythia→others / Pythia in-sample %)::
@@ -209,7 +209,7 @@ class CouplingODE(BaseEstimator):
     as ``l2``); ``l2_const`` on the constant column; ``l2_gamma`` on gamma0; ``l2_h`` on
     family sources; ``l2_nc`` shrinkage of log10 Nc_f to the population mean, which has a
     weak prior N(``nc_prior_mean``, ``nc_prior_sd``) (log10 N); ``degree`` of the polynomial
-    library (1 or 2); ``coupling`` ("score", "latent" or "none", see :mod:`capedyn.ode`);
+    library (1 or 2); ``coupling`` ("score", "latent" or "none", see :mod:`capedyn.dynamics.field`);
     ``kappa_max`` cap of the score-unit conversion; ``transfer_alpha`` ridge penalty of the
     transfer rule; ``family_weight`` "models" or "equal"; ``seed`` for the initial
     coefficient jitter; ``progress`` shows a progress line on stderr.
@@ -481,6 +481,7 @@ class CouplingODE(BaseEstimator):
         return -float(self.error_summary(df)["mean_rel_error_pct"])
 
     # ---- persistence
+    @scoped_x64  # population() builds float64 leaves, as load_fit expects them
     def save(self, path: str | Path, *, data_path: str | Path | None = None,
              force: bool = True) -> Path:
         """Write the folder ``path`` holding ``model.eqx`` and ``meta.json``, as a whole:
@@ -529,7 +530,7 @@ class CouplingODE(BaseEstimator):
 
 
 def _validated_table(df) -> pd.DataFrame:
-    """The table checked by :func:`capedyn.data.validate_base_models` (a non-positive or
+    """The table checked by :func:`capedyn.data.tables.validate_base_models` (a non-positive or
     non-finite size, a score outside 0-100, ... raise a DataError naming row and column)."""
     from ..data.tables import validate_base_models
 

@@ -8,7 +8,7 @@ f_k = c_k − ``floor_slack`` (percent),
 
 Small models score a few points *below* chance, so the floor is a hyper-parameter
 (``floor_slack``, points below chance) chosen, like every other one, inside the training
-set (see :mod:`capedyn.selection`). x = log10 N with N in parameters.
+set (see :mod:`capedyn.evaluation.selection`). x = log10 N with N in parameters.
 
 * :class:`LogitRateModel` — no learning beyond one slope per benchmark: z_k moves along
   the pooled within-family slope of z_k on x from the held-out family's initial model.

@@ -21,12 +21,12 @@ the training families only (a held-out family of the benchmark never enters): wi
 more training families, leave one training family out, fit on the rest, integrate the
 candidate field from that family's smallest model with the package's Diffrax solve and
 score its relative MAE (%) on the family's other models — the benchmark's own metric, one
-level down (solves with :func:`capedyn.ode.solve_unchecked`, batched over candidates; a
+level down (solves with :func:`capedyn.dynamics.field.solve_unchecked`, batched over candidates; a
 failed solve is charged ``FAILED_FOLD_ERROR`` = 100 %). With a single training family (the paper's split, Pythia only),
 leave-one-sample-out derivative error is used instead.
 
 Prediction integrates ``to_field()`` (``CouplingField.from_polynomial(coef_)``) with
-:func:`capedyn.ode.solve`, the solve used by the learned coupling ODE.
+:func:`capedyn.dynamics.field.solve`, the solve used by the learned coupling ODE.
 """
 
 from __future__ import annotations
@@ -283,7 +283,7 @@ class SparseCouplingODE(BaseEstimator):
         return {n: float(c) for n, c in zip(feature_names(), row) if c != 0.0}
 
     def to_field(self):
-        """The discovered field as a :class:`capedyn.ode.CouplingField` (pure polynomial)."""
+        """The discovered field as a :class:`capedyn.dynamics.field.CouplingField` (pure polynomial)."""
         self._check_fitted()
         if self.state != "latent":
             raise InputError(f"only a latent-state fit can be integrated; this one used state={self.state!r}")
@@ -294,7 +294,7 @@ class SparseCouplingODE(BaseEstimator):
     @scoped_x64
     def predict(self, initial_row, params_b) -> pd.DataFrame:
         """Scores (percent) at ``params_b`` (billions), integrating from ``initial_row``'s
-        five scores with the Diffrax solve of :mod:`capedyn.ode`."""
+        five scores with the Diffrax solve of :mod:`capedyn.dynamics.field`."""
         from ..dynamics.field import FamilyParams, predict_scores
 
         field = self.to_field()
@@ -347,7 +347,7 @@ _batched_solve_fn = None
 
 
 def _batched_solve():
-    """jit(vmap) of :func:`capedyn.ode.solve_unchecked` over candidate coefficient arrays."""
+    """jit(vmap) of :func:`capedyn.dynamics.field.solve_unchecked` over candidate coefficient arrays."""
     global _batched_solve_fn
     if _batched_solve_fn is None:
         import equinox as eqx

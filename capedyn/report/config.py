@@ -20,7 +20,7 @@ class RunConfig:
     frontier_bootstrap: int = 2_000    # resamples of the SWE → GPQA line
     ode_steps: int | None = None       # Optax steps of every coupling-ODE fit (None: the
     pythia_steps: int | None = None    #   CouplingODE default, as in the shipped fits and
-    holdout_steps: int | None = None   #   in capedyn.heldout's benchmark)
+    holdout_steps: int | None = None   #   in capedyn.evaluation.heldout's benchmark)
     nuts_chains: int | None = None     # coupling-level NUTS (None: the posterior module's
     nuts_samples: int | None = None    #   SAMPLER_DEFAULTS, tuned there for R-hat ≤ 1.01)
     nuts_warmup: int | None = None

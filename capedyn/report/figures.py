@@ -35,8 +35,9 @@ CAPTIONS: dict[str, str] = {
                  "shaded: the paper's bootstrap 95% interval.",
     "nc_forest_ode": "per-family Nc posterior of the ODE-level model (same layout as above; in "
                      "brackets the number of observed models after each family's smallest).",
-    "holdout_llama2": "P1: every method's predicted Llama-2 trajectories (trained on Pythia, "
-                      "started from Llama2-7B, star) against the measured 13B and 70B models.",
+    "holdout_llama2": "P1: the predicted Llama-2 trajectories of the six methods with the "
+                      "lowest error (trained on Pythia, started from Llama2-7B, star) against "
+                      "the measured 13B and 70B models; every method's error is in the table.",
     "holdout_errors": f"{FIGURES['holdout_errors']}: P1 (Pythia → Llama-2) and the P2 mean and "
                       "median over held-out families, relative MAE %.",
     "frontier_h": f"{FIGURES['frontier_h']}: the line fitted in this run with its bootstrap "
@@ -63,7 +64,7 @@ def _coupling(r) -> Drawers:
 def _ode(r) -> Drawers:
     from ..plotting import plot_ode_trajectories
 
-    return [("ode_trajectories", lambda: plot_ode_trajectories(r.all_families, r.base))]
+    return [("ode_trajectories", lambda: plot_ode_trajectories(r.all_families, r.base)[0])]
 
 
 def _posterior(r) -> Drawers:

@@ -30,7 +30,7 @@ class DataResult:
 
 def compute_data(table: str = "measured") -> DataResult:
     """Load both shipped tables (validated by the loaders; the base-model table named
-    ``table``, see :data:`capedyn.data.BASE_TABLES`) and tabulate the families."""
+    ``table``, see :data:`capedyn.data.tables.BASE_TABLES`) and tabulate the families."""
     from ..data.tables import complete_models, load_base_models, load_frontier_models
 
     df = load_base_models(variant=table)

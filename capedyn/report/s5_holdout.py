@@ -46,8 +46,8 @@ class HoldoutResult:
 
     sindy: dict[str, SindyFit]      # by variant: "cv", "one_se", "fraction"
     methods: tuple[str, ...]        # benchmark methods, in the benchmark's order
-    p1: Any                         # capedyn.heldout result of P1 (with curves)
-    p2: Any                         # capedyn.heldout cross-validation result of P2
+    p1: Any                         # capedyn.evaluation.heldout result of P1 (with curves)
+    p2: Any                         # capedyn.evaluation.heldout cross-validation result of P2
 
     @property
     def p1_rel_mae_pct(self) -> dict[str, float | None]:
