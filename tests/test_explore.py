@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import capedyn as cd  # noqa: E402
 from capedyn._jax import x64  # noqa: E402
-from capedyn.explore import APP_PATH, core  # noqa: E402
+from capedyn.explore import APP_PATH, core, views  # noqa: E402
 
 BENCH = list(core.BENCHMARKS)
 
@@ -109,7 +109,7 @@ def test_analyze_page_agrees_with_phase_and_hfield_commands(capsys):
     assert f"γ12 = {phase['population_fit']['gamma12']:+.3f}" in text
     # the view model's numbers themselves, not only their rounding
     inp, _ = core.parse_model(size, {"hellaswag": hs, "truthfulqa": tqa}, swe, gpqa)
-    res = core.analyze(core.get_explorer(), inp)
+    res = views.analyze(core.get_explorer(), inp)
     assert res["phase"]["margin"] == pytest.approx(phase["margin"], abs=1e-12)
     assert res["phase"]["classifier_phase"] == phase["phase"]
     assert res["hfield"]["h"] == pytest.approx(hf["h"], abs=1e-12)
@@ -154,7 +154,7 @@ def test_ode_sliders_re_solve():
 def test_ode_trajectory_starts_at_the_start_model(ex):
     start = ex.family_start("OPT")
     p = ex.model.families_["OPT"]
-    traj = core.trajectories(ex, start, "OPT", float(np.asarray(p.log10_nc)), np.asarray(p.h))
+    traj = views.trajectories(ex, start, "OPT", float(np.asarray(p.log10_nc)), np.asarray(p.h))
     first = traj[traj["params_b"] == traj["params_b"].min()]
     assert dict(zip(first["benchmark"], first["score"])) == pytest.approx(
         {b: start[b] for b in BENCH}, abs=1e-6)
@@ -162,7 +162,7 @@ def test_ode_trajectory_starts_at_the_start_model(ex):
     opt = cd.load_base_models().query("family == 'OPT'")
     with x64():
         pred = ex.model.predict(opt.iloc[0], [66.0], family="OPT")
-    traj66 = core.trajectories(ex, start, "OPT", float(np.asarray(p.log10_nc)),
+    traj66 = views.trajectories(ex, start, "OPT", float(np.asarray(p.log10_nc)),
                                np.asarray(p.h), up_to_b=66.0)
     last = traj66[traj66["params_b"] == traj66["params_b"].max()]
     assert dict(zip(last["benchmark"], last["score"])) == pytest.approx(
@@ -178,7 +178,7 @@ def test_views_render(view):
 
 
 def test_phase_map_counts_match_the_classifier(ex):
-    pm = core.phase_map(ex)
+    pm = views.phase_map(ex)
     df = cd.load_base_models().dropna(subset=["hellaswag", "truthfulqa"])
     bonus = int((df["truthfulqa"] / 100 > np.sqrt(0.187 * df["hellaswag"] / 100)).sum())
     assert int((pm["points"]["phase"] == "bonus").sum()) == bonus
@@ -187,7 +187,7 @@ def test_phase_map_counts_match_the_classifier(ex):
 def test_holdout_view_fast_methods(ex):
     at = _app("Held-out benchmark")
     assert not at.error and not at.exception
-    mat = core.holdout_matrix(ex)
+    mat = views.holdout_matrix(ex)
     assert set(mat.index) == set(core.FAST_HOLDOUT_METHODS)
     assert "Llama-2" in mat.columns
 
@@ -221,13 +221,13 @@ def test_posterior_band_matches_solving_each_draw(ex):
     assert ex.posterior_job.state == "done", ex.posterior_job.error
     row = cd.load_base_models().query("model == 'OPT-1.3B'").iloc[0]
     inp, _ = core.parse_model(row["params_b"], {b: row[b] for b in BENCH})
-    out = core.ode_prediction(ex, inp)
+    out = views.ode_prediction(ex, inp)
     lo, hi = out["band"]
     # second method: one predict_scores call per draw (no vmap, no padding), same quantiles
     draws = ex.nc_draws(None)[::8]  # a subsample keeps the loop short
     scores0 = np.array([row[b] for b in BENCH])
     sizes = [f * row["params_b"] for f in core.SCALE_FACTORS]
-    lo, hi = core._band(ex.model, scores0, row["params_b"], np.array(sizes), draws)
+    lo, hi = views._band(ex.model, scores0, row["params_b"], np.array(sizes), draws)
     with x64():
         fam = ex.model.family_params(scores0, row["params_b"])
         each = np.stack([cd.predict_scores(ex.model.field_, cd.FamilyParams.make(d, fam.h),

@@ -43,10 +43,10 @@ def test_log_size_axes_are_labelled_in_full():
 
 
 def test_phase_map_families_have_distinct_colours():
-    from capedyn.explore import core
+    from capedyn.explore import core, views
 
     ex = core.get_explorer()
-    _, f2 = figures.phase_map_figures(core.phase_map(ex))
+    _, f2 = figures.phase_map_figures(views.phase_map(ex))
     fam_traces = [t for t in f2.data if t.mode == "markers+lines"]
     assert len(fam_traces) > 10  # more families than plotly's default cycle
     colours = [t.line.color for t in fam_traces]

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import streamlit as st
 
-from capedyn.explore import core, family_view, figures
+from capedyn.explore import core, family_view, figures, views
 
 VIEWS = ("Analyze a model", "ODE explorer", "Phase map", "Frontier", "Nc posteriors",
          "Held-out benchmark", "Predictions", "Steering")
@@ -86,7 +86,7 @@ def view_analyze(ex: core.Explorer) -> None:
 @_guarded("analysis failed")
 def _analyze_results(ex: core.Explorer, inp: core.ModelInput, polling: bool) -> None:
     try:
-        res = core.analyze(ex, inp)
+        res = views.analyze(ex, inp)
     except Exception as exc:
         _fail(exc, "analysis failed")
         return
@@ -178,8 +178,8 @@ def _ode_body(ex: core.Explorer) -> None:
     else:
         r = rows[rows["model"] == pick].iloc[0]
         start = {"params_b": float(r["params_b"]), **{b: float(r[b]) for b in core.BENCHMARKS}}
-    lo, hi = core.source_bounds(ex)
-    nc_lo, nc_hi = core.nc_bounds(ex)
+    lo, hi = views.source_bounds(ex)
+    nc_lo, nc_hi = views.nc_bounds(ex)
     own = family_view.fitted_slider_values(ex, family)  # a --data family may lie outside
     nc_lo, nc_hi = min(nc_lo, own["ode_nc"] - 0.5), max(nc_hi, own["ode_nc"] + 0.5)
     lo = min(lo, min(v for k, v in own.items() if k != "ode_nc") - 0.1)
@@ -197,9 +197,9 @@ def _ode_body(ex: core.Explorer) -> None:
     try:
         p = family_view.family_params(ex, family)
         up_to = max(100.0 * start["params_b"], float(rows["params_b"].max()) if len(rows) else 0.0)
-        traj = core.trajectories(ex, start, family, nc + 9.0, h, up_to_b=up_to)
+        traj = views.trajectories(ex, start, family, nc + 9.0, h, up_to_b=up_to)
         ref = ex._cached(f"ref-{family}-{sorted(start.items())}-{up_to}",
-                         lambda: core.trajectories(ex, start, family,
+                         lambda: views.trajectories(ex, start, family,
                                                    float(np.asarray(p.log10_nc)),
                                                    np.asarray(p.h), up_to_b=up_to))
     except Exception as exc:
@@ -220,7 +220,7 @@ def _ode_body(ex: core.Explorer) -> None:
 
 def view_phase_map(ex: core.Explorer) -> None:
     st.header("Phase map")
-    pm = core.phase_map(ex)
+    pm = views.phase_map(ex)
     f1, f2 = figures.phase_map_figures(pm)
     c = st.columns(2)
     c[0].plotly_chart(f1, key="pm_map")
@@ -232,7 +232,7 @@ def view_phase_map(ex: core.Explorer) -> None:
 
 def view_frontier(ex: core.Explorer) -> None:
     st.header("Frontier: SWE-bench Verified × GPQA Diamond")
-    fv = core.frontier_view(ex)
+    fv = views.frontier_view(ex)
     st.plotly_chart(figures.frontier_figure(fv), key="fr_fig")
     st.markdown("**Per lab** (mean h over the frozen rows; slope for labs with ≥ 3 models)")
     cols = ["lab", "n", "n_core", "mean_h", "mean_h_core", "std_h", "slope", "note"]
@@ -251,7 +251,7 @@ def view_nc(ex: core.Explorer) -> None:
 @_guarded("Nc posteriors failed")
 def _nc_body(ex: core.Explorer, polling: bool) -> None:
     job = ex.posterior_job
-    table = core.nc_forest(ex)
+    table = views.nc_forest(ex)
     if table is None:
         if job.state == "failed":
             st.error(f"the posterior could not be sampled: {job.error}")
@@ -294,7 +294,7 @@ def _holdout_body(ex: core.Explorer, polling: bool) -> None:
     elif job.state == "failed":
         st.error(f"learned methods failed: {job.error}")
     try:
-        mat = core.holdout_matrix(ex)
+        mat = views.holdout_matrix(ex)
     except Exception as exc:
         _fail(exc, "the held-out benchmark failed")
         return
@@ -309,7 +309,7 @@ def view_predictions(ex: core.Explorer) -> None:
                "needed are missing; the evidence says which).")
     on = st.date_input("Check deadlines on", value=_dt.date.today(), key="pred_on")
     try:
-        table = core.predictions(ex, on.isoformat())
+        table = views.predictions(ex, on.isoformat())
     except Exception as exc:
         _fail(exc, "the predictions could not be evaluated")
         return
@@ -349,7 +349,7 @@ def main() -> None:
         body(ex)
     except Exception as exc:  # a message in the page, never a trace (st.rerun/st.stop
         _fail(exc, f"{view} failed")  # raise BaseExceptions, which pass through)
-    ex.warm_up_async()  # the first page is out: load the fit and compile the solves
+    ex.warm_up_async(views.warm_up)  # the first page is out: load the fit and compile the solves
 
 
 main()
