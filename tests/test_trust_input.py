@@ -435,10 +435,11 @@ def test_malformed_json_message_reads_once(tmp_path):
 
 def test_oversized_result_file_is_refused_before_reading(tmp_path, monkeypatch):
     import capedyn.data.ingest
+    import capedyn.data.result_files
 
     big = tmp_path / "results_big.json"
     big.write_text("{" + " " * 5000 + "}")
-    monkeypatch.setattr(capedyn.data.ingest, "MAX_RESULT_BYTES", 1000)
+    monkeypatch.setattr(capedyn.data.result_files, "MAX_RESULT_BYTES", 1000)
     monkeypatch.setattr(Path, "read_text", lambda *a, **k: pytest.fail("read it"))
     with pytest.raises(DataError, match="larger than any result file"):
         capedyn.data.ingest.read_results([big])

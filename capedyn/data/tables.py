@@ -335,6 +335,24 @@ def _as_table(df: Any, label: str) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def _text_columns(df: Any, label: str, required: Sequence[str], optional: Sequence[str],
+                  names: Sequence[str]) -> pd.DataFrame:
+    """The table with its required columns checked, its optional text columns filled and
+    checked, and its name columns checked and normalised (NFC)."""
+    df = _as_table(df, label)
+    _require_columns(df, required, label)
+    for col in optional:
+        if col not in df.columns:
+            df[col] = ""
+        df[col] = ["" if _is_blank(v) else str(v) for v in df[col].tolist()]
+        for i, v in enumerate(df[col].tolist()):
+            _check_text(v, label, i, col)
+    _check_names(df, label, names)
+    for col in names:
+        df[col] = [clean_name(v) for v in df[col].tolist()]
+    return df
+
+
 def validate_base_models(df: pd.DataFrame, label: str = "<table>") -> pd.DataFrame:
     """Validate and type a base-model table: text as read from a CSV, or an in-memory
     table with numbers (None/NaN for a missing score).
@@ -350,17 +368,7 @@ def validate_base_models(df: pd.DataFrame, label: str = "<table>") -> pd.DataFra
     Returns a new DataFrame with float columns ``params_b`` and the five scores (NaN where
     missing), sorted by family then size.
     """
-    df = _as_table(df, label)
-    _require_columns(df, BASE_REQUIRED, label)
-    for col in BASE_OPTIONAL:
-        if col not in df.columns:
-            df[col] = ""
-        df[col] = ["" if _is_blank(v) else str(v) for v in df[col].tolist()]
-        for i, v in enumerate(df[col].tolist()):
-            _check_text(v, label, i, col)
-    _check_names(df, label, ("model", "family"))
-    df["model"] = [clean_name(v) for v in df["model"].tolist()]
-    df["family"] = [clean_name(v) for v in df["family"].tolist()]
+    df = _text_columns(df, label, BASE_REQUIRED, BASE_OPTIONAL, ("model", "family"))
     df = _numeric_columns(df, label, ("params_b", *BENCHMARKS), allow_empty=BENCHMARKS)
     _check_sizes(df, label, "params_b")
     _check_scores(df, label, BENCHMARKS)
@@ -404,17 +412,7 @@ def validate_table_columns(df: pd.DataFrame, *, sizes: Sequence[str] = ("params_
 
 def validate_frontier_models(df: pd.DataFrame, label: str = "<table>") -> pd.DataFrame:
     """Validate and type a frontier table given as strings (as read from CSV)."""
-    df = _as_table(df, label)
-    _require_columns(df, FRONTIER_REQUIRED, label)
-    for col in FRONTIER_OPTIONAL:
-        if col not in df.columns:
-            df[col] = ""
-        df[col] = ["" if _is_blank(v) else str(v) for v in df[col].tolist()]
-        for i, v in enumerate(df[col].tolist()):
-            _check_text(v, label, i, col)
-    _check_names(df, label, ("model", "lab"))
-    df["model"] = [clean_name(v) for v in df["model"].tolist()]
-    df["lab"] = [clean_name(v) for v in df["lab"].tolist()]
+    df = _text_columns(df, label, FRONTIER_REQUIRED, FRONTIER_OPTIONAL, ("model", "lab"))
     df = _numeric_columns(df, label, FRONTIER_SCORES, allow_empty=())
     _check_scores(df, label, FRONTIER_SCORES)
     _check_unique(df, label, ("model",), "model name")
