@@ -62,8 +62,8 @@ PY_SHORTEN = {
         'sample_posterior(df, model="ode", seed=0, chains=1, samples=10, warmup=10, '
         'families=["Pythia", "OPT"], progress=False)',
     # tests/test_reproduce.py runs reproduce end to end (quick); here the call must bind
-    'summary = reproduce("reproduce_out", quick=False, seed=0)':
-        'import inspect; summary = inspect.signature(reproduce).bind("reproduce_out", '
+    'summary = cd.reproduce("reproduce_out", quick=False, seed=0)':
+        'import inspect; summary = inspect.signature(cd.reproduce).bind("reproduce_out", '
         'quick=False, seed=0)',
 }
 """Python text → its shortened form for the test (each must occur in a page)."""
@@ -171,8 +171,12 @@ def _inline_spans(page: Path) -> list[str]:
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_inline_commands_name_real_options(page):
     commands = _subcommands()
+    top = {o for a in _build_parser()._actions for o in a.option_strings}
     for span in _inline_spans(page):
         words = span.replace("[", " ").replace("]", " ").split()
+        while len(words) > 2 and words[1].startswith("--"):  # options of capedyn itself
+            assert words[1] in top, f"{page.name}: `{span}`: capedyn has no option {words[1]}"
+            words = words[:1] + words[2:]
         if words[1].isupper():  # a placeholder such as COMMAND
             continue
         assert words[1] in commands, f"{page.name}: `{span}` names no command"
@@ -282,9 +286,22 @@ def test_explorer_lines_serve_and_stop(workdir):
                 proc.wait()
 
 
+STEER_PAGE = ROOT / "docs" / "steer.md"
+STEER_SHORTEN = {
+    # a real model needs its weights; the page's calls run on a tiny GPT-NeoX built here
+    's.steer("The moon landing was", strength=None, max_new_tokens=30)':
+        's.steer("The moon landing was", strength=None, max_new_tokens=3)',
+    "ev = s.evaluate()": "ev = s.evaluate(n_bootstrap=50, max_new_tokens=2)",
+    "s.layer_sweep()": "s.layer_sweep(layers=[0, 1], n_bootstrap=50)",
+}
+"""docs/steer.md's Python text → its shortened form (the model name is replaced by the
+folder of a tiny model, see :func:`test_steer_page_runs_on_a_tiny_model`)."""
+
+
 @pytest.mark.slow
 @pytest.mark.xdist_group("readme_python")  # its own group: the longest test of the file
-@pytest.mark.parametrize("page", [p for p in PAGES if python_blocks(p)], ids=lambda p: p.name)
+@pytest.mark.parametrize("page", [p for p in PAGES if python_blocks(p) and p != STEER_PAGE],
+                         ids=lambda p: p.name)
 def test_python_blocks_run(page, workdir):
     namespace: dict = {"__name__": "__readme__"}
     for code, start in python_blocks(page):
@@ -293,3 +310,25 @@ def test_python_blocks_run(page, workdir):
         exec(compile(code, f"{page.name}:{start}", "exec"), namespace)
     assert (workdir / "my_fit" / "meta.json").is_file()  # the save/load line ran
     assert os.path.isfile(workdir / "nc_forest.png")
+
+
+@pytest.mark.slow
+def test_steer_page_runs_on_a_tiny_model(tmp_path):
+    """docs/steer.md's block, every call of it, on a tiny randomly initialised GPT-NeoX saved
+    to a folder (no weights are downloaded): the page's model name becomes that folder."""
+    pytest.importorskip("torch")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_steer import make_model, make_tokenizer
+
+    model, tok = make_model("gpt_neox"), make_tokenizer()
+    model.save_pretrained(tmp_path / "tiny")
+    tok.save_pretrained(tmp_path / "tiny")
+    (code, start), = python_blocks(STEER_PAGE)
+    name = '"EleutherAI/pythia-410m-deduped"'
+    assert name in code and all(k in code for k in STEER_SHORTEN), "docs/steer.md changed"
+    code = code.replace(name, repr(str(tmp_path / "tiny")))
+    for original, short in STEER_SHORTEN.items():
+        code = code.replace(original, short)
+    namespace: dict = {"__name__": "__readme__"}
+    exec(compile(code, f"steer.md:{start}", "exec"), namespace)
+    assert set(namespace["s"].layer_sweep(layers=[0], n_bootstrap=20)["layer"]) == {0}
