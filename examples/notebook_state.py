@@ -127,7 +127,8 @@ def main(argv=None) -> dict:
             "model": model, "result": result, "family": "OPT", "summary": result.summary,
             "post": post, "line": line, "p1_table": result.table,
             "p2_summary": result.summary}
-    overrides = {"plot_frontier": {"df": frontier}}
+    overrides = {"plot_frontier": {"df": frontier},
+                 "plot_internal_coupling": {"df": cd.load_internal_coupling()}}
     not_called = []
     with tempfile.TemporaryDirectory() as tmp:
         for label, fn in plot_functions():

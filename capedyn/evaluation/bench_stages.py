@@ -107,7 +107,7 @@ def _run_child(stage: str, repeats: int, cache_dir: str) -> list[dict[str, Any]]
     env = {k: v for k, v in os.environ.items() if k not in ("CAPEDYN_NO_CACHE",
                                                           "JAX_COMPILATION_CACHE_DIR")}
     env["CAPEDYN_CACHE_DIR"] = cache_dir
-    code = ("import json, sys; from capedyn.bench_stages import _child; "
+    code = ("import json, sys; from capedyn.evaluation.bench_stages import _child; "
             f"print(json.dumps(_child({stage!r}, {int(repeats)})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     if out.returncode != 0:
