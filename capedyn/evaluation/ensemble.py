@@ -25,24 +25,12 @@ from sklearn.base import BaseEstimator
 
 from .._errors import InputError, NotFittedError, SolveError
 from ..data.tables import BENCHMARKS
-from .residuals import FoldModel, _points, relative_residuals
+from .residuals import FoldModel, _points, _scores, relative_residuals
 from .selection import _fitted, inner_splits
 
 __all__ = ["EnsembleMethod"]
 
 COMBINES = ("stack", "median")
-
-
-def _member(name: str, members) -> Any:
-    """A fresh, unfitted member from its factory."""
-    return members[name]()
-
-
-def _scores(est, initial, sizes) -> np.ndarray:
-    out = est.predict(initial, sizes)[list(BENCHMARKS)].to_numpy(float)
-    if not np.all(np.isfinite(out)):
-        raise SolveError("non-finite prediction")
-    return out.reshape(-1)
 
 
 class EnsembleMethod(BaseEstimator):
@@ -81,7 +69,7 @@ class EnsembleMethod(BaseEstimator):
         self.weights_ = self._weights(inner, np.ones(len(inner["y"]), bool))
         self.members_ = {}
         for name in self.weights_:
-            est, _ = _fitted(_member(name, self.members), {}, train_df)
+            est, _ = _fitted(self.members[name](), {}, train_df)
             if isinstance(est, BaseException):
                 raise est
             self.members_[name] = est
@@ -166,7 +154,7 @@ def _inner_predictions(names: Sequence[str], train_df: pd.DataFrame, min_models:
     for name in names:
         preds, ests = [], []
         for sp in splits:
-            est, _ = _fitted(_member(name, members), {}, sp.train)
+            est, _ = _fitted(members[name](), {}, sp.train)
             try:
                 if isinstance(est, BaseException):
                     raise est
