@@ -46,6 +46,8 @@ _EXPORTS: dict[str, str] = {
     "relative_mae_pct": "evaluation.splits", "plot_holdout_trajectories": "plotting",
     "plot_method_errors": "plotting", "HOLDOUT_METHODS": "evaluation.heldout",
     "HOLDOUT_PAPER_REFERENCE": "evaluation.heldout",
+    # conformal intervals for an unseen family: predict(..., interval=0.9) after this
+    "conformalize": "evaluation.conformal",
     # state transform shared by all dynamics
     "to_state": "dynamics.state", "from_state": "dynamics.state",
     "polynomial_features": "dynamics.state",
@@ -141,6 +143,9 @@ if TYPE_CHECKING:  # the lazy exports above, spelled out for type checkers and I
     )
     from .evaluation.bench import (
         run_bench,
+    )
+    from .evaluation.conformal import (
+        conformalize,
     )
     from .evaluation.heldout import (
         crossval, holdout, HOLDOUT_METHODS, HOLDOUT_PAPER_REFERENCE, HoldoutResult, p1,

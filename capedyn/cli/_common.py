@@ -74,3 +74,18 @@ def match_families(names: Sequence[str] | None, known: Sequence[str], *,
 def table_families(df) -> list[str]:
     """Families of a base-model table in table order."""
     return [str(f) for f in dict.fromkeys(df["family"])]
+
+
+def interval_levels(text: str | None, option: str = "--interval") -> tuple[float, ...] | None:
+    """Nominal coverage levels given as "0.9" or "0.5,0.9" (None when not given), checked
+    before any fit."""
+    if text is None:
+        return None
+    from .._conformal import check_levels
+    from .._errors import InputError
+
+    try:
+        values = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise InputError(f"{option} takes levels such as 0.9 or 0.5,0.9, got {text!r}") from None
+    return check_levels(values, option)

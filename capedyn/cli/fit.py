@@ -8,7 +8,8 @@ from typing import Any
 from .entry import add_data_flag, add_json_flag, format_table, split_list
 from .._errors import CapedynError, InputError
 from .._text import is_number_text
-from ._common import add_family_option, match_families, match_name, table_families
+from ._common import (add_family_option, interval_levels, match_families, match_name,
+                      table_families)
 
 SCORE_ORDER = ("hellaswag", "truthfulqa", "arc", "winogrande", "mmlu")
 
@@ -55,6 +56,12 @@ def register(sub) -> None:
                       help="use this fitted family's Nc and h instead of the transfer rule")
     q.add_argument("--sizes", required=True, metavar="B,B",
                    help="comma-separated sizes to predict, billions of parameters (e.g. 13,70)")
+    q.add_argument("--interval", metavar="L[,L...]", default=None,
+                   help="add conformal bounds at these nominal levels (e.g. 0.9 or 0.5,0.9): "
+                        "each fitted family with >= 3 complete models of --data is left out in "
+                        "turn and the fit's settings refitted without it (one full coupling-ODE "
+                        "fit per family, minutes in all; progress on stderr); the bounds come "
+                        "from those fits' relative errors on the family they did not see")
     add_data_flag(q)
     add_json_flag(q)
     q.set_defaults(handler=_predict, human=_predict_human)
@@ -177,12 +184,17 @@ def _predict(args) -> dict[str, Any]:
             raise InputError(f"--params-b {parameter_count_hint(args.params_b)}")
         initial = {"model": "(given scores)", "params_b": args.params_b,
                    **dict(zip(SCORE_ORDER, scores))}
+    levels = interval_levels(args.interval) or ()
+    if levels and args.family is not None:
+        raise InputError("--interval bounds a prediction for a family the fit did not see; "
+                         "it does not apply with --family (a fitted family's parameters)")
     est = load_fit(args.fit)
     family = None
     if args.family is not None:
         family = match_name(args.family, list(est.families_), what="fitted family",
                             option="--family")
-    pred = est.predict(initial, sizes, family=family)
+    notes = _calibrate(est, args.data, initial) if levels else []
+    pred = est.predict(initial, sizes, family=family, interval=levels or None)
     from ..models._extrapolation import check_prediction
 
     checks = check_prediction(getattr(est, "training_range_", None),
@@ -195,14 +207,64 @@ def _predict(args) -> dict[str, Any]:
             "family_params": "fitted:" + family if family else "transfer rule",
             "predictions": rows, "clipped": checks["clipped"],
             "start_outside_training": checks["start_outside"],
-            "training_range": checks["training_range"], "notes": checks["notes"]}
+            "training_range": checks["training_range"], "notes": checks["notes"] + notes,
+            "interval_levels": list(levels), **_calibration_record(est)}
+
+
+def _calibrate(est, data, initial: dict) -> list[str]:
+    """Calibrate the saved fit's conformal intervals on its training families of ``data``."""
+    from ..data.tables import load_base_models
+    from ..evaluation.conformal import conformalize
+
+    df = load_base_models(data)
+    fams = list(est.families_)
+    missing = [f for f in fams if f not in set(df["family"])]
+    if missing:
+        raise InputError(f"--interval: the fit's families {missing} are not in the data table; "
+                         "pass the table it was fitted on with --data")
+    if "progress" in est.get_params(deep=False):
+        est.set_params(progress=False)  # one bar for the calibration, none per refit
+    conformalize(est, df[df["family"].isin(fams)].reset_index(drop=True), fit=False,
+                 progress=True)
+    fam = initial.get("family")
+    if fam in fams:
+        return [f"{fam} is one of the fit's training families: the interval is calibrated for "
+                "a family the fit has not seen, so it is wider than this family's in-sample error"]
+    return []
+
+
+def _calibration_record(est) -> dict[str, Any]:
+    cal = getattr(est, "conformal_", None)
+    if cal is None:
+        return {}
+    return {"calibration": {"folds": [f.family for f in cal.folds], "scale": cal.scale,
+                            "seconds": float(cal.seconds)}}
 
 
 def _predict_human(r: dict[str, Any]) -> str:
     init = r["initial"]
     head = (f"from {init['model']} ({init['params_b']:g}B) with {r['fit']} "
             f"(family parameters: {r['family_params']})")
-    rows = [{**row, "extrapolated": "yes" if row["extrapolated"] else ""}
-            for row in r["predictions"]]
+    levels = r.get("interval_levels") or []
+    rows = [{**(_with_bounds(row, levels) if levels else row),
+             "extrapolated": "yes" if row["extrapolated"] else ""} for row in r["predictions"]]
     notes = [f"note: {n}" for n in r.get("notes", [])]
+    if levels:
+        cal = r["calibration"]
+        notes.insert(0, f"[lo, hi]: conformal interval{'s' if len(levels) > 1 else ''} at "
+                        f"{', '.join(f'{100 * lv:g}%' for lv in levels)} from leave-one-family-out "
+                        f"residuals over {len(cal['folds'])} training families "
+                        f"(calibration {cal['seconds']:.0f} s)")
     return "\n".join([head, format_table(rows, floatfmt=".2f"), *notes])
+
+
+def _with_bounds(row: dict[str, Any], levels: list[float]) -> dict[str, Any]:
+    """A prediction row with each score shown as "point [lo, hi]" per level (points)."""
+    from .._conformal import level_tag
+
+    out = {"params_b": row["params_b"]}
+    for b in SCORE_ORDER:
+        spans = " ".join(f"[{row[f'{b}_lo_{level_tag(lv)}']:.1f}, {row[f'{b}_hi_{level_tag(lv)}']:.1f}]"
+                         for lv in levels)
+        out[b] = f"{row[b]:.2f} {spans}"
+    return out

@@ -24,6 +24,7 @@ from scipy.optimize import linprog
 from sklearn.base import BaseEstimator
 
 from .._errors import InputError, NotFittedError, SolveError
+from ..models._intervals import interval_predict
 from ..data.tables import BENCHMARKS
 from .residuals import FoldModel, _points, _scores, relative_residuals
 from .selection import _fitted, inner_splits
@@ -92,6 +93,7 @@ class EnsembleMethod(BaseEstimator):
         return {n: float(v) for n, v in zip(names, w) if v > 1e-9}
 
     # ------------------------------------------------------------------ predicting
+    @interval_predict
     def predict(self, initial_row, params_b) -> pd.DataFrame:
         if not hasattr(self, "weights_"):
             raise NotFittedError("EnsembleMethod is not fitted; call fit(train_df) first")

@@ -45,6 +45,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .._conformal import check_levels, level_tag
 from .._errors import CapedynError, InputError
 from .._progress import Progress
 from ..models.baselines import LinearODE, PolynomialBaseline
@@ -274,7 +275,8 @@ def _selection_row(split: Split, name: str, est) -> dict | None:
 
 
 def _run_one(name: str, factory, split: Split, curves: bool,
-             selections: list | None = None) -> tuple[dict, list[dict], list[dict]]:
+             selections: list | None = None, levels: tuple[float, ...] = ()
+             ) -> tuple[dict, list[dict], list[dict]]:
     sizes = split.targets["params_b"].to_numpy(dtype=float)
     actual = split.targets[list(BENCHMARKS)].to_numpy(dtype=float)
     row = {"family": split.family, "method": name, "status": "ok",
@@ -300,6 +302,8 @@ def _run_one(name: str, factory, split: Split, curves: bool,
              "actual": float(actual[i, k]), "abs_err": float(abs(scores[i, k] - actual[i, k])),
              "out_of_range": bool(outside[i, k])}
             for i in range(len(sizes)) for k, b in enumerate(BENCHMARKS)]
+    if levels:
+        row["message"] = _add_intervals(long, est, split, levels)
     curve = []
     if curves:
         grid = _curve_sizes(split)
@@ -312,6 +316,24 @@ def _run_one(name: str, factory, split: Split, curves: bool,
                       **{b: float(dense[i, k]) for k, b in enumerate(BENCHMARKS)}}
                      for i, p in enumerate(grid)]
     return row, long, curve
+
+
+def _add_intervals(long: list[dict], est, split: Split, levels: tuple[float, ...]) -> str:
+    """Give the split's point rows their conformal bounds (``lo_{L%}``/``hi_{L%}``, points)
+    from the method's leave-one-training-family-out refits (nested selection: its chosen
+    settings, refitted without each training family); returns a message when it failed."""
+    from .conformal import interval_rows, split_intervals
+
+    try:
+        folds, bounds = split_intervals(getattr(est, "best_estimator_", est), split, levels)
+    except _FAILURES as exc:
+        bounds, msg = {lv: (np.full(len(long), np.nan),) * 2 for lv in levels}, \
+            f"intervals failed: {type(exc).__name__}: {exc}"
+    else:
+        msg = "" if folds else "no interval: fewer than two training families to calibrate on"
+    for p, rec in enumerate(long):  # long is model-major with five benchmarks, as the bounds
+        rec.update(interval_rows(levels, bounds, p))
+    return msg
 
 
 TABLE_COLUMNS = ["family", "method", "status", "n_points", "mae_pp", "rel_mae_pct",
@@ -341,18 +363,36 @@ class HoldoutResult:
     seconds: float = float("nan")
     selections: pd.DataFrame = field(default_factory=pd.DataFrame)
     selection: str = "nested"
+    interval_levels: tuple[float, ...] = ()
 
     @property
     def summary(self) -> pd.DataFrame:
         return summarize(self.table)
 
+    @property
+    def intervals(self) -> pd.DataFrame:
+        """Per method, the forecast scores of the conformal intervals (run with
+        ``interval=``): ``coverage_{L%}``, ``width_{L%}`` (points) and ``interval_score_{L%}``
+        over every held-out point (:func:`capedyn.evaluation.conformal.interval_scores`)."""
+        if not self.interval_levels or not len(self.predictions):
+            return pd.DataFrame()
+        from .conformal import interval_scores
+
+        return interval_scores(self.predictions, self.interval_levels)
+
     def to_dict(self) -> dict:
         """JSON-ready: ``rows``, ``summary``, ``skipped``, ``splits``, ``selections``,
-        ``selection``, ``seconds``, ``paper_reference``."""
-        return {"rows": _records(self.table), "summary": _records(self.summary),
-                "skipped": _records(self.skipped), "splits": _records(self.splits),
-                "selections": _records(self.selections), "selection": self.selection,
-                "seconds": self.seconds, "paper_reference": PAPER_REFERENCE}
+        ``selection``, ``seconds``, ``paper_reference``; with intervals also
+        ``interval_levels``, ``intervals`` (per method) and ``points`` (one row per held-out
+        (model, benchmark) with ``pred``, ``actual`` and the bounds)."""
+        out = {"rows": _records(self.table), "summary": _records(self.summary),
+               "skipped": _records(self.skipped), "splits": _records(self.splits),
+               "selections": _records(self.selections), "selection": self.selection,
+               "seconds": self.seconds, "paper_reference": PAPER_REFERENCE}
+        if self.interval_levels:
+            out.update(interval_levels=list(self.interval_levels),
+                       intervals=_records(self.intervals), points=_records(self.predictions))
+        return out
 
 
 def _records(df: pd.DataFrame) -> list[dict]:
@@ -380,8 +420,10 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
 
 @scoped_x64
 def _run_splits(splits: list[Split], methods, *, curves: bool, progress: bool, label: str,
-                skipped: list[dict], selection: str = "nested") -> HoldoutResult:
+                skipped: list[dict], selection: str = "nested",
+                interval=None) -> HoldoutResult:
     factories = _resolve_methods(methods, selection)
+    levels = check_levels(interval) if interval is not None else ()
     rows, preds, dense, split_rows, initials, chosen = [], [], [], [], [], []
     t0 = time.perf_counter()
     with Progress(len(splits) * len(factories), label, enabled=progress) as bar:
@@ -395,19 +437,20 @@ def _run_splits(splits: list[Split], methods, *, curves: bool, progress: bool, l
             initials.append(split.initial.to_dict())
             for name, factory in factories.items():
                 bar.update(done, family=split.family, method=name)
-                row, long, curve = _run_one(name, factory, split, curves, chosen)
+                row, long, curve = _run_one(name, factory, split, curves, chosen, levels)
                 rows.append(row)
                 preds += long
                 dense += curve
                 done += 1
                 bar.update(done, family=split.family, method=name)
     return HoldoutResult(table=pd.DataFrame(rows, columns=TABLE_COLUMNS),
-                         predictions=pd.DataFrame(preds, columns=PRED_COLUMNS),
+                         predictions=pd.DataFrame(preds, columns=PRED_COLUMNS + [
+                             f"{side}_{level_tag(lv)}" for lv in levels for side in ("lo", "hi")]),
                          splits=pd.DataFrame(split_rows),
                          skipped=pd.DataFrame(skipped, columns=["family", "n_complete", "reason"]),
                          curves=pd.DataFrame(dense), initials=pd.DataFrame(initials),
                          seconds=time.perf_counter() - t0, selections=pd.DataFrame(chosen),
-                         selection=selection)
+                         selection=selection, interval_levels=levels)
 
 
 # ---------------------------------------------------------------------------------------
@@ -415,7 +458,7 @@ def _run_splits(splits: list[Split], methods, *, curves: bool, progress: bool, l
 
 def holdout(df: pd.DataFrame, family: str, train: Sequence[str] | None = None,
             methods=None, *, curves: bool = True, progress: bool = False,
-            selection: str = "nested") -> HoldoutResult:
+            selection: str = "nested", interval=None) -> HoldoutResult:
     """Hold out one ``family`` and score every method on it.
 
     ``train``: training families (default: all others in ``df``). ``methods``: names from
@@ -423,20 +466,26 @@ def holdout(df: pd.DataFrame, family: str, train: Sequence[str] | None = None,
     ``curves``: also predict a dense size grid for :func:`capedyn.plotting.plot_holdout_trajectories`.
     ``selection``: ``"nested"`` (default) selects every hyper-parameter of
     :data:`SELECTION_GRIDS` inside the training set; ``"fixed"`` uses the defaults.
+    ``interval``: a nominal level or tuple of levels (e.g. ``(0.5, 0.9)``) gives every
+    predicted point conformal bounds built from the training families alone (each method
+    refitted once per training family with at least three complete models: that many
+    extra fits per method) and :attr:`HoldoutResult.intervals` their coverage, width and
+    interval score.
     """
     split = make_split(df, family, train)
     return _run_splits([split], methods, curves=curves, progress=progress,
-                       label=f"holdout {family}", skipped=[], selection=selection)
+                       label=f"holdout {family}", skipped=[], selection=selection,
+                       interval=interval)
 
 
 def crossval(df: pd.DataFrame, families: Sequence[str] | None = None, methods=None,
              min_models: int = 3, *, progress: bool = True,
-             selection: str = "nested") -> HoldoutResult:
+             selection: str = "nested", interval=None) -> HoldoutResult:
     """P2: leave one family out in turn, training on every other family of ``df``.
 
     ``families`` limits which families are held out (default: all); those with fewer than
     ``min_models`` complete models are skipped with the reason in ``result.skipped``.
-    Progress goes to stderr. ``selection`` as in :func:`holdout`.
+    Progress goes to stderr. ``selection`` and ``interval`` as in :func:`holdout`.
     """
     known = list(dict.fromkeys(df["family"]))
     if families is not None:
@@ -454,8 +503,10 @@ def crossval(df: pd.DataFrame, families: Sequence[str] | None = None, methods=No
                             "reason": f"{n} complete model(s), fewer than min_models={min_models}"})
             continue
         splits.append(make_split(df, fam))
+    if interval is not None:
+        check_levels(interval)  # fail on a bad level before any work
     return _run_splits(splits, methods, curves=False, progress=progress, label="crossval",
-                       skipped=skipped, selection=selection)
+                       skipped=skipped, selection=selection, interval=interval)
 
 
 def p1(df: pd.DataFrame, methods=None, *, curves: bool = True, progress: bool = False,

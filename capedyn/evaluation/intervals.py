@@ -33,7 +33,8 @@ Why not MAPIE or crepes: both calibrate a regressor ``f(X) → y`` on held-out r
 "row" is a whole family whose points are predicted jointly from one starting model by a
 model refitted without that family, and the exchangeable unit is the family, not the
 point; the family-weighted CV+ quantile over per-fold models is a dozen lines, written out
-below. The scores use ``scoringrules`` (the interval score of Gneiting and Raftery 2007).
+in ``capedyn/_conformal.py`` (low, so that an estimator's ``predict(..., interval=0.9)`` can
+use it after :func:`capedyn.evaluation.conformal.conformalize`). The scores use ``scoringrules`` (the interval score of Gneiting and Raftery 2007).
 """
 
 from __future__ import annotations
@@ -45,14 +46,17 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .._conformal import (  # noqa: F401 (re-exported)
+    MIN_DECADES, RATIO_BANDS, SCALES, _candidates, conformal_bounds, level_tag, ratio_band,
+    weighted_quantile,
+)
 from .._errors import InputError
 from .._progress import Progress
 from ..data.tables import BENCHMARKS, complete_models
-from .selection import _fitted, inner_splits
-from .residuals import (
-    MIN_DECADES, RATIO_BANDS, FoldModel, _points, _scores, ratio_band, relative_residuals,
-)
-from .splits import Split, make_split, relative_mae_pct
+from .conformal import fold_models, interval_rows, interval_scores, split_intervals
+from .residuals import FoldModel, _points, _scores  # noqa: F401 (re-exported)
+from .selection import _fitted
+from .splits import Split, make_split
 
 __all__ = ["LEVELS", "RATIO_BANDS", "FoldModel", "fold_models", "conformal_bounds",
            "interval_scores", "IntervalResult", "interval_benchmark"]
@@ -60,129 +64,11 @@ __all__ = ["LEVELS", "RATIO_BANDS", "FoldModel", "fold_models", "conformal_bound
 LEVELS: tuple[float, ...] = (0.5, 0.9)
 """Nominal coverage levels scored by default."""
 
-SCALES = ("decades", "bands")
-
 _FAILURES = (ValueError, ArithmeticError, np.linalg.LinAlgError, RuntimeError)
 
 
-def fold_models(estimator, train_df: pd.DataFrame, min_models: int = 3) -> list[FoldModel]:
-    """The inner leave-one-family-out folds of ``estimator`` on ``train_df``.
-
-    An estimator that defines ``fold_models(train_df, min_models)`` (the ensemble: its
-    weights are chosen again without each inner family) supplies its own; otherwise a fresh
-    copy is fitted per fold (memoised with nested selection's fits, so folds shared with
-    selection or with another outer split are fitted once). A fold whose fit or prediction
-    fails is left out."""
-    own = getattr(estimator, "fold_models", None)
-    if callable(own):
-        return own(train_df, min_models)
-    kind, splits = inner_splits(train_df, min_models)
-    if kind != "lofo":
-        return []
-    folds = []
-    for sp in splits:
-        est, _ = _fitted(estimator, {}, sp.train)
-        if isinstance(est, BaseException):
-            continue
-        sizes, actual, bench, decades = _points(sp)
-        try:
-            pred = _scores(est, sp.initial, sizes)
-        except _FAILURES:
-            continue
-        folds.append(FoldModel(sp.family, lambda init, s, est=est: _scores(est, init, s),
-                               relative_residuals(pred, actual), bench, decades))
-    return folds
-
-
-def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
-    """Quantile of a weighted sample taken at an actual value (inverted CDF)."""
-    order = np.argsort(values, kind="stable")
-    cum = np.cumsum(weights[order])
-    cum /= cum[-1]
-    return float(values[order][min(np.searchsorted(cum, q - 1e-12), len(values) - 1)])
-
-
-def conformal_bounds(fold_preds: np.ndarray, folds: Sequence[FoldModel], bench: np.ndarray,
-                     decades: np.ndarray, levels: Sequence[float] = LEVELS,
-                     min_families: int = 5, scale: str = "decades"
-                     ) -> dict[float, tuple[np.ndarray, np.ndarray]]:
-    """CV+ bounds for J target points from K fold models.
-
-    ``fold_preds``: (K, J) each fold model's prediction of the targets (percent);
-    ``folds``: the K folds (residuals, benchmarks, distances); ``bench``/``decades``: each
-    target's benchmark index and distance above its start (decades); ``scale`` as in the
-    module docstring. Returns level → (lower (J,), upper (J,)) in percent, clipped to
-    [0, 100]."""
-    if scale not in SCALES:
-        raise InputError(f"scale must be one of {SCALES}, got {scale!r}")
-    k = len(folds)
-    out = {lv: (np.full(len(bench), np.nan), np.full(len(bench), np.nan)) for lv in levels}
-    if k == 0:
-        return out
-    for j in range(len(bench)):
-        values, weights = _candidates(fold_preds[:, j], folds, int(bench[j]),
-                                      float(decades[j]), min_families, scale)
-        for lv in levels:
-            alpha = 1.0 - lv
-            hi_q = min(1.0, (1.0 - alpha / 2.0) * (k + 1) / k)
-            lo, hi = out[lv]
-            lo[j] = _weighted_quantile(values, weights, 1.0 - hi_q)
-            hi[j] = _weighted_quantile(values, weights, hi_q)
-    return {lv: (np.clip(lo, 0.0, 100.0), np.clip(hi, 0.0, 100.0)) for lv, (lo, hi) in out.items()}
-
-
-def _candidates(preds: np.ndarray, folds: Sequence[FoldModel], bench: int, decades: float,
-                min_families: int, scale: str) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate values μ₋G(x)·(1 + s) and their weights (each family sums to one) in the
-    narrowest stratum that enough families populate; with ``scale="decades"`` each residual
-    s is first rescaled to the target's distance."""
-    band = int(ratio_band(decades))
-    same_band = (lambda f: (f.bench == bench) & (f.band == band)) if scale == "bands" else None
-    selectors = [s for s in (same_band, lambda f: f.bench == bench,
-                             lambda f: np.ones(len(f.bench), bool)) if s is not None]
-    target = max(decades, MIN_DECADES)
-    for select in selectors:
-        picked = []
-        for p, f in zip(preds, folds):
-            m = select(f)
-            if m.any():
-                r = f.residuals[m]
-                if scale == "decades":
-                    r = r * target / np.maximum(f.decades[m], MIN_DECADES)
-                picked.append((p, r))
-        if len(picked) >= min(min_families, len(folds)):
-            break
-    values = np.concatenate([p * (1.0 + r) for p, r in picked])
-    weights = np.concatenate([np.full(r.size, 1.0 / r.size) for _, r in picked])
-    return values, weights
-
-
-def interval_scores(points: pd.DataFrame, levels: Sequence[float] = LEVELS) -> pd.DataFrame:
-    """Per method: empirical coverage and mean width (points) of each level's intervals,
-    the mean interval score (``scoringrules.interval_score``) at each level, the number of
-    points, and the point error (mean over families of relative MAE %)."""
-    import scoringrules as sr
-
-    rows = []
-    for method, sub in points.groupby("method", sort=False):
-        ok = sub.dropna(subset=[f"lo_{_pct(lv)}" for lv in levels])
-        y = ok["actual"].to_numpy(float)
-        row: dict[str, Any] = {"method": method, "n_points": int(len(ok)),
-                               "n_without_interval": int(len(sub) - len(ok))}
-        for lv in levels:
-            lo, hi = ok[f"lo_{_pct(lv)}"].to_numpy(float), ok[f"hi_{_pct(lv)}"].to_numpy(float)
-            row[f"coverage_{_pct(lv)}"] = float(np.mean((lo <= y) & (y <= hi))) if len(y) else np.nan
-            row[f"width_{_pct(lv)}"] = float(np.mean(hi - lo)) if len(y) else np.nan
-            row[f"interval_score_{_pct(lv)}"] = (
-                float(np.mean(np.asarray(sr.interval_score(y, lo, hi, 1.0 - lv)))) if len(y) else np.nan)
-        fam = [relative_mae_pct(g["pred"], g["actual"]) for _, g in sub.groupby("family")]
-        row["mean_rel_mae_pct"] = float(np.mean(fam)) if fam else np.nan
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _pct(level: float) -> str:
-    return f"{round(100 * level):d}"
+_pct = level_tag
+_weighted_quantile = weighted_quantile
 
 
 @dataclass
@@ -269,11 +155,9 @@ def _one(name: str, estimator, split: Split, levels, min_models: int, min_famili
     est, _ = _fitted(estimator, {}, split.train)
     if isinstance(est, BaseException):
         raise est
-    sizes, actual, bench, decades = _points(split)
+    sizes, actual, _, _ = _points(split)
     pred = _scores(est, split.initial, sizes)
-    folds = fold_models(estimator, split.train, min_models)
-    fold_preds = np.array([f.predict(split.initial, sizes) for f in folds]).reshape(len(folds), -1)
-    bounds = conformal_bounds(fold_preds, folds, bench, decades, levels, min_families, scale)
+    folds, bounds = split_intervals(estimator, split, levels, min_models, min_families, scale)
     if hasattr(est, "weights_"):
         weights.append({"family": split.family, "method": name, **est.weights_})
     nb = len(BENCHMARKS)
@@ -281,6 +165,5 @@ def _one(name: str, estimator, split: Split, levels, min_models: int, min_famili
     return [{"family": split.family, "method": name, "model": models[p // nb],
              "params_b": float(sizes[p // nb]), "benchmark": BENCHMARKS[p % nb],
              "pred": float(pred[p]), "actual": float(actual[p]), "n_folds": len(folds),
-             **{k: float(v) for lv in levels
-                for k, v in ((f"lo_{_pct(lv)}", bounds[lv][0][p]), (f"hi_{_pct(lv)}", bounds[lv][1][p]))}}
+             **interval_rows(levels, bounds, p)}
             for p in range(len(pred))]

@@ -13,22 +13,12 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .._conformal import MIN_DECADES, RATIO_BANDS, ratio_band  # noqa: F401 (re-exported)
 from .._errors import SolveError
 from ..data.tables import BENCHMARKS
 from .splits import Split
 
 __all__ = ["RATIO_BANDS", "MIN_DECADES", "ratio_band", "FoldModel", "relative_residuals"]
-
-RATIO_BANDS: tuple[float, ...] = (np.log10(3.0), 1.0)
-"""Edges (decades of size ratio to the starting model) of the residual strata (``scale="bands"``)."""
-
-MIN_DECADES = 0.25
-"""Floor on the distance (decades) a residual is rescaled by (``scale="decades"``)."""
-
-
-def ratio_band(log_ratio) -> np.ndarray:
-    """Stratum index of a size ratio (decades above the starting model): 0, 1 or 2."""
-    return np.searchsorted(np.asarray(RATIO_BANDS), np.asarray(log_ratio, float), side="right")
 
 
 def _points(split: Split) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -44,6 +44,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import ParameterGrid
 
 from .._errors import CapedynError, InputError, NotFittedError
+from ..models._intervals import interval_predict
 from .._json import to_jsonable
 from ..data.tables import BENCHMARKS, complete_models
 from .splits import Split, make_split, relative_mae_pct
@@ -200,6 +201,7 @@ class NestedSelection(BaseEstimator):
         self.seconds_ = time.perf_counter() - t0
         return self
 
+    @interval_predict
     def predict(self, initial_row, params_b) -> pd.DataFrame:
         if not hasattr(self, "best_estimator_"):
             raise NotFittedError("NestedSelection is not fitted; call fit(train_df) first")

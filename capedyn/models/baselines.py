@@ -28,6 +28,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from .._errors import InputError, NotFittedError
+from ._intervals import interval_predict
 from ..dynamics.trajectory import Trajectory, trajectories
 from ..data.tables import BENCHMARKS, log10_params
 
@@ -132,6 +133,7 @@ class LinearODE(_NotFitted):
         A[:-1, :-1], A[:-1, -1] = self.C_, self.c_
         return A
 
+    @interval_predict
     def predict(self, initial_row, params_b) -> pd.DataFrame:
         from scipy.linalg import expm
 
@@ -187,6 +189,7 @@ class PolynomialBaseline(_NotFitted):
         self._check_fitted("polynomials_")
         return {b: p.convert().coef for b, p in self.polynomials_.items()}
 
+    @interval_predict
     def predict(self, initial_row, params_b) -> pd.DataFrame:
         self._check_fitted("polynomials_")
         p = _targets(params_b)

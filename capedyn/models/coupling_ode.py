@@ -97,6 +97,7 @@ from jaxtyping import Array, Float
 from sklearn.base import BaseEstimator
 
 from .._errors import CapedynError, InputError
+from ._intervals import interval_predict
 from ._extrapolation import training_range
 from ._fitfile import (
     FIT_FORMAT, FIT_FORMAT_VERSION, _file_sha256, _rows_sha256, _versions, check_fit_destination,
@@ -426,6 +427,7 @@ class CouplingODE(BaseEstimator):
         z0 = to_state(np.asarray(initial_scores, float))
         return self.transfer_.predict(z0, log10_params(float(initial_params_b)))
 
+    @interval_predict
     @scoped_x64
     def predict(self, initial, params_b, *, family: str | None = None) -> pd.DataFrame:
         """Scores at ``params_b`` (billions; scalar or list) from one initial model.

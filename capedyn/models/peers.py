@@ -37,6 +37,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from .._errors import CapedynError, InputError
+from ._intervals import interval_predict
 from ..dynamics.state import CHANCE, CEILING
 from .baselines import initial_condition, prediction_frame, _targets
 from ..data.tables import BENCHMARKS, log10_params
@@ -155,6 +156,7 @@ class LogitRateModel(_Peer):
         self.n_families_ = int(sum(1 for g in dict.fromkeys(fam) if (fam == g).sum() >= 2))
         return self
 
+    @interval_predict
     def predict(self, initial_row, params_b) -> pd.DataFrame:
         p, dx, z0 = self._start_logit(initial_row, params_b)
         z = z0 + np.outer(dx, self.slopes_)
@@ -212,6 +214,7 @@ class PCACapabilityModel(_Peer):
         self.rate_ = scale * (slopes @ comps)
         return self
 
+    @interval_predict
     def predict(self, initial_row, params_b) -> pd.DataFrame:
         p, dx, z0 = self._start_logit(initial_row, params_b)
         pc0 = ((z0 - self.mean_) / self.scale_) @ self.components_.T
@@ -374,6 +377,7 @@ class LatentSkillModel(_Peer):
             d = least_squares(resid, np.zeros_like(mean), jac=jac, method="trf", max_nfev=200).x
         return mean + d
 
+    @interval_predict
     def predict(self, initial_row, params_b) -> pd.DataFrame:
         self._check_fitted()
         p = _targets(params_b)

@@ -60,6 +60,7 @@ from jaxtyping import Array, Float
 from sklearn.base import BaseEstimator
 
 from .._errors import CapedynError, InputError
+from ._intervals import interval_predict
 from .._jax import scoped_x64
 from .._progress import Progress
 from ..dynamics.state import CHANCE, CEILING
@@ -369,6 +370,7 @@ class SharedLogitODE(BaseEstimator):
                 bar.update(k + 1, loss=loss)
         return best, history
 
+    @interval_predict
     @scoped_x64
     def predict(self, initial_row, params_b) -> pd.DataFrame:
         """Scores (percent) at ``params_b`` (billions) from ``initial_row``'s five scores,

@@ -39,6 +39,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from .._errors import InputError, NotFittedError
+from ._intervals import interval_predict
 from .._jax import scoped_x64
 from ..dynamics.state import (
     SHORT, N_FEATURES, N_STATE, feature_names, from_state, polynomial_features, to_state,
@@ -291,6 +292,7 @@ class SparseCouplingODE(BaseEstimator):
 
         return CouplingField.from_polynomial(self.coef_)
 
+    @interval_predict
     @scoped_x64
     def predict(self, initial_row, params_b) -> pd.DataFrame:
         """Scores (percent) at ``params_b`` (billions), integrating from ``initial_row``'s
