@@ -47,7 +47,7 @@ _EXPORTS: dict[str, str] = {
     "plot_method_errors": "plotting", "HOLDOUT_METHODS": "evaluation.heldout",
     "HOLDOUT_PAPER_REFERENCE": "evaluation.heldout",
     # conformal intervals for an unseen family: predict(..., interval=0.9) after this
-    "conformalize": "evaluation.conformal",
+    "conformalize": "evaluation.conformal", "interval_predict": "models._intervals",
     # state transform shared by all dynamics
     "to_state": "dynamics.state", "from_state": "dynamics.state",
     "polynomial_features": "dynamics.state",
@@ -183,6 +183,9 @@ if TYPE_CHECKING:  # the lazy exports above, spelled out for type checkers and I
     )
     from .inference.sampling import (
         posterior_family, sample_posterior,
+    )
+    from .models._intervals import (
+        interval_predict,
     )
     from .models.baselines import (
         LinearODE, PolynomialBaseline,

@@ -9,6 +9,7 @@ both benchmarks, so each uses the same code. Scores in percent (0–100)."""
 
 from __future__ import annotations
 
+import inspect
 import time
 from typing import Any, Callable, Sequence
 
@@ -119,6 +120,10 @@ def conformalize(estimator, train_df: pd.DataFrame, *, scale: str = "decades",
     is given to ``predict``. Returns the fitted, calibrated estimator."""
     if scale not in SCALES:
         raise InputError(f"scale must be one of {SCALES}, got {scale!r}")
+    if "interval" not in inspect.signature(estimator.predict).parameters:
+        raise InputError(f"{type(estimator).__name__}.predict has no interval= keyword, so a "
+                         "calibration could not be used: decorate it with "
+                         "capedyn.interval_predict (as every estimator of capedyn is)")
     t0 = time.perf_counter()
     if fit:
         estimator.fit(train_df)
