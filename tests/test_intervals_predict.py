@@ -165,3 +165,35 @@ def test_crossval_interval_json_coverage_is_its_own_rows_fraction(capsys):
     code, out, _ = _run(capsys, "crossval", "--methods", "poly2", "--selection", "fixed",
                         "--families", "Phi", "--json")
     assert code == 0 and "points" not in json.loads(out)
+
+
+def test_protocol_ledger_is_the_packaged_one():
+    from pathlib import Path
+
+    from capedyn.evaluation.ledger import design_ledger, ledger_markdown
+
+    doc = (Path(__file__).parents[1] / "docs" / "protocol.md").read_text(encoding="utf-8")
+    assert ledger_markdown() in doc
+    assert len(design_ledger()) == ledger_markdown().count("\n") - 1 >= 3
+
+
+def test_report_section_prints_the_table_and_the_ledger_it_is_given():
+    from capedyn import report
+    from capedyn.evaluation.ledger import design_ledger
+    from capedyn.report.render import render_section
+    from capedyn.report.s8_intervals import IntervalsResult
+
+    table = pd.DataFrame([{"method": "poly2", "n_points": 230, "coverage_50": 0.678,
+                           "width_50": 28.3, "interval_score_50": 35.7, "coverage_90": 0.939,
+                           "width_90": 67.1, "interval_score_90": 72.1,
+                           "mean_rel_mae_pct": 15.8}])
+    full = IntervalsResult(table, ("poly2",), LEVELS, ("A", "B"), pd.DataFrame(), 12.0, "",
+                           design_ledger())
+    md = render_section("intervals", full, report.RunConfig())
+    assert "| poly2 | 230 | 0.678 | 28.3 | 35.7 | 0.939 | 67.1 | 72.1 | 15.8 |" in md
+    for r in design_ledger().itertuples(index=False):
+        assert r.design in md and r.p2_evaluations in md
+    quick = IntervalsResult(None, ("poly2",), LEVELS, (), pd.DataFrame(), None, "quick run",
+                            design_ledger())
+    md = render_section("intervals", quick, report.RunConfig.make(quick=True))
+    assert "Quick run: the interval table is skipped" in md and "| poly2 |" not in md

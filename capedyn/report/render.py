@@ -33,6 +33,7 @@ SECTIONS: list[tuple[str, str]] = [
     ("holdout", "s5_holdout.md.j2"),
     ("frontier", "s6_frontier.md.j2"),
     ("steering", "s7_steering.md.j2"),
+    ("intervals", "s8_intervals.md.j2"),
 ]
 """(result name, template) of each section, in report order. A section is written when
 its result is present. To add a section, add its template and an entry here (and the

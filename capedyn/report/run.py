@@ -31,11 +31,12 @@ from .s4_posterior import compute_posterior
 from .s5_holdout import compute_holdout
 from .s6_frontier import compute_frontier
 from .s7_steering import compute_steering
+from .s8_intervals import compute_intervals
 
 __all__ = ["reproduce", "STAGES", "SUMMARY_KEYS"]
 
 STAGES: tuple[str, ...] = ("data", "coupling", "ode", "posterior", "holdout", "frontier",
-                           "steering")
+                           "steering", "intervals")
 
 SUMMARY_KEYS: tuple[str, ...] = ("nc_b", "nc_ci95_b", "llama2_rel_mae_pct",
                                  "lofo_mean_rel_mae_pct", "frontier_slope", "frontier_intercept")
@@ -94,6 +95,8 @@ _COMPUTE: dict[str, Callable[[_Run], Any]] = {
     "frontier": lambda run: compute_frontier(run.results["data"], run.results.get("coupling"),
                                              run.cfg),
     "steering": lambda run: compute_steering(),
+    "intervals": lambda run: compute_intervals(run.results["data"], run.cfg, log=run.log,
+                                               progress=run.progress),
 }
 """Stage name → its result, computed from the config and the results of earlier stages.
 A new stage adds an entry here, its name to :data:`STAGES`, a template to
