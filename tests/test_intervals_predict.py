@@ -197,3 +197,30 @@ def test_report_section_prints_the_table_and_the_ledger_it_is_given():
                             design_ledger())
     md = render_section("intervals", quick, report.RunConfig.make(quick=True))
     assert "Quick run: the interval table is skipped" in md and "| poly2 |" not in md
+
+
+def test_explorer_band_is_the_conformal_interval_of_all_five_benchmarks(calibrated):
+    from capedyn.explore import core, figures, views
+
+    split, est = calibrated
+    ex = core.Explorer()
+    # stand in for the calibration job (minutes for the ODE) with poly2's calibration: the
+    # band must be the calibration's 90% interval, for every benchmark
+    ex.conformal_job.state, ex.conformal_job.result = "done", est.conformal_
+    row = split.initial
+    inp, problems = core.parse_model(row["params_b"], {b: row[b] for b in B})
+    assert not problems
+    out = views.ode_prediction(ex, inp)
+    sizes = out["table"]["params_b"].to_numpy(float)
+    want = est.predict(row, sizes, interval=0.9)
+    lo, hi = out["band"]
+    np.testing.assert_allclose(lo, want[[f"{b}_lo_90" for b in B]].to_numpy())
+    np.testing.assert_allclose(hi, want[[f"{b}_hi_90" for b in B]].to_numpy())
+    assert (hi > lo).all()  # a real band on every benchmark, not only TruthfulQA
+    assert "90% conformal interval from leave-one-family-out residuals" in out["band_note"]
+    assert "conformal interval" in figures.analyze_figure(inp, out).layout.title.text
+    # the job hands its calibration over by pickle: the bounds survive the trip
+    import pickle
+
+    again = pickle.loads(pickle.dumps(est.conformal_))
+    np.testing.assert_allclose(views.conformal_band(again, row, sizes)[1], hi)

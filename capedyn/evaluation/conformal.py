@@ -29,6 +29,18 @@ __all__ = ["fold_models", "split_intervals", "interval_scores", "interval_rows",
 _FAILURES = (ValueError, ArithmeticError, np.linalg.LinAlgError, RuntimeError)
 
 
+class FoldPredictor:
+    """A fold's fitted estimator as ``predict(initial, sizes)`` → flat (sizes × 5) scores
+    (percent); a class rather than a closure so that a calibration can be pickled (the
+    explorer computes it in another process)."""
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+
+    def __call__(self, initial, sizes) -> np.ndarray:
+        return _scores(self.estimator, initial, np.atleast_1d(np.asarray(sizes, float)))
+
+
 def fold_models(estimator, train_df: pd.DataFrame, min_models: int = 3,
                 progress: Callable[[int, int, str], Any] | None = None) -> list[FoldModel]:
     """The inner leave-one-family-out folds of ``estimator`` on ``train_df``.
@@ -56,8 +68,8 @@ def fold_models(estimator, train_df: pd.DataFrame, min_models: int = 3,
             pred = _scores(est, sp.initial, sizes)
         except _FAILURES:
             continue
-        folds.append(FoldModel(sp.family, lambda init, s, est=est: _scores(est, init, s),
-                               relative_residuals(pred, actual), bench, decades))
+        folds.append(FoldModel(sp.family, FoldPredictor(est), relative_residuals(pred, actual),
+                               bench, decades))
     if progress is not None:
         progress(len(splits), len(splits), "")
     return folds
@@ -104,7 +116,8 @@ def interval_scores(points: pd.DataFrame, levels: Sequence[float] = (0.5, 0.9)) 
 
 def conformalize(estimator, train_df: pd.DataFrame, *, scale: str = "decades",
                  min_models: int = 3, min_families: int = 5, fit: bool = True,
-                 progress: bool | None = None):
+                 progress: bool | None = None,
+                 callback: Callable[[int, int], Any] | None = None):
     """Fit ``estimator`` on ``train_df`` and calibrate its conformal intervals, so that
     ``estimator.predict(initial, params_b, interval=0.9)`` adds bounds (points, 0–100).
 
@@ -116,7 +129,8 @@ def conformalize(estimator, train_df: pd.DataFrame, *, scale: str = "decades",
     (:class:`capedyn.models._intervals.Calibration`). Cost: one fit per such family on top
     of the fit itself (seconds for the polynomials and peers, minutes for the ODEs).
     ``fit=False`` keeps an estimator already fitted on ``train_df`` (a saved fit) and only
-    computes the folds. ``progress``: a bar on stderr (None: only on a terminal). A family the interval is for must be absent from ``train_df``: only its starting model
+    computes the folds. ``progress``: a bar on stderr (None: only on a terminal);
+    ``callback(done, total)`` is called around each fold. A family the interval is for must be absent from ``train_df``: only its starting model
     is given to ``predict``. Returns the fitted, calibrated estimator."""
     if scale not in SCALES:
         raise InputError(f"scale must be one of {SCALES}, got {scale!r}")
@@ -132,7 +146,9 @@ def conformalize(estimator, train_df: pd.DataFrame, *, scale: str = "decades",
     with Progress(len(inner) if kind == "lofo" else 0, "calibrating intervals",
                   enabled=progress) as bar:
         folds = fold_models(template, train_df, min_models,
-                            progress=lambda done, total, fam: bar.update(done, family=fam))
+                            progress=lambda done, total, fam: (
+                                bar.update(done, family=fam),
+                                callback is not None and callback(done, total)))
     if len(folds) < 2:
         raise InputError(
             f"cannot calibrate intervals: {len(folds)} training famil{'y' if len(folds) == 1 else 'ies'} "

@@ -74,10 +74,12 @@ def view_analyze(ex: core.Explorer) -> None:
     inp = st.session_state.get("an_input")
     if inp is None:
         return
-    job = ex.posterior_job
-    if inp.complete and job.state == "idle":
-        job.start()  # the bands need the Nc posterior: sample it in the background
-    if inp.complete and job.state == "running":
+    jobs = (ex.conformal_job, ex.posterior_job)
+    if inp.complete:  # the band: the conformal calibration (the Nc posterior's band meanwhile)
+        for job in jobs:
+            if job.state == "idle":
+                job.start()
+    if inp.complete and any(job.state == "running" for job in jobs):
         st.fragment(run_every=POLL_SECONDS)(_analyze_results)(ex, inp, True)
     else:
         _analyze_results(ex, inp, False)
@@ -130,7 +132,7 @@ def _analyze_results(ex: core.Explorer, inp: core.ModelInput, polling: bool) -> 
         for note in ode.get("notes", []):  # clipped inputs, extrapolation
             st.warning(note)
         st.plotly_chart(figures.analyze_figure(inp, ode), key="an_fig")
-    if polling and ex.posterior_job.state in ("done", "failed"):
+    if polling and all(j.state in ("done", "failed") for j in (ex.conformal_job, ex.posterior_job)):
         st.rerun()  # the band is in: leave the polling fragment
 
 

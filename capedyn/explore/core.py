@@ -44,6 +44,9 @@ TRANSITION_BAND = 1.0
 """Points: |TQA - TQA_c| at or below this reads as the transition (the classifier cannot
 separate the phases closer than one leaderboard score point)."""
 BAND_QUANTILES = (0.05, 0.95)
+CONFORMAL_LEVEL = 0.9
+"""Nominal level of the Analyze page's band: the fitted ODE's conformal interval for a new
+family (:func:`capedyn.conformalize`, leave-one-family-out residuals), all five benchmarks."""
 N_BAND_DRAWS = 200
 GRID_POINTS = 40
 """Save points of the ODE explorer's trajectories (fixed, so one compilation serves all)."""
@@ -285,6 +288,7 @@ class Explorer:
         self.posterior_job = Job("posterior", _sample_posterior,
                                  (self.base, _posterior_settings()))
         self.holdout_job = Job("holdout", _slow_holdout, (self.base,))
+        self.conformal_job = Job("conformal", _conformal_calibration, (self.base, fit))
 
     # ---- cached pieces
     def _cached(self, key: str, make: Callable[[], Any]) -> Any:
@@ -403,6 +407,21 @@ def _sample_posterior(base: pd.DataFrame, settings: dict[str, int], progress) ->
                             seed=settings["seed"], progress=False)
     progress(1.0)
     return post
+
+
+def _conformal_calibration(base: pd.DataFrame, fit: str, progress) -> Any:
+    """The fitted ODE's conformal calibration on its training families of ``base`` (runs in
+    a job's process: one refit of the ODE per family, minutes)."""
+    from ..evaluation.conformal import conformalize
+    from ..models.persistence import load_fit
+
+    model = load_fit(fit)
+    if "progress" in model.get_params(deep=False):
+        model.set_params(progress=False)
+    train = base[base["family"].isin(list(model.families_))].reset_index(drop=True)
+    conformalize(model, train, fit=False, progress=False,
+                 callback=lambda done, total: progress(done / max(total, 1)))
+    return model.conformal_
 
 
 @scoped_x64

@@ -70,7 +70,9 @@ def analyze_figure(inp, ode: dict[str, Any]):
     fig.update_layout(xaxis_type="log", xaxis_title="size (billions of parameters)",
                       yaxis_title="score (%)", height=360, margin=dict(l=10, r=10, t=30, b=10),
                       title=f"ODE prediction at {', '.join(f'{f:g}x' for f in SCALE_FACTORS)} "
-                            "the size")
+                            "the size" + (f"; bars: {ode['band_label']}"
+                                          if ode.get("band") is not None and ode.get("band_label")
+                                          else ""))
     readable_log_axes(fig)
     return fig
 

@@ -15,8 +15,8 @@ import pandas as pd
 from .._jax import scoped_x64
 
 from .core import (
-    BAND_QUANTILES, BENCHMARKS, GRID_POINTS, LABELS, N_BAND_DRAWS, SCALE_FACTORS, TRANSITION_BAND,
-    Explorer, InputProblem, ModelInput,
+    BAND_QUANTILES, BENCHMARKS, CONFORMAL_LEVEL, GRID_POINTS, LABELS, N_BAND_DRAWS, SCALE_FACTORS,
+    TRANSITION_BAND, Explorer, InputProblem, ModelInput,
 )
 
 
@@ -78,7 +78,9 @@ def hfield_of(ex: Explorer, swe: float, gpqa: float) -> dict[str, Any]:
 @scoped_x64
 def ode_prediction(ex: Explorer, inp: ModelInput, bands: bool = True) -> dict[str, Any]:
     """Scores at 2x, 4x and 10x the size from the fitted ODE (an unseen family: Nc and h
-    from the transfer rule), with the Nc-posterior band when it is ready."""
+    from the transfer rule), with its band: the 90% conformal interval of all five
+    benchmarks once the calibration job is done (:func:`conformal_band`); until then the
+    Nc-posterior band when it is ready, labelled as such."""
     model = ex.model
     start = {"params_b": inp.params_b, **inp.scores}
     sizes = np.array([f * inp.params_b for f in SCALE_FACTORS])
@@ -92,10 +94,27 @@ def ode_prediction(ex: Explorer, inp: ModelInput, bands: bool = True) -> dict[st
     out = {"table": central, "band": None, "band_note": "", "notes": checks["notes"]}
     if not bands:
         return out
+    cal = ex.conformal_job.result if ex.conformal_job.state == "done" else None
+    if cal is not None:
+        out["band"] = conformal_band(cal, start, sizes)
+        out["band_label"] = (f"{100 * CONFORMAL_LEVEL:.0f}% conformal interval "
+                             "(leave-one-family-out residuals)")
+        out["band_note"] = (f"{100 * CONFORMAL_LEVEL:.0f}% conformal interval from "
+                            f"leave-one-family-out residuals: the fit refitted without each "
+                            f"of {cal.n_folds} training families predicted that family from "
+                            "its smallest model; their relative errors, rescaled per decade "
+                            "of extrapolation, bound this new family's scores (CV+)")
+        return out
+    cj = ex.conformal_job
+    pending = (f"the conformal interval is being calibrated ({100 * cj.progress:.0f}%, "
+               f"{cj.elapsed:.0f} s so far; one refit per training family)"
+               if cj.state == "running" else f"conformal interval unavailable: {cj.error}"
+               if cj.state == "failed" else "conformal interval: not started")
+    out["band_note"] = pending
     draws = ex.nc_draws(None)
     if draws is None:
         job = ex.posterior_job
-        out["band_note"] = (f"posterior band: the Nc posterior is being sampled "
+        out["band_note"] = pending + "; " + (f"posterior band: the Nc posterior is being sampled "
                             f"({job.elapsed:.0f} s so far)" if job.state == "running" else
                             f"posterior band unavailable: {job.error}" if job.state == "failed"
                             else "posterior band: not started")
@@ -103,12 +122,27 @@ def ode_prediction(ex: Explorer, inp: ModelInput, bands: bool = True) -> dict[st
     lo, hi = _band(model, np.array([inp.scores[b] for b in BENCHMARKS]), inp.params_b,
                    sizes, draws)
     out["band"] = (lo, hi)
-    out["band_note"] = (f"{100 * (BAND_QUANTILES[1] - BAND_QUANTILES[0]):.0f}% band: "
+    out["band_label"] = (f"{100 * (BAND_QUANTILES[1] - BAND_QUANTILES[0]):.0f}% Nc-posterior band "
+                         "(mainly TruthfulQA)")
+    out["band_note"] = pending + "; meanwhile " + (f"{100 * (BAND_QUANTILES[1] - BAND_QUANTILES[0]):.0f}% band: "
                         f"{draws.size} posterior-predictive Nc draws of an unseen family "
                         "pushed through the fitted field (h at the transfer rule's value); Nc "
                         "enters through TruthfulQA's coupling to HellaSwag, so the other "
                         "bands are narrow")
     return out
+
+
+def conformal_band(calibration, start: Mapping[str, float], sizes: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper), each (sizes, 5) in points: the :data:`CONFORMAL_LEVEL` conformal
+    interval of a new family's five scores from ``start`` (its size and scores)."""
+    from ..models._intervals import interval_columns
+    from .._conformal import level_tag
+
+    cols = interval_columns(calibration, start, sizes, (CONFORMAL_LEVEL,))
+    t = level_tag(CONFORMAL_LEVEL)
+    return (np.column_stack([cols[f"{b}_lo_{t}"] for b in BENCHMARKS]),
+            np.column_stack([cols[f"{b}_hi_{t}"] for b in BENCHMARKS]))
 
 
 _BAND_FN: dict[str, Any] = {}
