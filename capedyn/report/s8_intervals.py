@@ -21,8 +21,8 @@ INTERVAL_METHODS: tuple[str, ...] = ("logit_rate", "pca_capability", "latent_ski
                                      "poly1", "poly2", "poly3", "poly4", "poly2_anchored",
                                      "linear_ode")
 """Methods at their fixed settings whose intervals the report computes: those whose
-refit per inner family takes well under a second (about 80 s for all nine on P2, two
-shared cores). The gradient-fitted ODEs (``coupling_ode``, ``shared_ode``) refit for half
+refit per inner family takes well under a second (114 s for all nine on P2, measured on
+two shared cores). The gradient-fitted ODEs (``coupling_ode``, ``shared_ode``) refit for half
 a minute or more per inner family (about 110 refits each on P2), SINDy runs its own
 cross-validation inside every refit (more than six minutes for ``sindy_ode`` alone) and the
 ensemble refits every member; ``capedyn intervals --methods coupling_ode`` computes theirs."""
