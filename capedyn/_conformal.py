@@ -12,7 +12,7 @@ import numpy as np
 from ._errors import InputError
 
 __all__ = ["RATIO_BANDS", "MIN_DECADES", "SCALES", "ratio_band", "check_levels", "level_tag",
-           "weighted_quantile", "conformal_bounds"]
+           "weighted_quantile", "conformal_bounds", "extreme_level"]
 
 RATIO_BANDS: tuple[float, ...] = (float(np.log10(3.0)), 1.0)
 """Edges (decades of size ratio to the starting model) of the residual strata (``scale="bands"``)."""
@@ -44,6 +44,12 @@ def check_levels(levels: float | Sequence[float], what: str = "interval") -> tup
 def level_tag(level: float) -> str:
     """The percent a level is named by in column names: 0.9 → "90"."""
     return f"{round(100 * level):d}"
+
+
+def extreme_level(n_folds: int) -> float:
+    """The nominal level from which CV+ with ``n_folds`` families reaches its cap and takes
+    the extreme candidates: 1 − 2/(K + 1) (the (K + 1)/K inflation makes the upper quantile 1)."""
+    return 1.0 - 2.0 / (int(n_folds) + 1)
 
 
 def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:

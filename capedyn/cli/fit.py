@@ -194,7 +194,7 @@ def _predict(args) -> dict[str, Any]:
     if args.family is not None:
         family = match_name(args.family, list(est.families_), what="fitted family",
                             option="--family")
-    notes = _calibrate(est, args.data, initial) if levels else []
+    notes = _calibrate(est, args.data, initial, levels) if levels else []
     pred = est.predict(initial, sizes, family=family, interval=levels or None)
     from ..models._extrapolation import check_prediction
 
@@ -212,7 +212,7 @@ def _predict(args) -> dict[str, Any]:
             "interval_levels": list(levels), **_calibration_record(est)}
 
 
-def _calibrate(est, data, initial: dict) -> list[str]:
+def _calibrate(est, data, initial: dict, levels: tuple[float, ...]) -> list[str]:
     """Calibrate the saved fit's conformal intervals on its training families of ``data``."""
     from ..data.tables import load_base_models
     from ..evaluation.conformal import conformalize
@@ -227,11 +227,22 @@ def _calibrate(est, data, initial: dict) -> list[str]:
         est.set_params(progress=False)  # one bar for the calibration, none per refit
     conformalize(est, df[df["family"].isin(fams)].reset_index(drop=True), fit=False,
                  progress=True)
+    from .._conformal import extreme_level
+
+    notes = []
+    k = est.conformal_.n_folds
+    capped = [lv for lv in levels if lv >= extreme_level(k) - 1e-12]
+    if capped:
+        notes.append(f"with {k} training families to calibrate on, the intervals at "
+                     f"{', '.join(f'{100 * lv:g}%' for lv in capped)} span the extreme fold "
+                     f"predictions (levels from {100 * extreme_level(k):.0f}% up reach the "
+                     "finite-sample cap); more families give sharper intervals")
     fam = initial.get("family")
     if fam in fams:
-        return [f"{fam} is one of the fit's training families: the interval is calibrated for "
-                "a family the fit has not seen, so it is wider than this family's in-sample error"]
-    return []
+        notes.append(f"{fam} is one of the fit's training families: the interval is calibrated "
+                     "for a family the fit has not seen, so it is wider than this family's "
+                     "in-sample error")
+    return notes
 
 
 def _calibration_record(est) -> dict[str, Any]:
