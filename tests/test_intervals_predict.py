@@ -224,3 +224,17 @@ def test_explorer_band_is_the_conformal_interval_of_all_five_benchmarks(calibrat
 
     again = pickle.loads(pickle.dumps(est.conformal_))
     np.testing.assert_allclose(views.conformal_band(again, row, sizes)[1], hi)
+
+
+def test_held_out_family_beyond_its_start_never_shapes_its_bounds(base_df):
+    # poison Llama-2's models beyond its smallest: its bounds must not move
+    poisoned = base_df.copy()
+    fam = poisoned["family"] == HELD
+    start = poisoned[fam]["params_b"].min()
+    poisoned.loc[fam & (poisoned["params_b"] > start), B] = 99.0
+    cols = [f"{s}_{round(100 * lv)}" for lv in LEVELS for s in ("lo", "hi")]
+    runs = [cd.holdout(df, HELD, methods=["poly2", "logit_rate"], selection="fixed",
+                       curves=False, interval=LEVELS).predictions for df in (base_df, poisoned)]
+    np.testing.assert_array_equal(runs[0][cols + ["pred"]].to_numpy(),
+                                  runs[1][cols + ["pred"]].to_numpy())
+    assert not np.allclose(runs[0]["actual"], runs[1]["actual"])  # the poison did land
