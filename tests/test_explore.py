@@ -16,6 +16,7 @@ os.environ.setdefault("CAPEDYN_EXPLORE_POSTERIOR", "2,60,60")  # short chains in
 # no background warm-up thread: it would compile code while AppTest compiles the script,
 # which Python 3.11 does not always survive ("AST constructor recursion depth mismatch")
 os.environ["CAPEDYN_EXPLORE_WARMUP"] = "0"
+os.environ.setdefault("CAPEDYN_EXPLORE_CONFORMAL_STEPS", "3")  # a cheap band calibration in tests
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 

@@ -74,7 +74,8 @@ def _wait(cond, timeout: float, what: str, poll: float = 0.05):
 def server(tmp_path):
     port = _free_port()
     log = open(tmp_path / "server.log", "w")
-    env = {**os.environ, "CAPEDYN_EXPLORE_POSTERIOR": "2,60,60", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "CAPEDYN_EXPLORE_POSTERIOR": "2,60,60", "PYTHONUNBUFFERED": "1",
+           "CAPEDYN_EXPLORE_CONFORMAL_STEPS": "3"}
     t0 = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "capedyn", "explore", "--headless",
                              "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,

@@ -16,6 +16,7 @@ pytest.importorskip("plotly")
 
 os.environ.setdefault("CAPEDYN_EXPLORE_POSTERIOR", "2,60,60")  # short chains in tests
 os.environ["CAPEDYN_EXPLORE_WARMUP"] = "0"
+os.environ.setdefault("CAPEDYN_EXPLORE_CONFORMAL_STEPS", "3")  # a cheap band calibration in tests
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 

@@ -53,6 +53,10 @@ GRID_POINTS = 40
 POSTERIOR_SETTINGS = {"chains": 2, "samples": 400, "warmup": 400, "seed": 0}
 """NUTS settings of the explorer's coupling posterior (override with the environment
 variable CAPEDYN_EXPLORE_POSTERIOR="chains,samples,warmup")."""
+CONFORMAL_STEPS_ENV = "CAPEDYN_EXPLORE_CONFORMAL_STEPS"
+"""Environment variable capping the optimiser steps of each refit of the Analyze band's
+calibration (unset: the fit's own budget; the tests set a few steps so a session's
+background job costs seconds, not minutes)."""
 FAST_HOLDOUT_METHODS = ("linear_ode", "poly1", "poly2", "poly3", "poly4", "poly1_anchored",
                         "poly2_anchored", "poly3_anchored", "poly4_anchored")
 SLOW_HOLDOUT_METHODS = ("coupling_ode", "sindy_ode")
@@ -416,8 +420,12 @@ def _conformal_calibration(base: pd.DataFrame, fit: str, progress) -> Any:
     from ..models.persistence import load_fit
 
     model = load_fit(fit)
-    if "progress" in model.get_params(deep=False):
+    params = model.get_params(deep=False)
+    if "progress" in params:
         model.set_params(progress=False)
+    steps = os.environ.get(CONFORMAL_STEPS_ENV, "")
+    if steps.isdigit() and int(steps) > 0 and "steps" in params:
+        model.set_params(steps=int(steps))
     train = base[base["family"].isin(list(model.families_))].reset_index(drop=True)
     conformalize(model, train, fit=False, progress=False,
                  callback=lambda done, total: progress(done / max(total, 1)))
