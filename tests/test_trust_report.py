@@ -90,9 +90,9 @@ def test_predict_params_b_is_a_plain_plausible_size(value, words):
 @pytest.mark.parametrize("argv,option", [
     (("predict", "--fit", "pythia", "--initial", "Pythia-1B", "--sizes", "13,1e308"), "--sizes"),
     (("predict", "--fit", "pythia", "--initial", "Pythia-1B", "--sizes", "nan"), "--sizes"),
-    (("family", "--family", "Pythia", "--sizes", "1_0", "benchmarks_data/base_models.csv"),
+    (("family", "--family", "Pythia", "--sizes", "1_0", "missing.csv"),
      "--sizes"),
-    (("family", "--family", "Pythia", "--sizes", "inf", "benchmarks_data/base_models.csv"),
+    (("family", "--family", "Pythia", "--sizes", "inf", "missing.csv"),
      "--sizes"),
     (("phase", "--hs", "5_0", "--tqa", "40"), "--hs"),
     (("phase", "--hs", "50", "--tqa", "nan"), "--tqa"),
@@ -112,7 +112,7 @@ def test_every_size_and_score_option_refuses_what_the_tables_refuse(argv, option
 # ============================================================== the report: names stay text
 
 EVIL = ("Evil\n\n![x](/etc/hostname)\n\n<script>alert(1)</script> [link](javascript:alert(1)) "
-        "<img src=/etc/hostname>\n# heading")
+        "<img src=/etc/hostname> **bold** `code`\n# heading")
 PNG = b"\x89PNG\r\n\x1a\n-the-run's-own-figure"
 
 

@@ -1,4 +1,4 @@
-"""A :class:`~capedyn.report.document.Report` written as one self-contained HTML page
+"""A report document written as one self-contained HTML page
 (``report.html``). Every piece of text is escaped by markupsafe; the only elements are the
 ones written here, and the only images are the run's own figures, embedded as base64 PNG."""
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 from markupsafe import Markup, escape
 
-from .document import (
-    Bullets, Callout, Code, Figure, Heading, Inline, Paragraph, Report, Strong, Table, Text,
+from .blocks import (
+    Bullets, Callout, Figure, Heading, Inline, Paragraph, Strong, Table, Text,
     Value, cell_class, embedded_png, plain_text,
 )
 
@@ -68,7 +68,9 @@ _BLOCKS = {Heading: _heading, Paragraph: _paragraph, Callout: _callout, Bullets:
            Table: _table, Figure: _figure}
 
 
-def document_html(doc: Report, root: Path) -> str:
+def document_html(doc, root: Path) -> str:
+    """``doc`` (a :class:`~capedyn.report.document.Report`) as one HTML page; its
+    figures are read from ``root/figures``."""
     parts = [Markup("<h1>{}</h1>").format(doc.title)] if doc.title else []
     parts += [_BLOCKS[type(b)](b, root) for b in doc.blocks]
     return _PAGE.format(title=escape(doc.title), body=Markup("\n").join(parts))

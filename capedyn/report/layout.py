@@ -5,7 +5,7 @@ while they render, every value they print (a number, a name, a note) is held out
 text as a numbered slot (see :mod:`capedyn.report.render`). What is read here is therefore
 only text capedyn's templates wrote, with slots where values go: a value can never open or
 close a block, a table cell, a mark or a figure, and it enters the document as a
-:class:`~capedyn.report.document.Value` span, i.e. as text.
+:class:`~capedyn.report.blocks.Value` span, i.e. as text.
 
 Blocks are separated by blank lines; a block is a heading (``#``), a call-out (``> ``), a
 bullet list (``- ``), a table (``|`` rows, captioned by an ``*italic*`` line just above
@@ -19,10 +19,11 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from .document import (
-    Block, Bullets, Callout, Code, Figure, Heading, Inline, Paragraph, Report, Strong, Table,
-    Text, Value, figure_path,
+from .blocks import (
+    Block, Bullets, Callout, Code, Figure, Heading, Inline, Paragraph, Strong, Table, Text,
+    Value, figure_path,
 )
+from .document import Report
 
 __all__ = ["SLOT", "slot_token", "read_layout"]
 

@@ -1,4 +1,4 @@
-"""A :class:`~capedyn.report.document.Report` written as Markdown (``report.md``).
+"""A report document written as Markdown (``report.md``).
 
 Text the templates wrote is written as it is; a value (a name, a note, a number) is
 backslash-escaped wherever Markdown would read it as markup (emphasis, code, a link or an
@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .document import (
-    Bullets, Callout, Code, Figure, Heading, Inline, Paragraph, Report, Strong, Table, Text,
+from .blocks import (
+    Bullets, Callout, Figure, Heading, Inline, Paragraph, Strong, Table, Text,
     Value, plain_text,
 )
 
@@ -104,7 +104,8 @@ _BLOCKS = {Heading: _heading, Paragraph: _paragraph, Callout: _callout, Bullets:
            Table: _table, Figure: _figure}
 
 
-def document_markdown(doc: Report) -> str:
+def document_markdown(doc) -> str:
+    """``doc`` (a :class:`~capedyn.report.document.Report`) as Markdown text."""
     out = [f"# {md_escape(doc.title)}", ""] if doc.title else []
     for block in doc.blocks:
         out += _BLOCKS[type(block)](block)
