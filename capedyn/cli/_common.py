@@ -101,7 +101,7 @@ def score_value(text: str, option: str) -> float:
 
     value = _plain_number(text, option, "scores are percent, e.g. 61.5")
     if not 0.0 <= value <= 100.0:
-        raise InputError(f"{option}: {text.strip()} is outside 0-100 (scores are percent)")
+        raise InputError(f"{option}: {text.strip()} is outside [0, 100] (scores are percent)")
     return value
 
 

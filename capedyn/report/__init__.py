@@ -30,8 +30,9 @@ modules, in the order a run uses them:
 ``figures``     each figure drawn from a stage result, with its caption;
 ``render``      results → templates (``templates/*.md.j2``) → :class:`Report`;
 ``layout``      the templates' layout, values held out as slots → the document's blocks;
-``document``    :class:`Report`: typed blocks (headings, paragraphs, tables, figures, ...)
-                of typed spans (template text, values, bold, code);
+``blocks``      the document model: typed blocks (headings, paragraphs, tables, figures,
+                ...) of typed spans (template text, values, bold, code);
+``document``    :class:`Report`, a title and its blocks, written by the two writers:
 ``md_writer``   the document as Markdown (values escaped where Markdown reads markup);
 ``html_writer`` the document as one HTML page (markupsafe; only the run's own figures);
 ``formatting``  how numbers are written (:func:`fmt`, :func:`paper`);
