@@ -59,15 +59,18 @@ def new_figure(figsize: tuple[float, float] = (8.0, 5.0), dpi: float = 120) -> "
 
 
 def save_figure(fig: "Figure", path: str | Path, *, dpi: float | None = None,
-                bbox_inches: str | None = "tight") -> Path:
+                bbox_inches: str | None = "tight", replace: bool = True) -> Path:
     """Write ``fig`` as PNG to ``path`` atomically (temporary file, then rename) and return
-    the path. The figure is closed in pyplot afterwards (it is meant for figures made only
-    to be written, as the command line and the report do)."""
+    the path. ``replace=False`` leaves a file already at ``path`` as it is (an
+    :class:`~capedyn._errors.OutputError` says so). The figure is closed in pyplot
+    afterwards (it is meant for figures made only to be written, as the command line and
+    the report do)."""
     from ._io import atomic_write
 
     try:
         return atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=dpi,
-                                                       bbox_inches=bbox_inches))
+                                                       bbox_inches=bbox_inches),
+                            replace=replace)
     finally:
         plt = sys.modules.get("matplotlib.pyplot")  # only if the caller already uses pyplot
         number = getattr(fig, "number", None)  # set only on figures pyplot manages

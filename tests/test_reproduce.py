@@ -181,7 +181,7 @@ def test_markdown_and_html_tables_escape():
     doc = report.Report("t")
     doc.table([{"a": "x|y", "b": 1.5}, {"a": "<b>", "b": None}], caption="c")
     md = doc.to_markdown()
-    assert "x\\|y" in md and "| <b> | – |" in md
+    assert "x\\|y" in md and "| \\<b> | – |" in md   # a tag in a value is text
     html = doc.to_html(Path("."))
     assert "&lt;b&gt;" in html and "<caption>c</caption>" in html
 
@@ -250,19 +250,26 @@ def test_data_section_counts_the_tables_it_is_given():
     assert "| F1 | 2 | 2 | 0.500 | 1.00 | s\\|1 |" in md     # a bar in a cell is escaped
 
 
-def test_report_reads_back_its_own_markdown():
+def test_report_writes_one_document_as_markdown_and_html():
+    from capedyn.report.document import code, strong
+
     doc = report.Report("A title")
-    doc.callout("QUICK: a `code` **warning**")
+    doc.callout(["QUICK: a ", code("code"), " ", strong("warning")])
     doc.heading("1. Part")
-    doc.para("Text with |bars| and **bold**.")
+    doc.para(["Text with |bars| and ", strong("bold"), "."])
     doc.table([{"a": "x|y", "b": 1.5}, {"a": "z", "b": None}], caption="a caption")
     doc.table([], caption="empty")
     doc.bullets(["one", "two"])
     doc.heading("Sub", level=3)
-    md = doc.to_markdown()
-    again = report.Report.from_markdown(md)
-    assert again.to_markdown() == md
-    assert again.to_html(Path(".")) == doc.to_html(Path("."))
+    assert doc.to_markdown() == (
+        "# A title\n\n> QUICK: a `code` **warning**\n\n## 1\\. Part\n\n"
+        "Text with |bars| and **bold**.\n\n*a caption*\n\n| a | b |\n|---|---|\n"
+        "| x\\|y | 1.50 |\n| z | – |\n\n*empty*\n\n(no rows)\n\n- one\n- two\n\n### Sub\n")
+    page = doc.to_html(Path("."))
+    assert '<div class="callout">QUICK: a <code>code</code> <strong>warning</strong></div>' in page
+    assert "<td class=\"txt\">x|y</td><td class=\"num\">1.50</td>" in page
+    assert "<caption>empty</caption><thead><tr></tr></thead><tbody></tbody>" in page
+    assert "<ul><li>one</li><li>two</li></ul>" in page and "<h3>Sub</h3>" in page
 
 
 def test_a_run_without_results_renders_only_intro_and_details():

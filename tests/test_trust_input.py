@@ -345,7 +345,11 @@ def test_ctrl_c_prints_one_line_and_exits_130(where):
 # ============================================================== 3. figures inside the run only
 
 def test_report_html_embeds_only_the_runs_own_figures(tmp_path):
-    from capedyn.report.document import Report
+    import base64
+
+    from capedyn._errors import InputError
+    from capedyn.report.document import Figure, Paragraph, Report
+    from capedyn.report.layout import read_layout
 
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "ok.png").write_bytes(b"\x89PNGgood")
@@ -353,23 +357,30 @@ def test_report_html_embeds_only_the_runs_own_figures(tmp_path):
     secret.write_bytes(b"SECRET-BYTES")
     (tmp_path / "figures" / "link.png").symlink_to(secret)
     doc = Report("t")
-    for path in ("figures/ok.png", str(secret), "figures/../secret.png", "/etc/hostname",
-                 "figures/link.png"):
-        doc.figure(path, "c")
+    doc.figure("figures/ok.png", "c")
     page = doc.to_html(tmp_path)
-    import base64
     assert base64.b64encode(b"\x89PNGgood").decode() in page
-    assert base64.b64encode(b"SECRET-BYTES").decode() not in page
     assert page.count("<img") == 1
-    # read back from Markdown, only figures/NAME.png lines are figures
-    back = Report.from_markdown("# t\n\n![x](/etc/hostname)\n\n![y](figures/ok.png)\n")
-    assert [b.kind for b in back.blocks] == ["p", "figure"]
+    for path in (str(secret), "figures/../secret.png", "/etc/hostname"):
+        with pytest.raises(InputError, match="figures/"):
+            Report("t").figure(path, "c")
+    linked = Report("t")
+    linked.figure("figures/link.png", "c")          # a symbolic link leading out
+    with pytest.raises(InputError, match="does not resolve"):
+        linked.to_html(tmp_path)
+    # in the templates' layout, only figures/NAME.png lines are figures
+    back = read_layout("# t\n\n![x](/etc/hostname)\n\n![y](figures/ok.png)\n", [])
+    assert [type(b) for b in back.blocks] == [Paragraph, Figure]
 
 
 def test_a_table_cell_never_leaves_its_row():
-    from capedyn.report.formatting import md_cell
+    from capedyn.report.document import Report
 
-    assert "\n" not in md_cell("a\n\n![x](/etc/hostname)") and "\\|" in md_cell("a|b")
+    doc = Report("t")
+    doc.table([{"a": "a\n\n![x](/etc/hostname)", "b": "a|b"}])
+    rows = doc.to_markdown().splitlines()[2:]
+    assert len(rows) == 3 and all(r.startswith("|") and r.endswith("|") for r in rows)
+    assert "\\|" in rows[2] and "\\[x\\]" in rows[2]
 
 
 # ============================================================== 9. explorer hosts
@@ -466,9 +477,9 @@ def test_any_name_loads_as_printable_text_or_fails_with_a_data_error(name, famil
     doc = Report("t")
     doc.table([{"model": df["model"].iloc[0], "family": df["family"].iloc[0]}])
     page = doc.to_html(Path("."))
-    md = Report.from_markdown(doc.to_markdown())
+    md = doc.to_markdown().splitlines()
     assert "<img" not in page and "<script" not in page.lower().replace("&lt;script", "")
-    assert [b.kind for b in md.blocks] == ["table"]
+    assert len(md) == 5 and all(line.startswith("|") for line in md[2:])
 
 
 _CELL = st.one_of(st.none(), _ANY_TEXT, st.floats(allow_nan=True, allow_infinity=True),
@@ -532,23 +543,27 @@ def test_any_meta_json_loads_or_fails_with_a_fit_file_error(pythia_folder, key, 
 
 
 def test_a_name_that_bypassed_the_loader_stays_text_in_the_report(tmp_path):
-    """Even a result built in memory (no loader in between) cannot place a figure: every
-    value a template prints is kept on one line."""
+    """Even a result built in memory (no loader in between) cannot place a figure or a
+    heading: every value a template prints is a text span of the document."""
     from capedyn import report
+    from capedyn.report.document import Figure, Heading, plain_text
     from capedyn.report.s1_data import DataResult
 
+    def section(name):
+        base = pd.DataFrame({"model": ["a", "b"], "family": [name, name]})
+        front = pd.DataFrame({"model": ["x"], "lab": [name]})
+        fams = pd.DataFrame({"family": [name], "models": [2], "complete": [2],
+                             "smallest_b": [0.5], "largest_b": [1.0], "source": [name]})
+        return report.section_document("data", DataResult(base=base, frontier=front,
+                                                           complete=base, families=fams),
+                                       figures={})
+
     evil = "F1\n\n![x](/etc/hostname)\n\n# heading"
-    base = pd.DataFrame({"model": ["a", "b"], "family": [evil, evil]})
-    front = pd.DataFrame({"model": ["x"], "lab": [evil]})
-    fams = pd.DataFrame({"family": [evil], "models": [2], "complete": [2], "smallest_b": [0.5],
-                         "largest_b": [1.0], "source": [evil]})
-    md = report.render_section("data", DataResult(base=base, frontier=front, complete=base,
-                                                   families=fams), figures={})
-    doc = report.Report.from_markdown(md)
-    assert "figure" not in [b.kind for b in doc.blocks]
-    assert [b.payload for b in doc.blocks if b.kind == "h"] == [
-        b.payload for b in report.Report.from_markdown(md.replace(evil, "F1")).blocks
-        if b.kind == "h"]
+    doc, clean = section(evil), section("F1")
+    assert not any(isinstance(b, Figure) for b in doc.blocks)
+    assert [type(b) for b in doc.blocks] == [type(b) for b in clean.blocks]
+    assert [plain_text(b.spans) for b in doc.blocks if isinstance(b, Heading)] == [
+        plain_text(b.spans) for b in clean.blocks if isinstance(b, Heading)]
     assert "<img" not in doc.to_html(tmp_path)
 
 

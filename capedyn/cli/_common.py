@@ -89,3 +89,47 @@ def interval_levels(text: str | None, option: str = "--interval") -> tuple[float
     except ValueError:
         raise InputError(f"{option} takes levels such as 0.9 or 0.5,0.9, got {text!r}") from None
     return check_levels(values, option)
+
+
+# ------------------------------------------------------------------ numbers typed as options
+
+def size_value(text: str, option: str) -> float:
+    """A size in billions of parameters typed for ``option``: a plain decimal (not
+    ``1_000``, ``nan`` or ``inf``) inside the plausible range the table loaders use
+    (:data:`capedyn._text.PARAMS_B_RANGE`). Raises a one-line :class:`InputError`."""
+    from .._errors import InputError
+    from .._text import params_b_problem
+
+    value = _plain_number(text, option, "sizes are billions of parameters, e.g. 6.9")
+    if value <= 0:
+        raise InputError(f"{option}: {text.strip()} must be a positive size in billions")
+    problem = params_b_problem(value)
+    if problem:
+        raise InputError(f"{option}: {problem}")
+    return value
+
+
+def score_value(text: str, option: str) -> float:
+    """A score in percent typed for ``option``: a plain decimal from 0 to 100. Raises a
+    one-line :class:`InputError`."""
+    from .._errors import InputError
+
+    value = _plain_number(text, option, "scores are percent, e.g. 61.5")
+    if not 0.0 <= value <= 100.0:
+        raise InputError(f"{option}: {text.strip()} is outside [0, 100] (scores are percent)")
+    return value
+
+
+def _plain_number(text: str, option: str, unit: str) -> float:
+    """``text`` as a finite float when it is a plain decimal (float() also takes 1_000)."""
+    import math
+
+    from .._errors import InputError
+    from .._text import is_number_text
+
+    t = str(text).strip()
+    if not is_number_text(t):
+        raise InputError(f"{option}: '{t}' is not a number ({unit})")
+    if not math.isfinite(float(t)):
+        raise InputError(f"{option}: {t} is not a finite number ({unit})")
+    return float(t)

@@ -13,7 +13,9 @@ from typing import Any
 from .entry import add_data_flag, add_json_flag, format_table, split_list
 from .._json import to_jsonable
 from .._errors import InputError
-from ._common import add_family_option, match_families, table_families
+from ._common import (
+    add_family_option, match_families, score_value, size_value, table_families,
+)
 
 _FAMILY_HELP = ("comma-separated family names; aliases: @web = every web-trained family "
                 "(not Phi/Qwen/Gemma), @paper14 = Pythia,Llama-1,Llama-2 (the paper's 14 "
@@ -51,9 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Scores in percent. Bonus phase when TQA > TQA_c, tax "
                                    "otherwise. With --params-b, also the sign of γ12 that the "
                                    "population fit gives at that size.")
-    p.add_argument("--hs", type=float, required=True, help="HellaSwag score, percent (0-100)")
-    p.add_argument("--tqa", type=float, required=True, help="TruthfulQA score, percent (0-100)")
-    p.add_argument("--params-b", type=float, default=None, metavar="N",
+    p.add_argument("--hs", required=True, metavar="PCT", help="HellaSwag score, percent (0-100)")
+    p.add_argument("--tqa", required=True, metavar="PCT",
+                   help="TruthfulQA score, percent (0-100)")
+    p.add_argument("--params-b", default=None, metavar="N",
                    help="model size in billions of parameters (optional)")
     add_data_flag(p)
     add_json_flag(p)
@@ -185,6 +188,9 @@ def _nc_human(r: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------- phase
 
 def _phase(args) -> dict[str, Any]:
+    args.hs, args.tqa = score_value(args.hs, "--hs"), score_value(args.tqa, "--tqa")
+    if args.params_b is not None:
+        args.params_b = size_value(args.params_b, "--params-b")
     from ..coupling.running import CouplingError, population_fit
     from ..coupling.phase import phase_classifier
 

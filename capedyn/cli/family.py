@@ -4,12 +4,11 @@ shipped families as the population prior) and its scores at the next sizes."""
 from __future__ import annotations
 
 import argparse
-import math
 from typing import Any
 
 from .._errors import InputError
 from .entry import add_json_flag, format_table, split_list
-from ._common import add_family_option
+from ._common import add_family_option, size_value
 
 
 def _default(key: str):
@@ -60,16 +59,7 @@ def _sizes(text: str | None) -> list[float] | None:
         raise InputError("--sizes needs at least one size in billions, e.g. 6.9,12")
     if parts is None:
         return None
-    out = []
-    for t in parts:
-        try:
-            v = float(t)
-        except ValueError:
-            raise InputError(f"--sizes: '{t}' is not a number (billions of parameters)") from None
-        if not (math.isfinite(v) and v > 0):
-            raise InputError(f"--sizes: {t} must be a positive size in billions")
-        out.append(v)
-    return out
+    return [size_value(t, "--sizes") for t in parts]
 
 
 def _family(args) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from .entry import add_data_flag, add_json_flag, format_table, split_list
 from .._errors import CapedynError, InputError
 from .._text import is_number_text
 from ._common import (add_family_option, interval_levels, match_families, match_name,
-                      table_families)
+                      size_value, table_families)
 
 SCORE_ORDER = ("hellaswag", "truthfulqa", "arc", "winogrande", "mmlu")
 
@@ -50,7 +50,7 @@ def register(sub) -> None:
     src.add_argument("--initial", metavar="MODEL", help="initial model by name (from --data)")
     src.add_argument("--scores", metavar="HS,TQA,ARC,WG,MMLU",
                      help="five initial scores in percent, in this order")
-    q.add_argument("--params-b", type=float, default=None,
+    q.add_argument("--params-b", default=None, metavar="B",
                    help="size of the --scores model in billions of parameters")
     add_family_option(q, dest="family", metavar="F", default=None,
                       help="use this fitted family's Nc and h instead of the transfer rule")
@@ -140,15 +140,7 @@ def _parse_sizes(text: str) -> list[float]:
     parts = split_list(text) or []
     if not parts:
         raise InputError("--sizes needs at least one size in billions, e.g. 13,70")
-    sizes = []
-    for p in parts:
-        if not is_number_text(p):  # plain decimals only (float() also takes 1_000)
-            raise InputError(f"--sizes: '{p}' is not a number (sizes are billions of parameters)")
-        v = float(p)
-        if not (math.isfinite(v) and v > 0):
-            raise InputError(f"--sizes: {p} must be a positive size in billions")
-        sizes.append(v)
-    return sizes
+    return [size_value(p, "--sizes") for p in parts]
 
 
 def _initial_model(name: str, data) -> dict[str, Any]:
@@ -177,13 +169,7 @@ def _predict(args) -> dict[str, Any]:
         scores = _parse_scores(args.scores)
         if args.params_b is None:
             raise InputError("--scores needs --params-b (the model's size in billions)")
-        if not (math.isfinite(args.params_b) and args.params_b > 0):
-            raise InputError(f"--params-b must be a positive size in billions, got {args.params_b}")
-        from .._units import is_parameter_count, parameter_count_hint
-
-        if is_parameter_count(args.params_b):
-            raise InputError(f"--params-b {parameter_count_hint(args.params_b)}")
-        initial = {"model": "(given scores)", "params_b": args.params_b,
+        initial = {"model": "(given scores)", "params_b": size_value(args.params_b, "--params-b"),
                    **dict(zip(SCORE_ORDER, scores))}
     levels = interval_levels(args.interval) or ()
     if levels and args.family is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._common import score_value
 from .entry import add_json_flag, format_table
 from .._errors import InputError
 
@@ -15,8 +16,8 @@ def register(sub) -> None:
                     "GPQA = a*SWE + b, the field h = GPQA - prediction and its reading "
                     "(h > 0 reasoning-rich, h < 0 coding-rich, |h| > 5 specialist). "
                     "With --table: every model's h and the per-lab summary.")
-    p.add_argument("--swe", type=float, metavar="PCT", help="SWE-bench Verified score (percent)")
-    p.add_argument("--gpqa", type=float, metavar="PCT", help="GPQA Diamond score (percent)")
+    p.add_argument("--swe", metavar="PCT", help="SWE-bench Verified score (percent)")
+    p.add_argument("--gpqa", metavar="PCT", help="GPQA Diamond score (percent)")
     p.add_argument("--coefficients", choices=("fit", "paper"), default="fit",
                    help="'fit': refit the line on --data (default); 'paper': the paper's "
                         "frozen 0.513*SWE + 46.4")
@@ -75,6 +76,9 @@ def _line_dict(line) -> dict[str, Any]:
 
 
 def _hfield(args) -> dict[str, Any]:
+    for option in ("swe", "gpqa"):
+        if getattr(args, option) is not None:
+            setattr(args, option, score_value(getattr(args, option), f"--{option}"))
     from ..coupling import frontier as fr
     from ..data.tables import load_frontier_models
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import math
 from typing import Any
 
 from .._errors import InputError
-from .._text import is_number_text
-from .._units import is_parameter_count, parameter_count_hint
+from ._common import size_value
 from .entry import add_json_flag, format_table
 from .._json import to_jsonable
 
@@ -55,18 +53,7 @@ def _sizes(text: str | None) -> list[float] | None:
     parts = [t.strip() for t in text.split(",")]
     if not parts or any(t == "" for t in parts):
         raise InputError(f"--params-b '{text}': give comma-separated sizes in billions, e.g. 1.1,6.9")
-    out = []
-    for t in parts:
-        if not is_number_text(t):  # plain decimals only (float() also takes 1_000)
-            raise InputError(f"--params-b: '{t}' is not a number (sizes are billions of "
-                             "parameters, e.g. 6.9)")
-        v = float(t)
-        if not (math.isfinite(v) and v > 0):
-            raise InputError(f"--params-b: {t} must be a positive size in billions")
-        if is_parameter_count(v):
-            raise InputError(f"--params-b: {parameter_count_hint(v)}")
-        out.append(v)
-    return out
+    return [size_value(t, "--params-b") for t in parts]
 
 
 def _ingest(args) -> dict[str, Any]:

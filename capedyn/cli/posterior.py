@@ -54,6 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="write the ArviZ InferenceData to this netCDF file")
     p.add_argument("--plot", metavar="PNG", default=None,
                    help="write a forest plot of Nc by family to this PNG file")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing --out or --plot file")
     p.add_argument("--no-progress", action="store_true", help="hide NumPyro's progress bar")
     p.add_argument("--family-gamma", action="store_true",
                    help="--model ode: give each family its own coupling strength gamma0_f "
@@ -79,13 +81,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_posterior, human=_posterior_human)
 
 
-def _check_output(path: str | None, what: str) -> None:
-    """Fail before sampling (not after minutes of it) when an output cannot be written."""
+def _check_output(path: str | None, what: str, force: bool) -> None:
+    """Fail before sampling (not after minutes of it) when an output cannot be written,
+    or exists and ``force`` is off."""
     if path is None:
         return
     from .._io import check_output_file
 
-    check_output_file(path, what, (".png",) if what == "--plot" else (),
+    check_output_file(path, what, (".png",) if what == "--plot" else (), force=force,
                       new_folders=what != "--plot")
 
 
@@ -95,8 +98,9 @@ def _posterior(args) -> dict[str, Any]:
 
         raise InputError(f"--chains {args.chains}: the convergence check (R-hat) compares "
                          "chains, so it needs at least 2; pass --chains 2 or more")
-    _check_output(args.out, "--out")  # first: before JAX/NumPyro load and minutes of sampling
-    _check_output(args.plot, "--plot")
+    force = bool(getattr(args, "force", False))
+    _check_output(args.out, "--out", force)  # first: before JAX/NumPyro load and sampling
+    _check_output(args.plot, "--plot", force)
     from ..data.tables import load_base_models, select_families
     from ..inference.sampling import (
         PosteriorError, coupling_data, sample_posterior, trajectory_data,
@@ -149,11 +153,12 @@ def _posterior(args) -> dict[str, Any]:
     if implied:
         result["implied_nc"] = _implied(args, post, df, cpost)
     if args.out:
-        result["out"] = str(post.to_netcdf(args.out))
+        result["out"] = str(post.to_netcdf(args.out, replace=force))
     if args.plot:
         from ..plotting import plot_nc_forest, save_figure
 
-        result["plot"] = str(save_figure(plot_nc_forest(post, families=wanted).figure, args.plot))
+        figure = plot_nc_forest(post, families=wanted).figure
+        result["plot"] = str(save_figure(figure, args.plot, replace=force))
     return to_jsonable(result)
 
 

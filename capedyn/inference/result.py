@@ -182,13 +182,15 @@ class NcPosterior:
         }
 
     # ---- output files
-    def to_netcdf(self, path: str | Path) -> Path:
-        """Write the InferenceData (plus this run's settings) to netCDF, atomically."""
+    def to_netcdf(self, path: str | Path, *, replace: bool = True) -> Path:
+        """Write the InferenceData (plus this run's settings) to netCDF, atomically.
+        ``replace=False`` leaves a file already at ``path`` as it is (an
+        :class:`~capedyn._errors.OutputError` says so)."""
         idata = self.idata
         idata.posterior.attrs["capedyn"] = json.dumps(
             {"model": self.model, "families": list(self.families), "config": self.config,
              "data": _data_json(self.data), "runtime_s": self.runtime_s, "notes": self.notes})
-        return atomic_write(path, lambda p: idata.to_netcdf(str(p)))
+        return atomic_write(path, lambda p: idata.to_netcdf(str(p)), replace=replace)
 
 
 

@@ -19,14 +19,22 @@ Stages, in order (each prints its progress and elapsed time on stderr):
 
 Each stage first computes a result object (numbers, tables and fitted models, no text),
 then its figures are drawn from that result; when every stage is done the report is
-rendered from the results by Jinja2 templates. The modules, in the order a run uses them:
+rendered from the results: Jinja2 templates lay each section out, every value they print
+held out as a slot, and the layout becomes a document of typed blocks whose values are
+text spans; ``report.md`` and ``report.html`` are both written from that document. The
+modules, in the order a run uses them:
 
 ``config``      :class:`RunConfig`, the budgets (``quick`` for smoke tests);
 ``output``      the output folder: checks before any work, staging, the final move;
 ``s1_data`` … ``s7_steering``   one stage each: ``compute_<stage>() -> <Stage>Result``;
 ``figures``     each figure drawn from a stage result, with its caption;
-``render``      results → Markdown (``templates/*.md.j2``) → :class:`Report`;
-``document``    :class:`Report`, the document written as Markdown and as HTML;
+``render``      results → templates (``templates/*.md.j2``) → :class:`Report`;
+``layout``      the templates' layout, values held out as slots → the document's blocks;
+``blocks``      the document model: typed blocks (headings, paragraphs, tables, figures,
+                ...) of typed spans (template text, values, bold, code);
+``document``    :class:`Report`, a title and its blocks, written by the two writers:
+``md_writer``   the document as Markdown (values escaped where Markdown reads markup);
+``html_writer`` the document as one HTML page (markupsafe; only the run's own figures);
 ``formatting``  how numbers are written (:func:`fmt`, :func:`paper`);
 ``run``         :func:`reproduce`: the stages in order, timings, ``summary.json``.
 
@@ -48,8 +56,8 @@ from .config import RunConfig
 from .document import Report
 from .figures import FIGURES
 from .formatting import fmt, fmt_ci, paper  # noqa: F401  (report.fmt etc., used by tests)
-from .render import render_document, render_markdown, render_section
+from .render import render_document, render_markdown, render_section, section_document
 from .run import STAGES, SUMMARY_KEYS, reproduce
 
 __all__ = ["reproduce", "RunConfig", "Report", "STAGES", "FIGURES", "SUMMARY_KEYS",
-           "render_document", "render_markdown", "render_section"]
+           "render_document", "render_markdown", "render_section", "section_document"]

@@ -65,12 +65,6 @@ def cell(v: Any) -> str:
     return str(v)
 
 
-def md_cell(v: Any) -> str:
-    """:func:`cell` with the Markdown table separator escaped (``|`` → ``\\|``) and any
-    line break or control character made a space, so a value never leaves its row."""
-    return re.sub(r"[\x00-\x1f\x7f\x85\u2028\u2029]", " ", cell(v)).replace("|", "\\|")
-
-
 def numeric_text(s: str) -> bool:
     """Whether a rendered cell reads as a number (right-aligned in HTML)."""
     return bool(re.fullmatch(r"[-+−]?[\d.,]+(e[-+]?\d+)?( ?[%B])?", str(s).strip()))

@@ -1,16 +1,21 @@
-"""Results → report text. Each section is a Jinja2 template (``templates/*.md.j2``) that
-receives its stage's result object as ``r`` and writes Markdown; :class:`Report` reads the
-Markdown back into blocks, from which both ``report.md`` and the self-contained
-``report.html`` are written. Nothing here computes a number: it only formats them."""
+"""Results → the report document. Each section is a Jinja2 template (``templates/*.md.j2``)
+that receives its stage's result object as ``r`` and lays the section out in a small
+Markdown subset. Every value a template prints is held out of that layout as a numbered
+slot (:func:`_hold`), so the layout :mod:`capedyn.report.layout` reads into blocks is only
+the templates' own text; the values enter the blocks as text spans. Both ``report.md`` and
+``report.html`` are written from those blocks. Nothing here computes a number: it only
+formats them."""
 
 from __future__ import annotations
 
 import math
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict
 from functools import lru_cache
 from types import SimpleNamespace
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import jinja2
 
@@ -18,10 +23,12 @@ from ..data.tables import BENCHMARKS
 from .config import RunConfig
 from .document import Report
 from .figures import CAPTIONS
-from .formatting import fmt, fmt_ci, md_cell, paper
+from .formatting import cell, fmt, fmt_ci, paper
+from .layout import read_layout, slot_token
 from .s5_holdout import LOFO_MIN_MODELS, QUICK_LOFO_FAMILIES
 
-__all__ = ["SECTIONS", "TITLE", "render_document", "render_markdown", "render_section"]
+__all__ = ["SECTIONS", "TITLE", "render_document", "render_markdown", "render_section",
+           "section_document"]
 
 TITLE = "capedyn reproduce: capability-coupling dynamics of language-model scaling"
 
@@ -66,17 +73,40 @@ def _nc_bound(v: Any) -> str:
 
 
 class _Blocks(str):
-    """Template output that may span lines (a figure, a macro's table); every other value
-    a template prints is kept on one line by :func:`_one_line`."""
+    """Template output that is layout, not a value: a macro's table, a figure line (their
+    own values are already held out as slots)."""
 
 
-def _one_line(value: Any) -> Any:
-    """Jinja2 ``finalize``: a printed value never carries a line break or a control
-    character, so no value (a name, a note) can start a block of its own (a figure, a
-    heading) when the Markdown is read back."""
-    if isinstance(value, _Blocks) or not isinstance(value, str):
-        return value
-    return _BREAKS.sub(" ", value)
+_SLOTS: ContextVar[list[str]] = ContextVar("capedyn_report_slots")
+"""The values printed so far by the templates of the document being rendered."""
+
+
+@contextmanager
+def _collecting() -> Iterator[list[str]]:
+    slots: list[str] = []
+    token = _SLOTS.set(slots)
+    try:
+        yield slots
+    finally:
+        _SLOTS.reset(token)
+
+
+def _hold(value: Any) -> str:
+    """The slot standing for ``value`` in the layout; its text, on one line (no line break
+    or control character), becomes a text span of the document. Blank text needs no slot."""
+    text = _BREAKS.sub(" ", str(value))
+    if not text.strip():
+        return text
+    slots = _SLOTS.get()
+    slots.append(text)
+    return slot_token(len(slots) - 1)
+
+
+@jinja2.pass_context  # (also keeps Jinja2 from folding constants at compile time)
+def _finalize(context: Any, value: Any) -> str:
+    """Jinja2 ``finalize``: every printed value is held out as a slot, except layout
+    (:class:`_Blocks`) that a template marks with ``|blocks``."""
+    return value if isinstance(value, _Blocks) else _hold(value)
 
 
 _BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
@@ -86,11 +116,11 @@ _BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("capedyn.report", "templates"),
-        autoescape=False,               # Markdown; HTML escaping happens in Report.to_html
+        autoescape=False,   # a layout, not a page: values are slots, escaped when written
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined, finalize=_one_line)
+        undefined=jinja2.StrictUndefined, finalize=_finalize)
     env.filters.update(blocks=_Blocks)
-    env.filters.update(fmt=fmt, fmt_ci=fmt_ci, paper=paper, cell=md_cell,
+    env.filters.update(fmt=fmt, fmt_ci=fmt_ci, paper=paper, cell=cell,
                        g=lambda v: f"{v:g}", scale_range=_scale_range, equation=_equation,
                        nc_bound=_nc_bound)
     env.tests["finite"] = _finite
@@ -117,7 +147,7 @@ def _figure(saved: Mapping[str, str] | None):
         """The image line and caption of a figure the run saved (nothing if it did not)."""
         if saved is not None and stem not in saved:
             return ""
-        caption = _one_line((saved or {}).get(stem) or CAPTIONS.get(stem, ""))
+        caption = _hold((saved or {}).get(stem) or CAPTIONS.get(stem, ""))
         return _Blocks(f"![{stem.replace('_', ' ')}](figures/{stem}.png)\n\n*{caption}*")
     return figure
 
@@ -129,14 +159,20 @@ def _render(template: str, figures: Mapping[str, str] | None, **context: Any) ->
                       figure=_figure(figures), **context)
 
 
-def render_section(name: str, result: Any, cfg: RunConfig | None = None,
-                   figures: Mapping[str, str] | None = None) -> str:
-    """The Markdown of one section from its stage result (``name`` as in :data:`SECTIONS`).
+def section_document(name: str, result: Any, cfg: RunConfig | None = None,
+                     figures: Mapping[str, str] | None = None) -> Report:
+    """One section's blocks from its stage result (``name`` as in :data:`SECTIONS`).
     ``figures`` maps the stems of saved figures to captions (None: place every figure the
     template names, with its standard caption)."""
-    template = dict(SECTIONS)[name]
-    text = _render(template, figures, r=result, cfg=cfg or RunConfig())
-    return Report.from_markdown(text).to_markdown()
+    with _collecting() as slots:
+        layout = _render(dict(SECTIONS)[name], figures, r=result, cfg=cfg or RunConfig())
+    return read_layout(layout, slots)
+
+
+def render_section(name: str, result: Any, cfg: RunConfig | None = None,
+                   figures: Mapping[str, str] | None = None) -> str:
+    """:func:`section_document` as Markdown text."""
+    return section_document(name, result, cfg, figures).to_markdown()
 
 
 def render_document(results: Mapping[str, Any], cfg: RunConfig, *, version: str,
@@ -146,13 +182,14 @@ def render_document(results: Mapping[str, Any], cfg: RunConfig, *, version: str,
     """The whole report: title, introduction, one section per result present (in
     :data:`SECTIONS` order), and the run details (``timings`` in seconds per entry of
     ``stages`` and "total"; ``generated`` is the timestamp printed at the top)."""
-    parts = [f"# {TITLE}",
-             _render("intro.md.j2", figures, cfg=cfg, version=version, generated=generated)]
-    parts += [_render(template, figures, r=results[name], cfg=cfg)
-              for name, template in SECTIONS if results.get(name) is not None]
-    parts.append(_render("closing.md.j2", figures, timings=dict(timings or {}),
-                         stages=[*stages, "total"], budgets=asdict(cfg)))
-    return Report.from_markdown("\n\n".join(parts))
+    with _collecting() as slots:
+        parts = [f"# {TITLE}",
+                 _render("intro.md.j2", figures, cfg=cfg, version=version, generated=generated)]
+        parts += [_render(template, figures, r=results[name], cfg=cfg)
+                  for name, template in SECTIONS if results.get(name) is not None]
+        parts.append(_render("closing.md.j2", figures, timings=dict(timings or {}),
+                             stages=[*stages, "total"], budgets=asdict(cfg)))
+    return read_layout("\n\n".join(parts), slots)
 
 
 def render_markdown(results: Mapping[str, Any], cfg: RunConfig, **kwargs: Any) -> str:
