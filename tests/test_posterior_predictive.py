@@ -34,7 +34,8 @@ def _point_mass_posterior(fld, n: int = 400) -> NcPosterior:
     post = {k: np.full((c, d), float(TRUTH[k])) for k in ("mu", "tau", "sigma_h")}
     post["sigma_score"] = np.broadcast_to(np.asarray(TRUTH["sigma_score"]), (c, d, 5)).copy()
     idata = _az().from_dict(posterior=post, sample_stats={"diverging": np.zeros((c, d), bool)})
-    return NcPosterior(model="ode", idata=idata, families=(), table=pd.DataFrame(),
+    table = pd.DataFrame({"rhat_max": [float("nan")], "ess_bulk_min": [float(n)]})
+    return NcPosterior(model="ode", idata=idata, families=(), table=table,
                        divergences=0, divergences_per_chain=[0, 0], runtime_s=0.0,
                        config={"solver": "fixed", "ode_steps": 3, "family_gamma": False},
                        field_=fld)
@@ -91,3 +92,38 @@ def test_predictive_interval_rejects_bad_input(field):
         predictive_interval(post, start, [2.0], level=90)
     with pytest.raises(PosteriorError, match="all five scores"):
         predictive_interval(post, start.drop("mmlu"), [2.0])
+
+
+def test_p2_scoring_never_shows_the_held_out_family_to_the_fits(field, base_df, monkeypatch):
+    """Each fold's field fit and posterior see the other families only; the held-out
+    family's targets are scored from its smallest model with interval_scores' columns."""
+    import capedyn.inference.sampling as sampling
+    from capedyn.data.tables import complete_models
+    from capedyn.evaluation.posterior_intervals import posterior_interval_benchmark
+
+    seen = {"fit": [], "posterior": []}
+
+    class Recorder:
+        def fit(self, df):
+            seen["fit"].append(set(df["family"]))
+            return self
+
+    def fake_posterior(data, **kw):
+        seen["posterior"].append(set(data.families))
+        return _point_mass_posterior(field, n=40)
+
+    monkeypatch.setattr(sampling, "sample_posterior", fake_posterior)
+    held = ["Falcon", "Phi"]
+    res = posterior_interval_benchmark(base_df, families=held, estimator=Recorder,
+                                       progress=False)
+    for fam, fitted, sampled in zip(held, seen["fit"], seen["posterior"]):
+        assert fam not in fitted and fam not in sampled and fitted
+    n_targets = complete_models(base_df).groupby("family").size()[held] - 1
+    assert len(res.points) == 5 * int(n_targets.sum())
+    assert set(res.points["family"]) == set(held)
+    row = res.table.iloc[0]
+    assert row["n_points"] == len(res.points)
+    inside = (res.points["lo_90"] <= res.points["actual"]) & (res.points["actual"] <= res.points["hi_90"])
+    assert row["coverage_90"] == pytest.approx(inside.mean())
+    assert (res.points["lo_50"] >= res.points["lo_90"]).all()
+    assert (res.points["hi_50"] <= res.points["hi_90"]).all()
