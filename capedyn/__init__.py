@@ -75,6 +75,8 @@ _EXPORTS: dict[str, str] = {
     "calibration_check": "inference.coupling_calibration", "NcPosterior": "inference.result",
     "coupling_model": "inference.models", "ode_model": "inference.models",
     "POSTERIOR_PAPER_REFERENCE": "inference.result",
+    "predictive_interval": "inference.posterior_predictive",
+    "posterior_interval_benchmark": "evaluation.posterior_intervals",
     # the whole analysis in one call, and the JAX-vs-SciPy / NUTS benchmark
     "reproduce": "report", "run_bench": "evaluation.bench",
     # your own scores: lm-evaluation-harness and Open LLM Leaderboard v1 result files
@@ -150,6 +152,9 @@ if TYPE_CHECKING:  # the lazy exports above, spelled out for type checkers and I
     from .evaluation.heldout import (
         crossval, holdout, HOLDOUT_METHODS, HOLDOUT_PAPER_REFERENCE, HoldoutResult, p1,
     )
+    from .evaluation.posterior_intervals import (
+        posterior_interval_benchmark,
+    )
     from .evaluation.selection import (
         NestedSelection,
     )
@@ -177,6 +182,9 @@ if TYPE_CHECKING:  # the lazy exports above, spelled out for type checkers and I
     )
     from .inference.new_family import (
         family_nc, FamilyNc,
+    )
+    from .inference.posterior_predictive import (
+        predictive_interval,
     )
     from .inference.result import (
         load_posterior, NcPosterior, POSTERIOR_PAPER_REFERENCE,

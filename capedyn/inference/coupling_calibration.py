@@ -11,7 +11,10 @@ import pandas as pd
 
 from .._jax import scoped_x64
 from .sampling import SAMPLER_DEFAULTS, _check_counts, sample_posterior
-from .models import _HYPER_COUPLING, CouplingData, PosteriorError, coupling_data, coupling_model
+from .models import (
+    _HYPER_COUPLING, CouplingData, PosteriorError, coupling_data, coupling_model, pad_pairs,
+    pair_bucket,
+)
 from .result import _QNAMES, _summary
 
 
@@ -97,9 +100,11 @@ def calibration_check(n_families: int = 20, seed: int = 0, *, n_datasets: int = 
     design = coupling_data(load_base_models())
     rows, divergences, rhat_max = [], 0, 0.0
     t0 = time.perf_counter()
+    # Every dataset padded to the most pairs its families could have: one compiled sampler.
+    n_pad = pair_bucket(int(n_families) * max(design.n_obs))
     for d in range(int(n_datasets)):
         data, truth = simulate_coupling_data(int(n_families), seed + d, design=design)
-        post = sample_posterior(data, chains=chains, samples=samples, warmup=warmup,
+        post = sample_posterior(pad_pairs(data, n_pad), chains=chains, samples=samples, warmup=warmup,
                                 seed=seed + d, progress=progress)
         divergences += post.divergences
         fam = post.family_rows()

@@ -138,6 +138,57 @@ def trajectory_data(df: pd.DataFrame, families: Sequence[str] | None = None) -> 
         largest_b=tuple(float(t.params_b[-1]) for t in trajs))
 
 
+def pad_pairs(data: CouplingData, n_pairs: int) -> CouplingData:
+    """``data`` with its pairs padded to ``n_pairs``.
+
+    Padding pairs belong to no family (``family_idx`` −1, so :attr:`CouplingData.n_obs` is
+    unchanged) and hold harmless finite values (log10 N 9, ΔHS 1, γ12 0); the sampler masks
+    them out of the likelihood (:func:`pair_mask`). Padded, datasets of different pair counts share one
+    compiled sampler (:mod:`capedyn.inference.compiled_nuts`)."""
+    n = len(data.family_idx)
+    if n_pairs < n:
+        raise PosteriorError(f"cannot pad {n} pairs down to {n_pairs}")
+    k = n_pairs - n
+
+    def grow(a, fill, dtype):
+        return np.concatenate([np.asarray(a, dtype), np.full(k, fill, dtype)])
+
+    padded = CouplingData(
+        families=data.families, family_idx=grow(data.family_idx, -1, np.int32),
+        log10_n=grow(data.log10_n, 9.0, float), delta_hs=grow(data.delta_hs, 1.0, float),
+        gamma12=grow(data.gamma12, 0.0, float), n_models=data.n_models,
+        smallest_b=data.smallest_b, largest_b=data.largest_b)
+    return padded
+
+
+def pair_mask(data: CouplingData) -> np.ndarray | None:
+    """(P,) bool of the real pairs of ``data``, or None when none is padding."""
+    real = np.asarray(data.family_idx) >= 0
+    return None if real.all() else real
+
+
+def pair_bucket(n: int, step: int = 16) -> int:
+    """The padded length of ``n`` pairs: the next multiple of ``step`` (at least ``step``),
+    so nearby pair counts share one compiled sampler."""
+    return max(step, -(-int(n) // step) * step)
+
+
+def pad_models(data: TrajectoryData, n_models: int) -> TrajectoryData:
+    """``data`` with every family padded to ``n_models`` models the way
+    :func:`trajectory_data` pads (repeating the last model, masked out), so tables with
+    different largest families share one compiled sampler."""
+    m = data.xs.shape[1]
+    if n_models < m:
+        raise PosteriorError(f"cannot pad {m} models down to {n_models}")
+    k = n_models - m
+    return TrajectoryData(
+        families=data.families, x0=data.x0, z0=data.z0,
+        xs=np.concatenate([data.xs, np.repeat(data.xs[:, -1:], k, axis=1)], axis=1),
+        scores=np.concatenate([data.scores, np.repeat(data.scores[:, -1:], k, axis=1)], axis=1),
+        mask=np.concatenate([data.mask, np.zeros((data.mask.shape[0], k), bool)], axis=1),
+        n_models=data.n_models, smallest_b=data.smallest_b, largest_b=data.largest_b)
+
+
 # --------------------------------------------------------------------------- models
 
 def _hyper_from_prior(hyper_prior):
@@ -155,14 +206,15 @@ def _hyper_from_prior(hyper_prior):
 
 
 def coupling_model(family_idx, log10_n, delta_hs, n_families: int, gamma12=None,
-                   hyper_prior=None):
+                   hyper_prior=None, pair_mask=None):
     """Hierarchical running-coupling model (see the module docstring).
 
     ``family_idx`` (P,) int, ``log10_n`` (P,) log10 N in parameters, ``delta_hs`` (P,)
     HellaSwag points, ``gamma12`` (P,) TQA points per HS point (None: prior predictive).
     ``hyper_prior``: optional (mean (6,), scale_tril (6, 6)) of the unconstrained
     hyper-parameters (μ, log τ, m_γ, log s_γ, log σ_γ, log σ_s), replacing the default
-    hyper-priors; :func:`posterior_family` passes a fitted population's.
+    hyper-priors; :func:`posterior_family` passes a fitted population's. ``pair_mask``
+    (P,) bool: which pairs count (False: padding, see :func:`pad_pairs`); None: all.
     """
     import jax.numpy as jnp
     import numpyro
@@ -191,7 +243,11 @@ def coupling_model(family_idx, log10_n, delta_hs, n_families: int, gamma12=None,
     dhs = jnp.asarray(delta_hs)
     scale = jnp.sqrt(hp["sigma_gamma"] ** 2 + 2.0 * hp["sigma_score"] ** 2 * (1.0 + pred ** 2) / dhs ** 2)
     with numpyro.plate("pair", idx.shape[0]):
-        numpyro.sample("gamma12", dist.Normal(pred, scale), obs=gamma12)
+        if pair_mask is None:
+            numpyro.sample("gamma12", dist.Normal(pred, scale), obs=gamma12)
+        else:
+            with numpyro.handlers.mask(mask=jnp.asarray(pair_mask)):
+                numpyro.sample("gamma12", dist.Normal(pred, scale), obs=gamma12)
 
 
 def solve_families(fld, z0, x0, xs, log10_nc, h, *, gamma0=None, solver: str = "fixed",
@@ -228,9 +284,15 @@ CENTRED_H_MIN_OBS = 3
 source h in the ODE-level model; sparser families a non-centred one."""
 
 
+def centred_sources(mask) -> np.ndarray:
+    """(F,) bool: which families get a centred source h (``CENTRED_H_MIN_OBS`` or more scored
+    models; see :func:`ode_model`)."""
+    return np.asarray(mask).sum(axis=1) >= CENTRED_H_MIN_OBS
+
+
 def ode_model(x0, z0, xs, mask, fld, scores=None, hyper=None, solver: str = "fixed",
               steps: int = 3, centred_h=None, family_gamma: bool = False,
-              noisy_start: bool = True):
+              noisy_start: bool = True, start_noise: bool | None = None):
     """Hierarchical ODE-level model (see the module docstring).
 
     ``x0`` (F,) log10 N of each family's smallest model, ``z0`` (F, 5) its latent state
@@ -255,7 +317,10 @@ def ode_model(x0, z0, xs, mask, fld, scores=None, hyper=None, solver: str = "fix
     scores are measurements too, with the same per-benchmark noise σ_b. Its true scores
     s0_f = observed + σ_b·ε_f, ε_f ~ Normal(0, 1) — a flat prior on the true start
     conditioned on the observation — start the trajectory. Treating the start as exact made
-    the implied Nc intervals too narrow in simulation.
+    the implied Nc intervals too narrow in simulation. ``start_noise`` overrides when that
+    noise is drawn (default: with ``noisy_start`` and observed ``scores``); the posterior
+    predictive of a new family (:mod:`capedyn.inference.posterior_predictive`) sets it
+    True with ``scores=None``.
 
     Parametrisation: log10 Nc_f and γ0_f non-centred. h_f is sampled as ``h_raw``: centred
     (h = h_raw ~ Normal(0, σ_h)) for a family with ≥ ``CENTRED_H_MIN_OBS`` scored models,
@@ -291,9 +356,10 @@ def ode_model(x0, z0, xs, mask, fld, scores=None, hyper=None, solver: str = "fix
         if family_gamma:
             g_mu, g_sd = (jnp.asarray(hyper[k]) for k in ("log_gamma0_mu", "log_gamma0_sd"))
     if centred_h is None:
-        centred_h = np.asarray(mask).sum(axis=1) >= CENTRED_H_MIN_OBS
-    centred = jnp.asarray(np.asarray(centred_h, bool))[:, None]
-    start_noise = noisy_start and scores is not None
+        centred_h = centred_sources(mask)
+    centred = jnp.asarray(centred_h, bool)[:, None]  # an argument: traced in a compiled sampler
+    if start_noise is None:  # the start's noise is sampled only when scores are observed
+        start_noise = noisy_start and scores is not None
     with numpyro.plate("family", n_f):
         z_nc = numpyro.sample("log10_nc_z", dist.Normal(0.0, 1.0))
         scale = jnp.broadcast_to(jnp.where(centred, sigma_h, 1.0), (n_f, n_b))

@@ -153,6 +153,14 @@ class NcPosterior:
                                  f"{', '.join(self.families)}")
         return hit.iloc[0].to_dict()
 
+    def predictive_interval(self, initial_row, params_b, level=0.9, **kwargs) -> pd.DataFrame:
+        """Posterior predictive intervals of a new family's scores at ``params_b`` (billions)
+        from its smallest model (ODE-level posterior only); see
+        :func:`capedyn.inference.posterior_predictive.predictive_interval`."""
+        from .posterior_predictive import predictive_interval
+
+        return predictive_interval(self, initial_row, params_b, level, **kwargs)
+
     def to_dict(self, families: Sequence[str] | None = None) -> dict:
         """JSON-ready result: ``families`` (list of objects), ``population``,
         ``new_family``, ``divergences`` and run settings."""

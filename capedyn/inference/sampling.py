@@ -81,7 +81,7 @@ import pandas as pd
 from .._jax import scoped_x64
 from ..data.tables import BENCHMARKS, DataError
 from .models import (
-    CENTRED_H_MIN_OBS, _HYPER_COUPLING, _MU_PRIOR, _POSITIVE, CouplingData, PosteriorError, TrajectoryData, coupling_data, coupling_model, ode_model, solve_families, trajectory_data,
+    CENTRED_H_MIN_OBS, _HYPER_COUPLING, _MU_PRIOR, _POSITIVE, CouplingData, PosteriorError, TrajectoryData, centred_sources, coupling_data, coupling_model, ode_model, pad_pairs, pair_bucket, pair_mask, solve_families, trajectory_data,
 )
 from .result import POSTERIOR_PAPER_REFERENCE, NcPosterior, _az, _build_table, load_posterior
 
@@ -143,18 +143,39 @@ def _check_counts(chains, samples, warmup, seed, chain_method,
 
 
 def _run_nuts(model, kwargs: dict, *, chains, samples, warmup, seed, target_accept,
-              chain_method, progress, init_values=None, dense_mass=False):
+              chain_method, progress, init_values=None, dense_mass=False, static=None):
+    """NUTS on ``model``: vectorised chains through the one compiled program per model
+    shape of :mod:`capedyn.inference.compiled_nuts` (``kwargs`` the data, traced;
+    ``static`` the model's compile-time settings); 'sequential'/'parallel' chains through
+    ``numpyro.infer.MCMC`` with the data closed over. Returns a
+    :class:`~capedyn.inference.compiled_nuts.NutsDraws`."""
     import jax
     from numpyro.infer import MCMC, NUTS, init_to_median, init_to_value
 
+    from .compiled_nuts import NutsDraws, run_nuts
+
+    static = dict(static or {})
+    if chain_method == "vectorized":
+        from .._progress import Progress
+
+        with Progress(1, f"NUTS {chains} chains x {warmup}+{samples} draws",
+                      enabled=progress) as bar:
+            out = run_nuts(model, kwargs, static=static, chains=chains, samples=samples,
+                           warmup=warmup, seed=seed, target_accept=target_accept,
+                           dense_mass=dense_mass, init_values=init_values)
+            bar.update(1)
+        return out
     init = init_to_value(values=init_values) if init_values else init_to_median()
     kernel = NUTS(model, target_accept_prob=target_accept, init_strategy=init,
                   dense_mass=dense_mass)
     mcmc = MCMC(kernel, num_warmup=warmup, num_samples=samples, num_chains=chains,
                 chain_method=chain_method, progress_bar=bool(progress))
-    mcmc.run(jax.random.PRNGKey(seed), extra_fields=("diverging", "num_steps"), **kwargs)
+    mcmc.run(jax.random.PRNGKey(seed), extra_fields=("diverging", "num_steps"),
+             **kwargs, **static)
     jax.block_until_ready(mcmc.get_samples())  # JAX dispatches asynchronously: time it all
-    return mcmc
+    return NutsDraws(
+        samples={k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()},
+        extra={k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()})
 
 
 def _chain_note(chains: int, chain_method: str) -> list[str]:
@@ -172,7 +193,10 @@ def _chain_note(chains: int, chain_method: str) -> list[str]:
     return []
 
 
-def _to_idata(mcmc, families, model: str):
+def _to_idata(draws, families, model: str):
+    """ArviZ InferenceData of a run (``draws`` a :class:`NutsDraws`): the posterior with
+    family/benchmark coordinates and sample_stats named as ``az.from_numpyro`` names them
+    (``diverging``, ``n_steps``, ``tree_depth``)."""
     az = _az()
     fam_dims = ["log10_nc", "log10_nc_z", "gamma0", "gamma0_z"]
     dims = {k: ["family"] for k in fam_dims}
@@ -181,9 +205,12 @@ def _to_idata(mcmc, families, model: str):
         dims.update({k: ["family", "benchmark"] for k in ("h", "h_raw", "start_z", "start_scores")})
         dims["sigma_score"] = ["benchmark"]
         coords["benchmark"] = list(BENCHMARKS)
+    stats = {"diverging": draws.extra["diverging"], "n_steps": draws.extra["num_steps"],
+             "tree_depth": np.log2(draws.extra["num_steps"]).astype(int) + 1}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return az.from_numpyro(mcmc, coords=coords, dims=dims, log_likelihood=False)
+        return az.from_dict(posterior=dict(draws.samples), sample_stats=stats, coords=coords,
+                            dims={k: v for k, v in dims.items() if k in draws.samples})
 
 
 def _add_new_family(idata, seed: int) -> None:
@@ -292,19 +319,21 @@ def sample_posterior(df=None, *, model: str | None = None,
     t0 = time.perf_counter()
     if model == "coupling":
         kwargs = dict(family_idx=data.family_idx, log10_n=data.log10_n, delta_hs=data.delta_hs,
-                      n_families=len(data.families), gamma12=data.gamma12)
+                      gamma12=data.gamma12, pair_mask=pair_mask(data))
         mcmc = _run_nuts(coupling_model, kwargs, chains=chains, samples=samples, warmup=warmup,
                          seed=seed, target_accept=ta, chain_method=chain_method,
-                         progress=progress, dense_mass=dense)
+                         progress=progress, dense_mass=dense,
+                         static=dict(n_families=len(data.families)))
     else:
         kwargs = dict(x0=data.x0, z0=data.z0, xs=data.xs, mask=data.mask, fld=fld,
-                      scores=data.scores, solver=solver, steps=steps,
-                      family_gamma=bool(family_gamma), noisy_start=bool(noisy_start))
+                      scores=data.scores, centred_h=centred_sources(data.mask))
         init = _ode_init(fitted, mu0, data, float(fld.gamma0), bool(family_gamma),
                          bool(noisy_start))
         mcmc = _run_nuts(ode_model, kwargs, chains=chains, samples=samples, warmup=warmup,
                          seed=seed, target_accept=ta, chain_method=chain_method,
-                         progress=progress, init_values=init, dense_mass=dense)
+                         progress=progress, init_values=init, dense_mass=dense,
+                         static=dict(solver=solver, steps=steps, family_gamma=bool(family_gamma),
+                                     noisy_start=bool(noisy_start)))
     runtime = time.perf_counter() - t0
     return _result(mcmc, model, data, runtime, seed, notes, fld, config=dict(
         chains=chains, samples=samples, warmup=warmup, seed=seed, target_accept=ta,
@@ -422,9 +451,11 @@ def posterior_family(fit: NcPosterior, df_new: pd.DataFrame, family: str | None 
              f"{len(fit.families)} families"]
     if fit.model == "coupling":
         data = _new_family_pairs(df_new, name)
+        if len(data.gamma12):  # padded: every new family of similar size shares one sampler
+            data = pad_pairs(data, pair_bucket(len(data.gamma12), 8))
         kwargs = dict(family_idx=data.family_idx, log10_n=data.log10_n, delta_hs=data.delta_hs,
-                      n_families=1, gamma12=data.gamma12 if len(data.gamma12) else None,
-                      hyper_prior=_coupling_hyper_prior(fit))
+                      gamma12=data.gamma12 if len(data.gamma12) else None,
+                      hyper_prior=_coupling_hyper_prior(fit), pair_mask=pair_mask(data))
         if not len(data.gamma12):
             if not allow_prior:
                 raise PosteriorError(
@@ -437,7 +468,8 @@ def posterior_family(fit: NcPosterior, df_new: pd.DataFrame, family: str | None 
                          "informed by the family's own data")
         mcmc = _run_nuts(coupling_model, kwargs, chains=chains, samples=samples, warmup=warmup,
                          seed=seed, target_accept=float(fit.config.get("target_accept", 0.9)),
-                         chain_method=chain_method, progress=progress)
+                         chain_method=chain_method, progress=progress,
+                         static=dict(n_families=1))
         fld = None
     else:
         if fit.field_ is None:
@@ -453,13 +485,15 @@ def posterior_family(fit: NcPosterior, df_new: pd.DataFrame, family: str | None 
             hyper.update({k: float(np.median(p[k].values)) for k in ("log_gamma0_mu", "log_gamma0_sd")})
         fld = fit.field_
         kwargs = dict(x0=data.x0, z0=data.z0, xs=data.xs, mask=data.mask, fld=fld,
-                      scores=data.scores, hyper=hyper, family_gamma=family_gamma,
-                      noisy_start=bool(fit.config.get("noisy_start")),
-                      solver=fit.config.get("solver") or "fixed",
-                      steps=int(fit.config.get("ode_steps") or dflt["ode_steps"]))
+                      scores=data.scores, centred_h=centred_sources(data.mask),
+                      hyper={k: np.asarray(v, float) for k, v in hyper.items()})
         mcmc = _run_nuts(ode_model, kwargs, chains=chains, samples=samples, warmup=warmup,
                          seed=seed, target_accept=float(fit.config.get("target_accept", 0.8)),
-                         chain_method=chain_method, progress=progress)
+                         chain_method=chain_method, progress=progress,
+                         static=dict(family_gamma=family_gamma,
+                                     noisy_start=bool(fit.config.get("noisy_start")),
+                                     solver=fit.config.get("solver") or "fixed",
+                                     steps=int(fit.config.get("ode_steps") or dflt["ode_steps"])))
     runtime = time.perf_counter() - t0
     prior_only = fit.model == "coupling" and not len(data.gamma12)
     out = _result(mcmc, fit.model, data, runtime, seed, notes, fld, config=dict(
