@@ -86,12 +86,39 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
         import filelock  # noqa: F401  (JAX needs it for the cap)
 
         jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
+        pair_orphaned_entries(folder)
     except ImportError:
         pass
     if jax.config.jax_compilation_cache_dir != str(folder):
         jax.config.update("jax_compilation_cache_dir", str(folder))
         cc.reset_cache()  # JAX decides once per process whether a cache is used; ask again
     return folder
+
+
+def pair_orphaned_entries(folder: Path) -> int:
+    """Give every program file of the cache folder its access-time file; returns how many
+    were missing.
+
+    With a size cap, JAX's cache keeps a ``<key>-atime`` file beside each ``<key>-cache``
+    and, before writing a new program, reads the access time of every program in the
+    folder to find the least recently used. A program written by a process without the cap
+    (plain ``JAX_COMPILATION_CACHE_DIR``, an older capedyn) has no access-time file, and
+    then every later write fails (FileNotFoundError, reported by JAX as a warning): the
+    cache stops growing and each new process compiles again what it could have read. The
+    missing file is written with the program's modification time, under JAX's own lock."""
+    import filelock
+
+    orphans = 0
+    try:
+        with filelock.FileLock(folder / ".lockfile", timeout=60):
+            for program in folder.glob("*-cache"):
+                atime = program.with_name(program.name[: -len("cache")] + "atime")
+                if not atime.exists():
+                    atime.write_bytes(program.stat().st_mtime_ns.to_bytes(8, "little"))
+                    orphans += 1
+    except (OSError, filelock.Timeout):  # a cache is an optimisation: never fail on it
+        pass
+    return orphans
 
 
 def enable_for_own_process() -> Path | None:

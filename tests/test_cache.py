@@ -132,3 +132,39 @@ def test_bench_rejects_an_unknown_stage_before_any_work():
     from capedyn.cli.entry import main
 
     assert main(["bench", "--stages", "fit,nonsense", "--stages-only"]) == 2
+
+
+def test_a_program_without_its_access_time_file_no_longer_blocks_every_write(tmp_path,
+                                                                            monkeypatch):
+    """A program file left by a process without the size cap has no ``-atime`` file; JAX's
+    capped cache then fails every later write (it reads each program's access time to
+    evict). Opting in pairs such files, after which a write goes through."""
+    from jax._src.lru_cache import LRUCache
+
+    from capedyn._cache import MAX_BYTES, enable_compilation_cache, pair_orphaned_entries
+
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    (folder / "jit_old-0123-cache").write_bytes(b"a program")  # no jit_old-0123-atime
+    with pytest.raises(FileNotFoundError):  # the failure capedyn repairs
+        LRUCache(str(folder), max_size=MAX_BYTES).put("jit_new-4567", b"another")
+    assert not (folder / "jit_new-4567-cache").exists()
+    assert pair_orphaned_entries(folder) == 1 and pair_orphaned_entries(folder) == 0
+    LRUCache(str(folder), max_size=MAX_BYTES).put("jit_new-4567", b"another")
+    assert (folder / "jit_new-4567-cache").read_bytes() == b"another"
+    # opting in runs the repair: a second orphan gets its file too
+    (folder / "jit_older-89ab-cache").write_bytes(b"x")
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache as cc
+
+    monkeypatch.delenv("CAPEDYN_NO_CACHE", raising=False)
+    before = jax.config.jax_compilation_cache_dir
+    try:
+        assert enable_compilation_cache(folder) == folder
+        assert (folder / "jit_older-89ab-atime").is_file()
+    finally:  # give the session its own setting back
+        if before:
+            enable_compilation_cache(before)
+        else:
+            jax.config.update("jax_compilation_cache_dir", None)
+            cc.reset_cache()
