@@ -31,8 +31,8 @@ COSTLIEST_FIRST = (
     "test_reproduce.py", "posterior_ode_recovery", "test_ode_nc.py", "posterior_ode",
     "test_posterior.py",
     "readme_python", "test_readme_runs.py",  # the documentation, executed
-    "fit_ode", "test_ingest.py", "examples_notebook",
-    "test_shared_ode_censor.py", "test_examples.py", "test_explore.py", "test_holdout.py",
+    "fit_ode", "test_ingest.py", "examples_notebook", "test_shared_ode_censor.py",
+    "test_intervals.py", "test_intervals_predict.py", "test_examples.py", "test_explore.py", "test_holdout.py",
     "test_latent_ode.py", "test_family_nc.py",
 )
 
