@@ -12,7 +12,8 @@ its point, optimiser state (damping included), best point and history stop chang
 batch keeps stepping only the others. Stopping, damping and the best-iterate bookkeeping
 are therefore per problem, exactly as in the one-at-a-time loop; what may differ is the
 last bits of floating point (batched matrix products and Cholesky factorisations can round
-differently from their unbatched forms).
+differently from their unbatched forms), and on a flat objective such a difference can
+move the step where the stopping test first holds.
 
 The step is compiled once per (field configuration, padded family/size bucket, batch
 size); callers pad the batch size to a bucket (:func:`bucket_batch`) so that different

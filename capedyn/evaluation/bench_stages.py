@@ -73,12 +73,11 @@ def _nested(batch) -> None:
 
 STAGES: dict[str, Callable[[], None]] = {
     "fit": _fit_default, "solve": _solve_once,
-    "nested": lambda: _nested("auto"), "nested_batched": lambda: _nested(True)}
+    "nested": lambda: _nested(False), "nested_batched": lambda: _nested(True)}
 """Stage name → what is timed (one call): ``fit`` the default coupling-ODE fit on the
 shipped table, ``solve`` one prediction from a fixed field (a seconds-long smoke stage),
 ``nested`` coupling_ode's nested selection in ``crossval`` on :data:`NESTED_FAMILIES` with
-:data:`NESTED_HELD_OUT` held out (as ``crossval`` runs it: inner fits one after another on
-CPU), ``nested_batched`` the same with the inner fits batched (``fit_batch``)."""
+:data:`NESTED_HELD_OUT` held out (as ``crossval`` runs it: inner fits one after another), ``nested_batched`` the same with the inner fits batched (``fit_batch``)."""
 
 
 class _Events:

@@ -141,18 +141,12 @@ def _prefit_batch(estimator, jobs) -> set:
 
 
 def _use_batch(estimator, batch) -> bool:
-    """Whether to fit the inner folds with ``estimator.fit_batch``: ``batch`` True/False, or
-    "auto": when the estimator has it and JAX computes on an accelerator. On CPU the loop
-    is the default: a vmapped fit steps every fit until the slowest stops and pays for
-    the stiffest trial solve of the batch, which measured slower than one fit after
-    another on two cores (the compiled step is shared by the loop's fits of one shape)."""
-    if not hasattr(estimator, "fit_batch") or batch is False:
-        return False
-    if batch is True:
-        return True
-    import jax
-
-    return jax.default_backend() != "cpu"
+    """Whether to fit the inner folds with ``estimator.fit_batch`` (``batch`` True and the
+    estimator has it). Off by default: on two CPU cores the vmapped fit measured slower
+    than one fit after another (every fit steps until the slowest stops and pays for the
+    stiffest trial solve of the batch; the loop's fits of one shape share one compiled
+    step already)."""
+    return bool(batch) and hasattr(estimator, "fit_batch")
 
 
 def _fold_score(estimator, params, split, batched=frozenset()) -> tuple[float, bool]:
@@ -194,14 +188,14 @@ class NestedSelection(BaseEstimator):
     mean relative MAE %, ``cv_se`` its standard error over folds, ``n_failed``, then one
     column per inner family), n_inner_fits_ (fits actually run; memoised folds excluded),
     seconds_.
-    batch : "auto" (default), True or False: fit every (grid point, inner fold) at once
-        with the estimator's ``fit_batch`` (one compiled, vectorised program; the
-        selections and errors are those of the loop up to floating-point rounding). "auto"
-        batches on an accelerator and loops on CPU, where the batch measured slower.
+    batch : fit every (grid point, inner fold) at once with the estimator's ``fit_batch``
+        (one compiled, vectorised program; the fits equal the loop's up to floating-point
+        rounding, which can move the step where a fit stops). Default False: on CPU the
+        batch measured slower than the loop.
     """
 
     def __init__(self, estimator=None, param_grid=None, min_models: int = 3,
-                 forward_fraction: float = 0.5, inner_params=None, batch="auto"):
+                 forward_fraction: float = 0.5, inner_params=None, batch=False):
         self.estimator = estimator
         self.param_grid = param_grid
         self.min_models = min_models

@@ -369,7 +369,9 @@ class CouplingODE(BaseEstimator):
         vectorised program (:mod:`capedyn.models.coupling_ode_batch`). Returns, per
         element, the fitted estimator, or the exception its own ``fit`` would have raised
         (a :class:`~capedyn.CapedynError` or ValueError). Each result equals the element's
-        own ``fit`` up to floating-point rounding."""
+        own ``fit`` up to floating-point rounding, which can move the step where
+        a fit meets its stopping test (on the shipped data's nested folds: predictions
+        within 1e-5 points, parameters within 1e-5)."""
         from .coupling_ode_batch import fit_many
 
         return fit_many(self, tables, params, progress=progress)
