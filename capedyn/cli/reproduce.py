@@ -53,7 +53,9 @@ def register(sub) -> None:
                    help="stages timed cold (new process, empty compilation cache), warm "
                         "(again in that process) and cached (new process, cache filled): "
                         "compile and run seconds, number of compilations (default: fit, "
-                        "the default coupling-ODE fit; 'none' skips)")
+                        "the default coupling-ODE fit; nested / nested_batched: coupling_ode's "
+                        "nested crossval on a five-family subset, inner fits looped / batched; "
+                        "'none' skips)")
     b.add_argument("--stages-only", action="store_true",
                    help="only the per-stage timings (skip the SciPy and NUTS benchmarks)")
     add_json_flag(b)

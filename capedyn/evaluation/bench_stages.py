@@ -50,9 +50,34 @@ def _solve_once() -> None:
                    [40.0, 30.0, 35.0, 55.0, 26.0], 0.1, [0.4, 1.0, 7.0])
 
 
-STAGES: dict[str, Callable[[], None]] = {"fit": _fit_default, "solve": _solve_once}
+NESTED_FAMILIES = ("Pythia", "OPT", "BLOOM", "Cerebras-GPT", "Qwen2.5")
+NESTED_HELD_OUT = ("Pythia", "BLOOM")
+"""The fixed subset of the ``nested`` stages: a five-family table, two families held out."""
+
+
+def _nested(batch) -> None:
+    """coupling_ode's nested selection (its grid and inner budget) in ``crossval`` on the
+    fixed subset; the memo of inner fits is cleared first, so a warm run refits them."""
+    from ..data.tables import load_base_models
+    from ..models.coupling_ode import CouplingODE
+    from .heldout import INNER_PARAMS, SELECTION_GRIDS, crossval
+    from .selection import NestedSelection, clear_cache
+
+    df = load_base_models()
+    clear_cache()
+    make = lambda: NestedSelection(CouplingODE(progress=False), SELECTION_GRIDS["coupling_ode"],
+                                   inner_params=INNER_PARAMS["coupling_ode"], batch=batch)
+    crossval(df[df["family"].isin(NESTED_FAMILIES)], families=list(NESTED_HELD_OUT),
+             methods={"coupling_ode": make}, progress=False)
+
+
+STAGES: dict[str, Callable[[], None]] = {
+    "fit": _fit_default, "solve": _solve_once,
+    "nested": lambda: _nested(False), "nested_batched": lambda: _nested(True)}
 """Stage name → what is timed (one call): ``fit`` the default coupling-ODE fit on the
-shipped table, ``solve`` one prediction from a fixed field (a seconds-long smoke stage)."""
+shipped table, ``solve`` one prediction from a fixed field (a seconds-long smoke stage),
+``nested`` coupling_ode's nested selection in ``crossval`` on :data:`NESTED_FAMILIES` with
+:data:`NESTED_HELD_OUT` held out (as ``crossval`` runs it: inner fits one after another), ``nested_batched`` the same with the inner fits batched (``fit_batch``)."""
 
 
 class _Events:

@@ -1,0 +1,145 @@
+"""Many Levenberg–Marquardt fits of the same shape as one compiled, vectorised program.
+
+:func:`optimise_lm_many` runs :func:`capedyn.dynamics.optimise.optimise_lm` for a batch of
+problems at once: the populations, 0/1 trainable masks, padded trajectory batches (with
+their family-presence masks ``valid``/``mask``/``weight``), penalties (``l2`` and the
+others), tolerances and step caps all carry a leading batch axis, and one ``jax.vmap`` of
+the LM step advances every problem per call.
+
+Each problem gets the result of its own fit. A vmapped loop runs until its slowest
+problem stops, so a problem that has met its stopping test (or its step cap) is *frozen*:
+its point, optimiser state (damping included), best point and history stop changing; the
+batch keeps stepping only the others. Stopping, damping and the best-iterate bookkeeping
+are therefore per problem, exactly as in the one-at-a-time loop; what may differ is the
+last bits of floating point (batched matrix products and Cholesky factorisations can round
+differently from their unbatched forms), and on a flat objective such a difference can
+move the step where the stopping test first holds.
+
+The step is compiled once per (field configuration, padded family/size bucket, batch
+size); callers pad the batch size to a bucket (:func:`bucket_batch`) so that different
+folds or tables of the same shape reuse it.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._progress import Progress
+from .objective import _float64
+from .optimise import _LM_OPTIONS, _keep_frozen, _lm_fn, _lm_initial_state, _lm_solver, _loss_mse
+
+__all__ = ["optimise_lm_many", "bucket_batch", "stack_tree", "unstack_tree"]
+
+
+def bucket_batch(n: int) -> int:
+    """Batch size a batch of ``n`` problems is padded to: a multiple of 8 (at least 8), so
+    that a new fold or grid of similar size reuses the compiled step."""
+    return max(8, -(-int(n) // 8) * 8)
+
+
+def stack_tree(trees):
+    """Stack PyTrees of equal structure along a new leading axis (arrays only)."""
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *trees)
+
+
+def unstack_tree(tree, i: int):
+    """Element ``i`` of a stacked PyTree."""
+    return jax.tree_util.tree_map(lambda a: a[i], tree)
+
+
+def _strong(a):
+    """``a`` without JAX's weak type: the step's outputs are strongly typed, and a weakly
+    typed input would make the second call compile the step again."""
+    return jnp.array(a, dtype=jnp.result_type(a))
+
+
+def _select(keep, new, old):
+    """``new`` where ``keep`` (one bool per problem) else ``old``, leaf by leaf; the result
+    has ``new``'s structure (its static parts may be fresh objects of the same shape)."""
+    new_leaves, treedef = jax.tree_util.tree_flatten(new)
+    old_leaves = jax.tree_util.tree_leaves(old)
+    out = [jnp.where(keep.reshape(keep.shape + (1,) * (jnp.ndim(n) - 1)), n, o)
+           for n, o in zip(new_leaves, old_leaves, strict=True)]
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def _one_step(y, state, args, tol):
+    solver = _lm_solver(tol)
+    y, state, _ = solver.step(_lm_fn, y, args, _LM_OPTIONS, state, frozenset())
+    done, _ = solver.terminate(_lm_fn, y, args, _LM_OPTIONS, state, frozenset())
+    loss, mse = _loss_mse(state.f_info.residual, args)
+    return y, state, done, loss, mse
+
+
+@eqx.filter_jit
+def _lm_step_many(y, state, args, tol, best, running, first):
+    """One LM step of every running problem; finished ones are carried over unchanged.
+    ``best`` = (objective, data MSE, point) of each problem's best iterate so far."""
+    y_new, state_new, done, loss, mse = eqx.filter_vmap(_one_step)(y, state, args, tol)
+    y_dyn, y_static = eqx.partition(y_new, eqx.is_array)
+    y_old = eqx.filter(y, eqx.is_array)
+    y = eqx.combine(_select(running, y_dyn, y_old), y_static)
+    s_dyn, s_static = eqx.partition(state_new, eqx.is_array)
+    state = eqx.combine(_select(running, s_dyn, eqx.filter(state, eqx.is_array)), s_static)
+    # The loop's bookkeeping (optimise_lm): the first step records the start as best (its
+    # objective when finite); later steps replace the best on a finite, lower objective.
+    best_loss, best_mse, best_y = best
+    finite = jnp.isfinite(loss)
+    update = running & (first | (finite & (loss < best_loss)))
+    cand_loss = jnp.where(first, jnp.where(finite, loss, jnp.inf), loss)
+    start = eqx.filter(args[3], eqx.is_array)
+    cand_y = _select(jnp.broadcast_to(first, running.shape), start, eqx.filter(y_new, eqx.is_array))
+    best = (jnp.where(update, cand_loss, best_loss), jnp.where(update, mse, best_mse),
+            _select(update, cand_y, best_y))
+    return y, state, best, done, loss
+
+
+def optimise_lm_many(pop, trainable, batch, pen, *, steps, tol, progress: bool = False,
+                     label: str = "batched fit"):
+    """:func:`~capedyn.dynamics.optimise.optimise_lm` for a batch of problems stacked along
+    a leading axis (see the module docstring).
+
+    ``pop``, ``trainable``, ``batch``, ``pen``: stacked with :func:`stack_tree`; ``steps``
+    (B,) iteration caps (≥ 1); ``tol`` (B,) tolerances. Returns (best populations stacked,
+    list of objective histories, array of data MSE at the best, points²), problem by
+    problem as ``optimise_lm`` would return them."""
+    pop, pen, trainable, batch = (_float64(t) for t in (pop, pen, trainable, batch))
+    steps = np.asarray(steps, int)
+    n = steps.shape[0]
+    if n < 1 or np.any(steps < 1):
+        from .._errors import InputError
+
+        raise InputError("optimise_lm_many needs at least one problem and steps >= 1 each")
+    tol = jnp.asarray(tol, jnp.float64).reshape(n)
+    args = (batch, pen, trainable, pop)
+    # One problem's initial state, broadcast: everything in it but the starting point is a
+    # constant (optimise._lm_initial_state), so the batch starts from n copies.
+    one = _lm_initial_state(unstack_tree(pop, 0), unstack_tree(args, 0), tol[0])
+    dyn, static = eqx.partition(one, eqx.is_array)
+    dyn = jax.tree_util.tree_map(_strong, jax.tree_util.tree_map(
+        lambda a: jnp.broadcast_to(a, (n,) + jnp.shape(a)), dyn))
+    state = eqx.tree_at(lambda s: s.y_eval, eqx.combine(dyn, static), pop)
+    best = (jnp.full(n, jnp.inf, jnp.float64), jnp.full(n, jnp.nan, jnp.float64),
+            eqx.filter(pop, eqx.is_array))
+    y = pop
+    running = np.ones(n, bool)
+    histories: list[list[float]] = [[] for _ in range(n)]
+    with Progress(int(steps.max()), label, enabled=progress) as bar:
+        for k in range(int(steps.max())):
+            y, state, best, done, loss = _lm_step_many(
+                y, state, args, tol, best, jnp.asarray(running), jnp.asarray(k == 0))
+            loss, done = np.asarray(loss), np.asarray(done)
+            for i in np.flatnonzero(running):
+                histories[i].extend([float(loss[i])] * (2 if k == 0 else 1))
+            running &= ~done & (k + 1 < steps)
+            bar.update(k + 1, running=int(running.sum()))
+            if not running.any():
+                break
+    best_loss, best_mse, best_y = (np.asarray(best[0]), np.asarray(best[1]),
+                                   eqx.combine(best[2], eqx.filter(pop, eqx.is_array, inverse=True)))
+    out = jax.tree_util.tree_map(_keep_frozen, best_y, trainable, pop)
+    mse = np.where(np.isfinite(best_loss), best_mse, np.nan)
+    return out, histories, mse
