@@ -37,7 +37,7 @@ def one_line_interrupts(command: str | None) -> Iterator[None]:
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
         yield
         return
-    state = {"hits": 0, "timer": None, "redeliver": 0}
+    state = {"hits": 0, "timer": None, "redeliver": 0, "in_hook": False}
     line = interrupted_line(command)
 
     def hard_exit() -> None:
@@ -46,6 +46,12 @@ def one_line_interrupts(command: str | None) -> Iterator[None]:
             sys.stderr.flush()
         finally:
             os._exit(INTERRUPTED_STATUS)
+
+    def redeliver_later() -> None:
+        state["redeliver"] += 1         # delivered again from outside the callback
+        again = threading.Timer(0.01, _thread.interrupt_main)
+        again.daemon = True
+        again.start()
 
     def on_sigint(signum, frame):
         if state["redeliver"]:          # our own re-delivery of a lost Ctrl-C
@@ -58,18 +64,22 @@ def one_line_interrupts(command: str | None) -> Iterator[None]:
             timer.daemon = True
             timer.start()
             state["timer"] = timer
+        if state["in_hook"]:            # raised here, Python would drop it once more
+            redeliver_later()
+            return
         raise KeyboardInterrupt
 
     previous_hook = sys.unraisablehook
 
     def on_unraisable(info):
-        if info.exc_type is not None and issubclass(info.exc_type, KeyboardInterrupt):
-            state["redeliver"] += 1     # swallowed by Python: deliver it again, from
-            again = threading.Timer(0.01, _thread.interrupt_main)  # outside the callback
-            again.daemon = True
-            again.start()
-            return
-        previous_hook(info)
+        state["in_hook"] = True         # a Ctrl-C raised in here would be dropped too
+        try:
+            if info.exc_type is not None and issubclass(info.exc_type, KeyboardInterrupt):
+                redeliver_later()       # swallowed by Python: deliver it again
+            else:
+                previous_hook(info)
+        finally:
+            state["in_hook"] = False
 
     signal.signal(signal.SIGINT, on_sigint)
     sys.unraisablehook = on_unraisable
