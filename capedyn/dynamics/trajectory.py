@@ -69,11 +69,10 @@ def _bucket_points(m: int) -> int:
     return max(8, -(-m // 4) * 4)
 
 
-@scoped_x64
-def stack_trajectories(trajs: Sequence[Trajectory], family_weight: str = "models") -> TrajectoryBatch:
-    """Pad trajectories into a :class:`TrajectoryBatch`: save points repeat the last size,
-    padding families copy the first family with zero weight. ``family_weight``: "models"
-    weighs every observation equally, "equal" every family."""
+def pad_trajectories(trajs: Sequence[Trajectory]):
+    """NumPy (xs, ys, mask, valid) of ``trajs`` padded to the family and point buckets:
+    save points repeat the last size, padding families copy the first; ``mask`` marks the
+    observed points after each start, ``valid`` the real families."""
     n_f, m = _bucket_families(len(trajs)), _bucket_points(max(len(t.models) for t in trajs))
     xs = np.zeros((n_f, m))
     ys = np.zeros((n_f, m, N_STATE))
@@ -87,6 +86,15 @@ def stack_trajectories(trajs: Sequence[Trajectory], family_weight: str = "models
         if i < len(trajs):
             mask[i, 1:n] = True
             valid[i] = True
+    return xs, ys, mask, valid
+
+
+@scoped_x64
+def stack_trajectories(trajs: Sequence[Trajectory], family_weight: str = "models") -> TrajectoryBatch:
+    """Pad trajectories into a :class:`TrajectoryBatch`: save points repeat the last size,
+    padding families copy the first family with zero weight. ``family_weight``: "models"
+    weighs every observation equally, "equal" every family."""
+    xs, ys, mask, valid = pad_trajectories(trajs)
     if family_weight == "models":
         weight = valid.astype(float)
     elif family_weight == "equal":

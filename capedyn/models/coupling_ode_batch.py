@@ -28,9 +28,9 @@ from .._jax import scoped_x64
 from ..dynamics.field import FamilyParams
 from ..dynamics.objective import Population, trainable_mask
 from ..dynamics.optimise_many import bucket_batch, optimise_lm_many, stack_tree, unstack_tree
-from ..dynamics.state import N_STATE, to_state
+from ..dynamics.state import to_state
 from ..dynamics.trajectory import (
-    Trajectory, TrajectoryBatch, _bucket_families, _bucket_points, trajectories,
+    Trajectory, TrajectoryBatch, pad_trajectories, trajectories,
 )
 
 __all__ = ["fit_many"]
@@ -45,18 +45,8 @@ def _slot_key(t: Trajectory) -> tuple:
 
 
 def _common_arrays(slots: Sequence[Trajectory]):
-    """(xs, ys, point mask) of every slot padded as ``stack_trajectories`` pads one table:
-    save points repeat the last size, padding slots copy the first."""
-    n_f, m = _bucket_families(len(slots)), _bucket_points(max(len(t.models) for t in slots))
-    xs, ys = np.zeros((n_f, m)), np.zeros((n_f, m, N_STATE))
-    points = np.zeros((n_f, m), bool)
-    for i in range(n_f):
-        t = slots[i] if i < len(slots) else slots[0]
-        n = len(t.models)
-        xs[i, :n], xs[i, n:] = t.x, t.x[-1]
-        ys[i, :n], ys[i, n:] = t.scores, t.scores[-1]
-        if i < len(slots):
-            points[i, 1:n] = True
+    """(xs, ys, point mask) of every slot padded as ``stack_trajectories`` pads one table."""
+    xs, ys, points, _ = pad_trajectories(slots)
     return xs, ys, points
 
 
