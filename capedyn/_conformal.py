@@ -31,13 +31,14 @@ def ratio_band(log_ratio) -> np.ndarray:
 def check_levels(levels: float | Sequence[float], what: str = "interval") -> tuple[float, ...]:
     """Nominal coverage level(s) as a tuple of floats strictly between 0 and 1."""
     seq = (levels,) if np.ndim(levels) == 0 else tuple(levels)
+    what = what if what.endswith("levels") else f"{what} levels"
     try:
         out = tuple(float(lv) for lv in seq)
     except (TypeError, ValueError):
-        raise InputError(f"{what} levels must be numbers such as 0.9 or (0.5, 0.9), "
+        raise InputError(f"{what} must be numbers such as 0.9 or (0.5, 0.9), "
                          f"got {levels!r}") from None
     if not out or any(not 0.0 < lv < 1.0 for lv in out):
-        raise InputError(f"{what} levels must lie strictly between 0 and 1 (e.g. 0.9), got {levels!r}")
+        raise InputError(f"{what} must lie strictly between 0 and 1 (e.g. 0.9), got {levels!r}")
     return out
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .._errors import InputError
-from ._common import add_family_option, match_families, table_families
+from ._common import add_family_option, interval_levels, match_families, table_families
 from .entry import add_data_flag, add_json_flag, format_table, split_list
 
 
@@ -31,21 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_intervals, human=_human)
 
 
-def _levels(text: str) -> tuple[float, ...]:
-    try:
-        levels = tuple(float(t) for t in split_list(text) or ())
-    except ValueError:
-        raise InputError(f"--levels takes numbers such as 0.5,0.9, got {text!r}") from None
-    if not levels or any(not 0.0 < lv < 1.0 for lv in levels):
-        raise InputError(f"--levels must lie strictly between 0 and 1 (e.g. 0.5,0.9), got {text!r}")
-    return levels
-
-
 def _intervals(args) -> dict:
     from ..data.tables import load_base_models
     from ..evaluation.intervals import interval_benchmark
 
-    levels = _levels(args.levels)
+    levels = interval_levels(args.levels, "--levels")
     df = load_base_models(args.data)
     families = match_families(split_list(args.families), table_families(df), option="--families")
     res = interval_benchmark(df, methods=split_list(args.methods), families=families,

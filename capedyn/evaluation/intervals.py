@@ -47,8 +47,8 @@ import numpy as np
 import pandas as pd
 
 from .._conformal import (  # noqa: F401 (re-exported)
-    MIN_DECADES, RATIO_BANDS, SCALES, _candidates, conformal_bounds, level_tag, ratio_band,
-    weighted_quantile,
+    MIN_DECADES, RATIO_BANDS, SCALES, _candidates, check_levels, conformal_bounds, level_tag,
+    ratio_band, weighted_quantile,
 )
 from .._errors import InputError
 from .._progress import Progress
@@ -67,7 +67,6 @@ LEVELS: tuple[float, ...] = (0.5, 0.9)
 _FAILURES = (ValueError, ArithmeticError, np.linalg.LinAlgError, RuntimeError)
 
 
-_pct = level_tag
 _weighted_quantile = weighted_quantile
 
 
@@ -109,9 +108,7 @@ def interval_benchmark(df: pd.DataFrame, methods: Mapping[str, Callable[[], Any]
     ``scale``: "decades" (default) or "bands", see the module docstring."""
     if scale not in SCALES:
         raise InputError(f"scale must be one of {SCALES}, got {scale!r}")
-    levels = tuple(float(lv) for lv in levels)
-    if not levels or any(not 0.0 < lv < 1.0 for lv in levels):
-        raise InputError(f"interval levels must lie strictly between 0 and 1, got {levels}")
+    levels = check_levels(levels)
     factories = _factories(methods)
     counts = complete_models(df).groupby("family").size()
     held = [f for f in (families or dict.fromkeys(df["family"])) if counts.get(f, 0) >= min_models]

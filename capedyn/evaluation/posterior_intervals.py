@@ -25,10 +25,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from .._errors import InputError
+from .._conformal import check_levels, level_tag
 from .._progress import Progress
 from ..data.tables import BENCHMARKS, complete_models
-from .intervals import LEVELS, _pct, interval_scores
+from .intervals import LEVELS, interval_scores
 from .splits import make_split
 
 __all__ = ["METHOD", "PosteriorIntervalResult", "posterior_interval_benchmark"]
@@ -85,9 +85,7 @@ def posterior_interval_benchmark(df: pd.DataFrame | None = None, *,
     from ..inference.posterior_predictive import predictive_interval
     from ..inference.sampling import sample_posterior
 
-    levels = tuple(float(v) for v in levels)
-    if not levels or any(not 0.0 < v < 1.0 for v in levels):
-        raise InputError(f"interval levels must lie strictly between 0 and 1, got {levels}")
+    levels = check_levels(levels)
     df = load_base_models() if df is None else df
     counts = complete_models(df).groupby("family").size()
     held = [f for f in (families or dict.fromkeys(df["family"])) if counts.get(f, 0) >= min_models]
@@ -113,8 +111,9 @@ def posterior_interval_benchmark(df: pd.DataFrame | None = None, *,
                        "params_b": r["params_b"], "benchmark": r["benchmark"],
                        "pred": r["median"], "actual": float(actual[p])}
                 for lv in levels:
-                    sfx = "" if len(levels) == 1 else f"_{_pct(lv)}"
-                    row[f"lo_{_pct(lv)}"], row[f"hi_{_pct(lv)}"] = r[f"lower{sfx}"], r[f"upper{sfx}"]
+                    sfx = "" if len(levels) == 1 else f"_{level_tag(lv)}"
+                    row[f"lo_{level_tag(lv)}"], row[f"hi_{level_tag(lv)}"] = (r[f"lower{sfx}"],
+                                                                              r[f"upper{sfx}"])
                 rows.append(row)
             folds.append({"family": fam, "n_train_families": len(post.families),
                           "divergences": post.divergences,
