@@ -12,7 +12,8 @@ import numpy as np
 from ._errors import InputError
 
 __all__ = ["RATIO_BANDS", "MIN_DECADES", "SCALES", "ratio_band", "check_levels", "level_tag",
-           "weighted_quantile", "conformal_bounds", "extreme_level"]
+           "weighted_quantile", "conformal_bounds", "extreme_level", "FINITE_SAMPLE",
+           "check_finite_sample", "tail_level"]
 
 RATIO_BANDS: tuple[float, ...] = (float(np.log10(3.0)), 1.0)
 """Edges (decades of size ratio to the starting model) of the residual strata (``scale="bands"``)."""
@@ -21,6 +22,34 @@ MIN_DECADES = 0.25
 """Floor on the distance (decades) a residual is rescaled by (``scale="decades"``)."""
 
 SCALES = ("decades", "bands")
+
+FINITE_SAMPLE = ("calibrated", "guaranteed")
+"""How the tail quantiles treat having only K families (see :func:`tail_level`)."""
+
+
+def check_finite_sample(finite_sample: str) -> str:
+    """``finite_sample`` if it is one of :data:`FINITE_SAMPLE`, else an ``InputError``."""
+    if finite_sample not in FINITE_SAMPLE:
+        raise InputError(f"finite_sample must be one of {FINITE_SAMPLE}, got {finite_sample!r}")
+    return finite_sample
+
+
+def tail_level(level: float, n_folds: int, finite_sample: str = "calibrated") -> float:
+    """The quantile (0–1) of the family-weighted candidates that bounds an interval of
+    nominal ``level`` from above (its mirror 1 − q bounds it from below).
+
+    ``"guaranteed"``: CV+'s finite-sample inflation (1 − α/2)(K + 1)/K, capped at 1. It
+    guarantees coverage ≥ ``level`` even when every point of a family errs alike (K atoms),
+    and pays for it when a family's points spread: then the candidates are nearly
+    continuous and the interval's actual level is about ``level`` + (2 − α)/K — 0.65 for a
+    50 % interval with ten families. ``"calibrated"``: the plain 1 − α/2, whose coverage is
+    the nominal one when families' points spread and at worst (K atoms) one rank short per
+    tail: the bounds are then the order statistics of ranks ⌈(α/2)K⌉ and ⌈(1 − α/2)K⌉,
+    covering with probability (their difference)/(K + 1) (5/11 for 50 % with ten)."""
+    alpha = 1.0 - level
+    if finite_sample == "guaranteed":
+        return min(1.0, (1.0 - alpha / 2.0) * (n_folds + 1) / n_folds)
+    return 1.0 - alpha / 2.0
 
 
 def ratio_band(log_ratio) -> np.ndarray:
@@ -47,10 +76,13 @@ def level_tag(level: float) -> str:
     return f"{round(100 * level):d}"
 
 
-def extreme_level(n_folds: int) -> float:
-    """The nominal level from which CV+ with ``n_folds`` families reaches its cap and takes
-    the extreme candidates: 1 − 2/(K + 1) (the (K + 1)/K inflation makes the upper quantile 1)."""
-    return 1.0 - 2.0 / (int(n_folds) + 1)
+def extreme_level(n_folds: int, finite_sample: str = "calibrated") -> float:
+    """The nominal level from which the intervals of ``n_folds`` families can take the
+    extreme candidates: 1 − 2/(K + 1) with ``"guaranteed"`` (the (K + 1)/K inflation makes
+    the upper quantile 1), 1 − 2/K with ``"calibrated"`` (the upper quantile passes the
+    last family's weight)."""
+    k = int(n_folds)
+    return 1.0 - 2.0 / (k + 1) if finite_sample == "guaranteed" else 1.0 - 2.0 / k
 
 
 def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
@@ -63,7 +95,8 @@ def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> floa
 
 def conformal_bounds(fold_preds: np.ndarray, folds: Sequence[Any], bench: np.ndarray,
                      decades: np.ndarray, levels: Sequence[float] = (0.5, 0.9),
-                     min_families: int = 5, scale: str = "decades"
+                     min_families: int = 5, scale: str = "decades",
+                     finite_sample: str = "calibrated"
                      ) -> dict[float, tuple[np.ndarray, np.ndarray]]:
     """CV+ bounds for J target points from K fold models.
 
@@ -71,10 +104,11 @@ def conformal_bounds(fold_preds: np.ndarray, folds: Sequence[Any], bench: np.nda
     ``folds``: the K folds (each with ``residuals``, ``bench`` and ``decades`` arrays, as
     :class:`capedyn.evaluation.residuals.FoldModel`); ``bench``/``decades``: each target's
     benchmark index and distance above its start (decades); ``scale`` as in
-    :mod:`capedyn.evaluation.intervals`. Returns level → (lower (J,), upper (J,)) in
+    :mod:`capedyn.evaluation.intervals`; ``finite_sample`` as in :func:`tail_level`. Returns level → (lower (J,), upper (J,)) in
     percent, clipped to [0, 100]."""
     if scale not in SCALES:
         raise InputError(f"scale must be one of {SCALES}, got {scale!r}")
+    check_finite_sample(finite_sample)
     k = len(folds)
     out = {lv: (np.full(len(bench), np.nan), np.full(len(bench), np.nan)) for lv in levels}
     if k == 0:
@@ -83,8 +117,7 @@ def conformal_bounds(fold_preds: np.ndarray, folds: Sequence[Any], bench: np.nda
         values, weights = _candidates(fold_preds[:, j], folds, int(bench[j]),
                                       float(decades[j]), min_families, scale)
         for lv in levels:
-            alpha = 1.0 - lv
-            hi_q = min(1.0, (1.0 - alpha / 2.0) * (k + 1) / k)
+            hi_q = tail_level(lv, k, finite_sample)
             lo, hi = out[lv]
             lo[j] = weighted_quantile(values, weights, 1.0 - hi_q)
             hi[j] = weighted_quantile(values, weights, hi_q)

@@ -67,11 +67,16 @@ def test_cv_plus_bounds_are_the_order_statistics_worked_out_by_hand():
              for i in range(1, 10)]
     preds = np.full((9, 1), 50.0)
     bounds = conformal_bounds(preds, folds, np.array([0]), np.array([0]), levels=(0.5,),
-                              min_families=1, scale="bands")
-    # 50% level: upper quantile 0.75·(9+1)/9 = 0.833 → the 8th of 9 candidates (54),
-    # lower 0.167 → the 2nd (51)
+                              min_families=1, scale="bands", finite_sample="guaranteed")
+    # 50% level with CV+'s inflation: upper quantile 0.75·(9+1)/9 = 0.833 → the 8th of 9
+    # candidates (54), lower 0.167 → the 2nd (51)
     lo, hi = bounds[0.5]
     assert lo[0] == pytest.approx(51.0) and hi[0] == pytest.approx(54.0)
+    # without it (the default): upper 0.75 → the first candidate whose cumulative weight
+    # i/9 reaches 0.75, the 7th (53.5); lower 0.25 → the 3rd (51.5)
+    (lo, hi), = conformal_bounds(preds, folds, np.array([0]), np.array([0]), levels=(0.5,),
+                                 min_families=1, scale="bands").values()
+    assert lo[0] == pytest.approx(51.5) and hi[0] == pytest.approx(53.5)
 
 
 def test_each_family_weighs_one_however_many_residuals_it_has():
@@ -119,6 +124,44 @@ def test_interval_score_by_its_definition():
     # covered: width 2; missed by 3: 2 + (2 / 0.1)·3 = 62
     assert row["interval_score_90"] == pytest.approx((2 + 62) / 2)
     assert row["coverage_90"] == 0.5 and row["width_90"] == 2.0
+
+
+def _simulated_coverage(level: float, finite_sample: str, family_sd: float, point_sd: float,
+                        k: int = 10, m: int = 12, reps: int = 300, seed: int = 0) -> float:
+    """Coverage of a new family's points by the interval from K families whose relative
+    residuals are a family effect plus point noise (every fold predicting 50 points)."""
+    rng = np.random.default_rng(seed)
+    covered = []
+    for _ in range(reps):
+        r = rng.normal(0, family_sd, (k + 1, 1)) + rng.normal(0, point_sd, (k + 1, m))
+        folds = [FoldModel(f"G{g}", None, r[g] / 100, np.zeros(m, int), np.zeros(m))
+                 for g in range(k)]
+        (lo, hi), = conformal_bounds(np.full((k, m), 50.0), folds, np.zeros(m, int),
+                                     np.zeros(m), levels=(level,), min_families=1,
+                                     scale="bands", finite_sample=finite_sample).values()
+        y = 50 * (1 + r[k] / 100)
+        covered.append(np.mean((lo <= y) & (y <= hi)))
+    return float(np.mean(covered))
+
+
+@pytest.mark.parametrize("level", [0.5, 0.8])
+def test_finite_sample_modes_cover_as_their_formulas_say(level):
+    k, alpha = 10, 1 - level
+    # points spread within families (no family effect): the pooled candidates are nearly
+    # continuous, so coverage is 2q − 1 for the tail quantile q: the nominal level when
+    # calibrated, 1 − α + (2 − α)/K with CV+'s inflation
+    spread = dict(family_sd=0.0, point_sd=1.0)
+    assert _simulated_coverage(level, "calibrated", **spread) == pytest.approx(level, abs=0.04)
+    assert _simulated_coverage(level, "guaranteed", **spread) == pytest.approx(
+        1 - alpha + (2 - alpha) / k, abs=0.04)
+    # every point of a family errs alike (K atoms): the calibrated bounds are the order
+    # statistics of ranks ⌈(α/2)K⌉ and ⌈(1 − α/2)K⌉, which a new atom falls between with
+    # probability (difference of ranks)/(K + 1); the inflated ones keep coverage ≥ nominal
+    atoms = dict(family_sd=1.0, point_sd=0.0, m=1, reps=1500)
+    ranks = np.ceil(np.array([alpha / 2, 1 - alpha / 2]) * k)
+    assert _simulated_coverage(level, "calibrated", **atoms) == pytest.approx(
+        (ranks[1] - ranks[0]) / (k + 1), abs=0.04)
+    assert _simulated_coverage(level, "guaranteed", **atoms) >= level - 0.03
 
 
 @pytest.mark.slow

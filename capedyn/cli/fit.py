@@ -216,13 +216,13 @@ def _calibrate(est, data, initial: dict, levels: tuple[float, ...]) -> list[str]
     from .._conformal import extreme_level
 
     notes = []
-    k = est.conformal_.n_folds
-    capped = [lv for lv in levels if lv >= extreme_level(k) - 1e-12]
+    k, mode = est.conformal_.n_folds, est.conformal_.finite_sample
+    capped = [lv for lv in levels if lv >= extreme_level(k, mode) - 1e-12]
     if capped:
         notes.append(f"with {k} training families to calibrate on, the intervals at "
-                     f"{', '.join(f'{100 * lv:g}%' for lv in capped)} span the extreme fold "
-                     f"predictions (levels from {100 * extreme_level(k):.0f}% up reach the "
-                     "finite-sample cap); more families give sharper intervals")
+                     f"{', '.join(f'{100 * lv:g}%' for lv in capped)} can span the extreme fold "
+                     f"predictions (levels from {100 * extreme_level(k, mode):.0f}% up reach the "
+                     "last family's residuals); more families give sharper intervals")
     fam = initial.get("family")
     if fam in fams:
         notes.append(f"{fam} is one of the fit's training families: the interval is calibrated "
@@ -236,7 +236,7 @@ def _calibration_record(est) -> dict[str, Any]:
     if cal is None:
         return {}
     return {"calibration": {"folds": [f.family for f in cal.folds], "scale": cal.scale,
-                            "seconds": float(cal.seconds)}}
+                            "finite_sample": cal.finite_sample, "seconds": float(cal.seconds)}}
 
 
 def _predict_human(r: dict[str, Any]) -> str:

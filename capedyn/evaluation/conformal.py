@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from .._conformal import SCALES, conformal_bounds, level_tag
+from .._conformal import SCALES, check_finite_sample, conformal_bounds, level_tag
 from .._errors import InputError
 from .._progress import Progress
 from ..models._intervals import Calibration
@@ -76,7 +76,8 @@ def fold_models(estimator, train_df: pd.DataFrame, min_models: int = 3,
 
 
 def split_intervals(estimator, split: Split, levels: Sequence[float], min_models: int = 3,
-                    min_families: int = 5, scale: str = "decades"
+                    min_families: int = 5, scale: str = "decades",
+                    finite_sample: str = "calibrated"
                     ) -> tuple[list[FoldModel], dict[float, tuple[np.ndarray, np.ndarray]]]:
     """(fold models, level → (lower, upper)) for a held-out split's target points, in the
     model-major order of :func:`capedyn.evaluation.residuals._points` (model i, benchmark k
@@ -85,7 +86,8 @@ def split_intervals(estimator, split: Split, levels: Sequence[float], min_models
     sizes, _, bench, decades = _points(split)
     folds = fold_models(estimator, split.train, min_models)
     fold_preds = np.array([f.predict(split.initial, sizes) for f in folds]).reshape(len(folds), -1)
-    return folds, conformal_bounds(fold_preds, folds, bench, decades, levels, min_families, scale)
+    return folds, conformal_bounds(fold_preds, folds, bench, decades, levels, min_families, scale,
+                                   finite_sample)
 
 
 def interval_scores(points: pd.DataFrame, levels: Sequence[float] = (0.5, 0.9)) -> pd.DataFrame:
@@ -115,6 +117,7 @@ def interval_scores(points: pd.DataFrame, levels: Sequence[float] = (0.5, 0.9)) 
 
 
 def conformalize(estimator, train_df: pd.DataFrame, *, scale: str = "decades",
+                 finite_sample: str = "calibrated",
                  min_models: int = 3, min_families: int = 5, fit: bool = True,
                  progress: bool | None = None,
                  callback: Callable[[int, int], Any] | None = None):
@@ -129,7 +132,8 @@ def conformalize(estimator, train_df: pd.DataFrame, *, scale: str = "decades",
     (:class:`capedyn.models._intervals.Calibration`). Cost: one fit per such family on top
     of the fit itself (measured on two shared cores, ten training families: under a second
     for ``poly2`` and ``logit_rate``; about five minutes for the coupling ODE on eleven).
-    ``fit=False`` keeps an estimator already fitted on ``train_df`` (a saved fit) and only
+    ``scale`` and ``finite_sample`` choose the residual scaling and the tail quantile
+    (:func:`capedyn._conformal.tail_level`). ``fit=False`` keeps an estimator already fitted on ``train_df`` (a saved fit) and only
     computes the folds. ``progress``: a bar on stderr (None: only on a terminal);
     ``callback(done, total)`` is called around each fold. A family the interval is for
     must be absent from ``train_df``: only its starting model is given to ``predict``. A
@@ -137,6 +141,7 @@ def conformalize(estimator, train_df: pd.DataFrame, *, scale: str = "decades",
     the fitted, calibrated estimator."""
     if scale not in SCALES:
         raise InputError(f"scale must be one of {SCALES}, got {scale!r}")
+    check_finite_sample(finite_sample)
     if "interval" not in inspect.signature(estimator.predict).parameters:
         raise InputError(f"{type(estimator).__name__}.predict has no interval= keyword, so a "
                          "calibration could not be used: decorate it with "
@@ -159,7 +164,7 @@ def conformalize(estimator, train_df: pd.DataFrame, *, scale: str = "decades",
             "that succeeds without it); add families with three or more complete models")
     families = tuple(dict.fromkeys(train_df["family"]))
     estimator.conformal_ = Calibration(tuple(folds), scale, int(min_families), families,
-                                       time.perf_counter() - t0)
+                                       time.perf_counter() - t0, finite_sample)
     return estimator
 
 

@@ -15,8 +15,13 @@ comes with it. Every method of the benchmark gets a distribution-free interval b
    each residual rescaled from the distance d_G it was made at to the target's distance d
    (``scale="decades"``, the default; both distances floored at a quarter decade). Every
    family weighs one in total, however many models it has. The interval at level 1 − α
-   runs between the α/2 and 1 − α/2 weighted quantiles of those candidates, with the
-   finite-sample inflation (K + 1)/K for K families (at its cap, the extreme candidates).
+   runs between the α/2 and 1 − α/2 weighted quantiles of those candidates
+   (``finite_sample="calibrated"``, the default), or with CV+'s finite-sample inflation
+   (K + 1)/K for K families (``"guaranteed"``; at its cap, the extreme candidates).
+   The inflation guarantees coverage ≥ 1 − α even if all of a family's points erred
+   alike; when they spread, it raises the actual level to about 1 − α + (2 − α)/K (a 50 %
+   interval covers about 65 % with ten families), so the default aims at the nominal
+   level instead (:func:`capedyn._conformal.tail_level` gives both, with their worst cases).
 3. Why per decade: an extrapolation's error grows with how far it reaches, so a relative
    error per decade makes a short and a long extrapolation comparable, and every inner
    point can inform every target (with ten-odd families, no point is to spare).
@@ -47,8 +52,8 @@ import numpy as np
 import pandas as pd
 
 from .._conformal import (  # noqa: F401 (re-exported)
-    MIN_DECADES, RATIO_BANDS, SCALES, _candidates, check_levels, conformal_bounds, level_tag,
-    ratio_band, weighted_quantile,
+    MIN_DECADES, RATIO_BANDS, SCALES, _candidates, check_finite_sample, check_levels,
+    conformal_bounds, level_tag, ratio_band, weighted_quantile,
 )
 from .._errors import InputError
 from .._progress import Progress
@@ -85,11 +90,13 @@ class IntervalResult:
     failed: pd.DataFrame = field(default_factory=pd.DataFrame)
     levels: tuple[float, ...] = LEVELS
     seconds: float = float("nan")
+    finite_sample: str = "calibrated"
 
     def to_dict(self) -> dict:
         from .._json import to_jsonable
 
-        return to_jsonable({"levels": list(self.levels), "table": self.table.to_dict("records"),
+        return to_jsonable({"levels": list(self.levels), "finite_sample": self.finite_sample,
+                            "table": self.table.to_dict("records"),
                             "weights": self.weights.to_dict("records"),
                             "failed": self.failed.to_dict("records"), "seconds": self.seconds})
 
@@ -98,6 +105,7 @@ def interval_benchmark(df: pd.DataFrame, methods: Mapping[str, Callable[[], Any]
                        | None = None, families: Sequence[str] | None = None,
                        levels: Sequence[float] = LEVELS, min_models: int = 3,
                        min_families: int = 5, scale: str = "decades",
+                       finite_sample: str = "calibrated",
                        progress: bool = True) -> IntervalResult:
     """Leave each family out (as P2 does) and give every method's predictions of its models
     conformal intervals built from the training families alone (module docstring).
@@ -105,9 +113,11 @@ def interval_benchmark(df: pd.DataFrame, methods: Mapping[str, Callable[[], Any]
     ``methods``: names of the benchmark's methods at their fixed settings (default: all of
     them, the ensemble included) or a mapping name → factory. ``families``: the families to
     hold out (default: every family with at least ``min_models`` complete models).
-    ``scale``: "decades" (default) or "bands", see the module docstring."""
+    ``scale``: "decades" (default) or "bands"; ``finite_sample``: "calibrated" (default) or
+    "guaranteed"; see the module docstring."""
     if scale not in SCALES:
         raise InputError(f"scale must be one of {SCALES}, got {scale!r}")
+    check_finite_sample(finite_sample)
     levels = check_levels(levels)
     factories = _factories(methods)
     counts = complete_models(df).groupby("family").size()
@@ -121,7 +131,7 @@ def interval_benchmark(df: pd.DataFrame, methods: Mapping[str, Callable[[], Any]
                 bar.update(i * len(factories) + j, family=fam, method=name)
                 try:
                     rows += _one(name, factory(), split, levels, min_models, min_families,
-                                 scale, weights)
+                                 scale, finite_sample, weights)
                 except _FAILURES as exc:
                     failed.append({"family": fam, "method": name,
                                    "message": f"{type(exc).__name__}: {exc}"})
@@ -130,7 +140,8 @@ def interval_benchmark(df: pd.DataFrame, methods: Mapping[str, Callable[[], Any]
     return IntervalResult(points=points, table=interval_scores(points, levels) if len(points) else
                           pd.DataFrame(), weights=pd.DataFrame(weights),
                           failed=pd.DataFrame(failed, columns=["family", "method", "message"]),
-                          levels=levels, seconds=time.perf_counter() - t0)
+                          levels=levels, seconds=time.perf_counter() - t0,
+                          finite_sample=finite_sample)
 
 
 def _factories(methods) -> dict[str, Callable[[], Any]]:
@@ -147,14 +158,15 @@ def _factories(methods) -> dict[str, Callable[[], Any]]:
 
 
 def _one(name: str, estimator, split: Split, levels, min_models: int, min_families: int,
-         scale: str, weights: list) -> list[dict]:
+         scale: str, finite_sample: str, weights: list) -> list[dict]:
     """Rows of one (outer family, method): point predictions and their intervals."""
     est, _ = _fitted(estimator, {}, split.train)
     if isinstance(est, BaseException):
         raise est
     sizes, actual, _, _ = _points(split)
     pred = _scores(est, split.initial, sizes)
-    folds, bounds = split_intervals(estimator, split, levels, min_models, min_families, scale)
+    folds, bounds = split_intervals(estimator, split, levels, min_models, min_families, scale,
+                                    finite_sample)
     if hasattr(est, "weights_"):
         weights.append({"family": split.family, "method": name, **est.weights_})
     nb = len(BENCHMARKS)

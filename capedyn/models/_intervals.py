@@ -31,7 +31,8 @@ class Calibration:
 
     ``folds``: fold models (``family``, ``predict(initial, sizes)`` → flat (sizes × 5)
     scores in percent, ``residuals``, ``bench``, ``decades``), one per training family held
-    out; ``scale``/``min_families``: as :func:`capedyn.evaluation.intervals.conformal_bounds`;
+    out; ``scale``/``min_families``/``finite_sample``: as
+    :func:`capedyn._conformal.conformal_bounds`;
     ``families``: the training families of the fit; ``seconds``: the calibration's cost."""
 
     folds: tuple
@@ -39,6 +40,7 @@ class Calibration:
     min_families: int = 5
     families: tuple[str, ...] = ()
     seconds: float = float("nan")
+    finite_sample: str = "calibrated"
 
     @property
     def n_folds(self) -> int:
@@ -59,7 +61,8 @@ def interval_columns(calibration: Calibration, initial, sizes, levels: Sequence[
     fold_preds = np.array([f.predict(initial, sizes) for f in calibration.folds]
                           ).reshape(len(calibration.folds), -1)
     bounds = conformal_bounds(fold_preds, calibration.folds, bench, decades, levels,
-                              calibration.min_families, calibration.scale)
+                              calibration.min_families, calibration.scale,
+                              calibration.finite_sample)
     out = {}
     for lv in levels:
         lo, hi = (b.reshape(len(sizes), nb) for b in bounds[lv])
