@@ -207,6 +207,19 @@ def test_ensemble_weights_the_unbiased_member_and_never_sees_the_held_out_family
     assert all(f.residuals.size == 3 * 5 for f in folds)
 
 
+def test_ensemble_with_one_training_family_learns_from_forward_splits():
+    # as nested selection does with one family (P1): the larger half predicted from the
+    # smaller; equal weights would give the biased member half the weight
+    one = _families(3, seed=4).query("family == 'F1'")
+    ens = EnsembleMethod(members={"right": LogSlope, "biased": lambda: LogSlope(bias=8.0)})
+    ens.fit(one)
+    assert ens.inner_families_ == ["F1"]
+    assert ens.inner_error_["right"] < ens.inner_error_["biased"]
+    assert ens.weights_["right"] > 0.95
+    # the conformal folds still need families held out: none with a single family
+    assert ens.fold_models(one) == []
+
+
 def test_median_combination_takes_the_top_k_members():
     df = _families(8, seed=2)
     ens = EnsembleMethod(members={"a": LogSlope, "b": lambda: LogSlope(bias=1.0),

@@ -3,7 +3,9 @@
 No single method predicts every unseen family best, so the ensemble combines them. Its
 weights are chosen by leave-one-family-out inside the training table it is given, exactly
 as nested selection chooses a hyper-parameter: each member is fitted without an inner
-family G and predicts G from G's smallest model; the weights (non-negative, summing to one)
+family G and predicts G from G's smallest model (with a single eligible training family,
+as in P1, the inner splits are nested selection's forward ones: the family's larger half
+predicted from its smaller half); the weights (non-negative, summing to one)
 minimise the benchmark's own error over those inner predictions, the mean over inner
 families of the relative MAE (a linear programme, solved by SciPy's HiGHS). The outer
 held-out family never reaches a weight. ``combine="median"`` instead takes the median of
@@ -109,7 +111,8 @@ class EnsembleMethod(BaseEstimator):
         weights chosen without G's points; G's residuals from that combination."""
 
         names = _names(self.members)
-        inner = _inner_predictions(names, train_df, int(min_models), self.members)
+        inner = _inner_predictions(names, train_df, int(min_models), self.members,
+                                   kinds=("lofo",))
         folds = []
         for g, sp in enumerate(inner["splits"]):
             w = self._weights(inner, inner["fam"] != g)
@@ -145,12 +148,14 @@ def _combine(preds: dict[str, np.ndarray], weights: dict[str, float], combine: s
 
 
 def _inner_predictions(names: Sequence[str], train_df: pd.DataFrame, min_models: int,
-                       members=None) -> dict:
-    """Every member's predictions of every inner family's points (members that fail on
-    any inner fold are dropped): ``P`` (M, N), ``y`` (N), ``fam`` (N) inner-family index,
-    ``fits`` member → list of fold estimators, ``splits``, ``names``, ``families``."""
+                       members=None, kinds: Sequence[str] = ("lofo", "forward")) -> dict:
+    """Every member's predictions of every inner split's points (members that fail on
+    any inner fold are dropped): ``P`` (M, N), ``y`` (N), ``fam`` (N) inner-split index,
+    ``fits`` member → list of fold estimators, ``splits``, ``names``, ``families``.
+    The splits are nested selection's (:func:`capedyn.evaluation.selection.inner_splits`),
+    used when their kind is in ``kinds`` (CV+ folds need families held out: ``("lofo",)``)."""
     kind, splits = inner_splits(train_df, min_models)
-    splits = splits if kind == "lofo" else []
+    splits = splits if kind in kinds else []
     ys = [sp.targets[list(BENCHMARKS)].to_numpy(float).reshape(-1) for sp in splits]
     kept, rows, fits = [], [], {}
     for name in names:
