@@ -44,7 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _common(p: argparse.ArgumentParser) -> None:
     add_data_flag(p)
     p.add_argument("--methods", metavar="M,...", default=None,
-                   help=f"methods to run (default: all): {_METHOD_NAMES}")
+                   help=f"methods to run (default: all but ensemble): {_METHOD_NAMES}; "
+                        "and ensemble (a weighted combination of the others, weights chosen "
+                        "inside the training set; it refits every other method per inner split)")
     p.add_argument("--selection", choices=("nested", "fixed"), default="nested",
                    help="nested (default): every hyper-parameter chosen by leave-one-family-out "
                         "inside each training set; fixed: the methods' default settings")
