@@ -5,10 +5,9 @@ least-squares line, from stage 2, is shown beside it under its own name."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
-
-import math
 
 import pandas as pd
 
