@@ -457,7 +457,8 @@ def plot_method_errors(summary: Any, ax: "Axes | None" = None) -> "Axes":
 
 def plot_nc_forest(post: Any, ax: "Axes | None" = None,
                    families: "Sequence[str] | None" = None) -> "Axes":
-    """Forest plot of the critical scale Nc by family from a :class:`capedyn.NcPosterior`:
+    """Forest plot of the critical scale Nc by family from a :class:`capedyn.NcPosterior`
+    (for an ODE-level posterior, of the ODE's field parameter Nc_f, and labelled so):
     x in billions of parameters (log axis), median dot, thick 68% bar, thin 95% bar, the
     population rows at the bottom and the papers' bootstrap interval shaded as a labelled
     reference. Returns the Axes.
@@ -496,8 +497,13 @@ def plot_nc_forest(post: Any, ax: "Axes | None" = None,
                         for r in rows.to_dict("records")])
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.set_xlabel("Nc (billions of parameters); bars: 68% (thick), 95% (thin)")
-    ax.set_title(f"Critical scale Nc by family ({post.model} model; "
+    # the ODE-level model's Nc_f is a parameter of the ODE's field (docs/nc.md #5), not a
+    # measurement of the family's Nc: its axis and title say so
+    what = ("Critical scale Nc" if post.model == "coupling"
+            else "ODE field parameter Nc_f (not a measurement of Nc)")
+    ax.set_xlabel(f"{what.split(' (')[0]} (billions of parameters); bars: 68% (thick), "
+                  "95% (thin)")
+    ax.set_title(f"{what} by family ({post.model}-level posterior; "
                  f"{post.divergences} divergences)", fontsize=10)
     ax.grid(axis="x", which="both", alpha=0.3)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14 - 0.9 / (len(rows) + 3)),

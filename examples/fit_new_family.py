@@ -2,8 +2,10 @@
 
 Writes a small CSV in a temporary folder — here OPT's five smallest models (125M–6.7B)
 renamed "MyLab", standing in for your own measurements — loads it with the same
-validation as the shipped table, fits the family's critical scale Nc and source h with
-the population field held fixed (``CouplingODE.fit_family``), and predicts the next size
+validation as the shipped table, fits the family's field parameters (its Nc parameter and
+source h) with the population field held fixed (``CouplingODE.fit_family``; the Nc
+parameter serves the prediction and is not a measurement of the family's Nc, for which
+see ``family_nc_interval.py``), and predicts the next size
 (13B) from the largest measured model with ``CouplingODE.predict``. OPT-13B's measured
 scores are printed beside the prediction for comparison.
 
@@ -55,8 +57,9 @@ def main(argv=None) -> dict:
     else:
         population = cd.CouplingODE().fit(base[base["family"] != "OPT"])
     fam = population.fit_family(mine, steps=100 if args.quick else 300)
-    print(f"fitted: Nc(MyLab) = {fam.critical_scale_b:.3g}B "
-          f"(population Nc {10 ** (population.mu_nc_ - 9):.3g}B)")
+    print(f"fitted: ODE field parameter Nc(MyLab) = {fam.critical_scale_b:.3g}B "
+          f"(population value {10 ** (population.mu_nc_ - 9):.3g}B; a parameter of the "
+          "ODE, not a measurement of the family's Nc)")
 
     last = mine.sort_values("params_b").iloc[-1]
     pred = population.predict(last, [NEXT_B], family="MyLab").iloc[0]

@@ -5,6 +5,7 @@ failure on an output folder that cannot be written."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import asdict
@@ -229,7 +230,7 @@ def test_coupling_section_renders_the_numbers_it_is_given():
     assert "| all families | 2 | 0.512 | -4.88 | 0.432 | 3.46 | 0.600 | -5.00 | 2.00 |" in md
     assert "| Pythia, Llama-1, Llama-2 (2 pairs) | 3.46 | [2.50, 4.25] | [1.23, 7.89] | 487 / 500 |" in md
     assert "Fam a1→a2 (γ12 = -0.200)" in md
-    assert "| Fam | 2 | 0.950 | no upward crossing | outside |" in md
+    assert "| Fam |" not in md.split("*sign test")[0]   # each family's Nc is in section 4
     assert "3 base models: 1 in the bonus phase (TQA > TQA_c), 2 in the tax phase." in md
     assert "![" not in md      # no figure was saved, so none is referenced
     with_figs = report.render_section("coupling", _hand_built_coupling())
@@ -329,3 +330,19 @@ def test_posterior_section_shows_the_implied_nc_beside_the_coupling_interval():
     without = report.render_section("posterior", PosteriorResult(
         coupling=_stub_posterior("coupling", 3.0), ode=None), figures={})
     assert "ODE-implied" not in without and "skipped in quick mode" in without
+
+
+def test_posterior_section_sets_each_family_own_line_beside_its_nc():
+    """Stage 2's least-squares line of a family (γ0, crossing) sits in the family's row of
+    the posterior table under its own name; without one the cells are dashes."""
+    from capedyn.report.s4_posterior import PosteriorResult
+
+    ls = _hand_built_coupling().family_nc
+    res = PosteriorResult(coupling=_stub_posterior("coupling", 3.0), ode=None, least_squares=ls)
+    md = report.render_section("posterior", res, figures={})
+    assert ("| Fam | 3 | 3.00 | [1.50, 6.00] | [0.750, 12.0] | 1.00 | 812 | 0.950 | "
+            "no upward crossing | – |") in md
+    assert "own line's crossing N0 (B)" in md
+    md = report.render_section("posterior", dataclasses.replace(res, least_squares=None),
+                               figures={})
+    assert "| Fam | 3 | 3.00 | [1.50, 6.00] | [0.750, 12.0] | 1.00 | 812 | – | – | – |" in md

@@ -25,9 +25,12 @@ _FAMILY_HELP = ("comma-separated family names; aliases: @web = every web-trained
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("coupling", help="running coupling γ12 per pair, population fit, sign test",
                        description="γ12 = ΔTQA/ΔHS for consecutive models of each family, the "
-                                   "fit γ12 = A·log10 N + B with Nc = 10^(-B/A), per-family "
-                                   "γ0 and Nc, and the sign test (pairs below 3B should "
-                                   "have γ12 ≤ 0, pairs above 10B γ12 > 0).")
+                                   "fit γ12 = A·log10 N + B with Nc = 10^(-B/A), each "
+                                   "family's own least-squares line (γ0 and where it crosses "
+                                   "zero, without an interval: a family's Nc with its "
+                                   "interval is `capedyn posterior`), and the sign test "
+                                   "(pairs below 3B should have γ12 ≤ 0, pairs above 10B "
+                                   "γ12 > 0).")
     add_data_flag(p)
     add_family_option(p, dest="family", default=None, help=_FAMILY_HELP)
     p.add_argument("--min-delta-hs", type=float, default=0.5, metavar="POINTS",
@@ -143,9 +146,15 @@ def _coupling_human(r: dict[str, Any]) -> str:
         lines.append(f"  violates: {v['family']} {v['model_from']}→{v['model_to']} at "
                      f"{v['params_b_mid']:.3g}B, γ12 = {v['gamma12']:+.3f} (expected {v['expected']})")
     if r["family_fits"]:
-        lines += ["", "per family: γ12 = γ0·log10(N / Nc)",
-                  format_table(r["family_fits"], ["family", "n_pairs", "gamma0", "nc_b",
-                                                  "nc_position"])]
+        # the line's crossing is not the family's Nc (docs/nc.md #3 against #4): its own name
+        rows = [{**f, "ls_crossing_b": f["nc_b"], "crossing_position": f["nc_position"]}
+                for f in r["family_fits"]]
+        lines += ["", "each family's own least-squares line γ12 = γ0·log10(N / N0); "
+                      "ls_crossing_b = N0 in billions, without an interval",
+                  format_table(rows, ["family", "n_pairs", "gamma0", "ls_crossing_b",
+                                      "crossing_position"]),
+                  "(a family's Nc with its 68%/95% interval: `capedyn posterior`, the "
+                  "coupling-level posterior)"]
     return "\n".join(lines)
 
 

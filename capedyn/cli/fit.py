@@ -53,7 +53,8 @@ def register(sub) -> None:
     q.add_argument("--params-b", default=None, metavar="B",
                    help="size of the --scores model in billions of parameters")
     add_family_option(q, dest="family", metavar="F", default=None,
-                      help="use this fitted family's Nc and h instead of the transfer rule")
+                      help="use this fitted family's field parameters (Nc, h) instead of "
+                           "the transfer rule")
     q.add_argument("--sizes", required=True, metavar="B,B",
                    help="comma-separated sizes to predict, billions of parameters (e.g. 13,70)")
     q.add_argument("--interval", metavar="L[,L...]", default=None,
@@ -104,11 +105,15 @@ def _fit_locked(args) -> dict[str, Any]:
 def _fit_human(r: dict[str, Any]) -> str:
     rows = [{"benchmark": b, "rel_error_%": v["rel_error_pct"], "mae": v["mae"]}
             for b, v in r["metrics"]["per_benchmark"].items()]
-    fams = [{"family": f["family"], "start": f["start"], "Nc_B": f["nc_b"]} for f in r["family_params"]]
+    fams = [{"family": f["family"], "start": f["start"], "field_Nc_B": f["nc_b"]}
+            for f in r["family_params"]]
     return (f"saved {r['out']} ({len(r['families'])} families)\n"
             f"in-sample mean relative error {r['metrics']['mean_rel_error_pct']:.2f}%, "
             f"relative MAE {r['metrics']['rel_mae_pct']:.2f}%\n\n"
-            + format_table(rows) + "\n\n" + format_table(fams))
+            + format_table(rows) + "\n\n" + format_table(fams)
+            + "\nfield_Nc_B: each family's Nc parameter of the ODE's field, shrunk towards the "
+              "population value; not a measurement of the family's Nc (that is `capedyn "
+              "posterior`)")
 
 
 def _parse_scores(text: str) -> list[float]:

@@ -193,22 +193,28 @@ def _interval(v) -> str:
 
 def _posterior_human(r: dict[str, Any]) -> str:
     rows = []
+    # the ODE-level model's Nc_f is a parameter of the ODE's field (docs/nc.md #5)
+    median = "Nc_median_B" if r["model"] == "coupling" else "field_Nc_median_B"
     for f in r["families"] + [x for x in (r.get("population"), r.get("new_family")) if x]:
-        rows.append({"family": f["family"], "n_obs": f["n_obs"], "Nc_median_B": f["nc_median_b"],
+        rows.append({"family": f["family"], "n_obs": f["n_obs"], median: f["nc_median_b"],
                      "68%_B": _interval(f["nc_ci68_b"]), "95%_B": _interval(f["nc_ci95_b"]),
                      "rhat_max": f["rhat_max"], "ess_bulk_min": f["ess_bulk_min"]})
     cfg = r["config"]
     ref = r["paper_reference"]
-    lines = [f"Nc posterior ({r['model']} model; n_obs = "
-             + ("usable γ12 pairs" if r["model"] == "coupling" else "scored models") + ")",
+    lines = [(f"Nc posterior ({r['model']} model; n_obs = usable γ12 pairs)"
+              if r["model"] == "coupling" else
+              f"posterior of the ODE's field parameter Nc_f ({r['model']} model; n_obs = "
+              "scored models): a diagnostic of the ODE, not a measurement of a family's Nc "
+              "(that is the default --model coupling)"),
              format_table(rows, floatfmt=".3g"), "",
              f"divergences: {r['divergences']} (per chain {r['divergences_per_chain']}); "
              + ("R-hat undefined (one chain)" if r["rhat_max"] is None else
               f"max R-hat {r['rhat_max']:.4f}") + f"; min bulk ESS {r['ess_bulk_min']:.0f}",
              f"NUTS: {cfg['chains']} chains x {cfg['samples']} draws after {cfg['warmup']} "
              f"warm-up, seed {cfg['seed']}, {r['runtime_s']:.1f} s",
-             f"paper reference (bootstrap, Pythia + Llama-1/2): median {ref['nc_median_b']}B, "
-             f"68% {_interval(ref['nc_ci68_b'])}, 95% {_interval(ref['nc_ci95_b'])}"]
+             *([f"paper reference (bootstrap, Pythia + Llama-1/2): median "
+                f"{ref['nc_median_b']}B, 68% {_interval(ref['nc_ci68_b'])}, 95% "
+                f"{_interval(ref['nc_ci95_b'])}"] if r["model"] == "coupling" else [])]
     if r.get("implied_nc"):
         lines += ["", *_implied_human(r["implied_nc"])]
     lines += [f"note: {n}" for n in r.get("notes", [])]

@@ -72,7 +72,8 @@ class FamilyParams(eqx.Module):
         lnc, h = np.asarray(self.log10_nc), np.asarray(self.h)
         if lnc.ndim == 0:
             hs = ", ".join(f"{v:+.4g}" for v in h)
-            return (f"FamilyParams(log10_nc={float(lnc):.4f} (Nc={10 ** (float(lnc) - 9):.3g}B), "
+            return (f"FamilyParams(log10_nc={float(lnc):.4f} "  # a field parameter (docs/nc.md #6)
+                    f"(field parameter Nc={10 ** (float(lnc) - 9):.3g}B), "
                     f"h=[{hs}])")
         return f"FamilyParams(batch of {lnc.shape[0]}: log10_nc={np.round(lnc, 3).tolist()})"
 

@@ -125,8 +125,8 @@ def _analyze_results(ex: core.Explorer, inp: core.ModelInput, polling: bool) -> 
         else:
             table[list(core.BENCHMARKS)] = table[list(core.BENCHMARKS)].round(1)
         table = table.rename(columns=core.LABELS)
-        st.markdown("**ODE prediction** (fitted field; Nc and h of an unseen family from the "
-                    "transfer rule)")
+        st.markdown("**ODE prediction** (fitted field; the field parameters Nc and h of an "
+                    "unseen family from the transfer rule)")
         st.dataframe(table, hide_index=True)
         st.caption(ode["band_note"])
         for note in ode.get("notes", []):  # clipped inputs, extrapolation
@@ -154,7 +154,7 @@ def view_ode(ex: core.Explorer) -> None:
 def _ode_body(ex: core.Explorer) -> None:
     st.header("ODE explorer")
     st.caption("The fitted vector field with a family's source terms h (latent units per "
-               "decade, one per benchmark) and critical scale Nc on sliders; the "
+               "decade, one per benchmark) and the field's Nc parameter on sliders; the "
                "trajectory re-solves from the start model on every move. Dashed: the "
                "family's fitted values; dots: its data.")
     fams = family_view.offered_families(ex)
@@ -229,7 +229,8 @@ def view_phase_map(ex: core.Explorer) -> None:
     c[1].plotly_chart(f2, key="pm_gamma")
     fit = pm["fit"]
     st.caption(f"Population fit over {fit.n} usable pairs: γ12 = {fit.A:.3f}·log10 N "
-               f"{fit.B:+.3f} (R² = {fit.r2:.2f}), Nc = {fit.nc_b:.3g}B.")
+               f"{fit.B:+.3f} (R² = {fit.r2:.2f}), crossing zero at {fit.nc_b:.3g}B (the "
+               "population line's Nc; each family's Nc is in the Nc posteriors view).")
 
 
 def view_frontier(ex: core.Explorer) -> None:

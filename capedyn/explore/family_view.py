@@ -85,6 +85,7 @@ def coupling_nc_label(ex: core.Explorer, family: str) -> str:
         return f"coupling-level Nc (posterior): {family} has no usable γ12 pair in the fit"
     r = post.row(family)
     return (f"coupling-level Nc (posterior) of {family}: {_fmt_b(r['nc_median_b'])}, "
+            f"68% [{_fmt_b(r['nc_ci68_lo_b'])}, {_fmt_b(r['nc_ci68_hi_b'])}], "
             f"95% [{_fmt_b(r['nc_ci95_lo_b'])}, {_fmt_b(r['nc_ci95_hi_b'])}]")
 
 

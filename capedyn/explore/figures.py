@@ -104,7 +104,8 @@ def trajectory_figure(traj: pd.DataFrame, data: pd.DataFrame, reference: pd.Data
                                      text=data["model"]))
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), xaxis_type="log",
                       xaxis_title="size (billions of parameters)", yaxis_title="score (%)",
-                      title="solid: sliders; dashed: fitted Nc and h; points: the family's data")
+                      title="solid: sliders; dashed: the family's fitted field parameters (Nc, h); "
+                            "points: the family's data")
     return readable_log_axes(fig)
 
 
@@ -199,7 +200,8 @@ def forest_figure(table: pd.DataFrame):
                                           thickness=5, color="#1f77b4")))
     fig.update_layout(xaxis_type="log", xaxis_title="Nc (billions of parameters)",
                       height=40 * len(rows) + 120, margin=dict(l=10, r=10, t=40, b=10),
-                      title="Nc posterior by family: median, 68% (thick) and 95% (thin)")
+                      title="Each family's Nc, coupling-level posterior: median, 68% (thick) and "
+                            "95% (thin)")
     return readable_log_axes(fig)
 
 

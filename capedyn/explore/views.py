@@ -41,7 +41,9 @@ def phase_of(hs: float, tqa: float, params_b: float | None, ex: Explorer) -> dic
         out.update(gamma12=g, regime="bonus" if g > 0 else "tax", nc_b=float(fit.nc_b),
                    gamma12_reading=(f"population fit γ12 = {fit.A:.3f}·log10 N {fit.B:+.3f} "
                                     f"gives γ12 = {g:+.3f} at {params_b:g}B "
-                                    f"({'bonus' if g > 0 else 'tax'}; Nc = {fit.nc_b:.3g}B)"))
+                                    f"({'bonus' if g > 0 else 'tax'}; the population line "
+                                    f"crosses zero at {fit.nc_b:.3g}B, its population Nc, "
+                                    "not any one family's)"))
     return out
 
 

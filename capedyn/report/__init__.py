@@ -4,11 +4,14 @@ data and writes a self-contained report.
 Stages, in order (each prints its progress and elapsed time on stderr):
 
 1. ``data``       load and validate both shipped tables;
-2. ``coupling``   running coupling γ12, population fit, sign test, family Nc, the Nc
-                  bootstrap (10^4 resamples), the algebraic phase classifier;
+2. ``coupling``   running coupling γ12, population fit, sign test, each family's own
+                  least-squares line, the Nc bootstrap (10^4 resamples), the algebraic
+                  phase classifier;
 3. ``ode``        the coupling ODE fit on every complete family, on Pythia alone for
                   the paper's in-sample check, and the per-phase (tax vs bonus) fits;
-4. ``posterior``  per-family Nc posteriors (NumPyro NUTS): the coupling-level model, and
+4. ``posterior``  per-family Nc posteriors (NumPyro NUTS): the coupling-level model,
+                  whose median and intervals are the report's one Nc of each family (its
+                  table also shows the family's own least-squares crossing, so named), and
                   the ODE-level model (likelihood through the Diffrax solve; 4 chains ×
                   150 draws, chosen by measurement to fit the 10-minute budget; skipped
                   with ``quick``);

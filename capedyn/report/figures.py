@@ -12,7 +12,7 @@ FIGURES: dict[str, str] = {
     "tqa_vs_n": "TruthfulQA against size by family, with the tax/bonus regions",
     "gamma12_vs_n": "running coupling γ12 against size, population fit and Nc interval",
     "ode_trajectories": "coupling-ODE trajectories against the data, per family",
-    "nc_forest": "per-family Nc posterior (forest plot)",
+    "nc_forest": "each family's Nc, coupling-level posterior (forest plot)",
     "holdout_errors": "held-out family error by method",
     "frontier_h": "frontier SWE-bench vs GPQA with the h-field",
     "internal_coupling": "the authors' published internal coupling against size, by family",
@@ -33,8 +33,9 @@ CAPTIONS: dict[str, str] = {
     "nc_forest": f"{FIGURES['nc_forest']}: posterior median (dot), 68% (thick) and 95% (thin) "
                  "intervals, coupling-level model; in brackets the number of usable pairs; "
                  "shaded: the paper's bootstrap 95% interval.",
-    "nc_forest_ode": "per-family Nc posterior of the ODE-level model (same layout as above; in "
-                     "brackets the number of observed models after each family's smallest).",
+    "nc_forest_ode": "posterior of the ODE's field parameter Nc_f by family, ODE-level model "
+                     "(same layout as above; in brackets the number of observed models after "
+                     "each family's smallest): a diagnostic of the ODE, not the family's Nc.",
     "holdout_llama2": "P1: the predicted Llama-2 trajectories of the six methods with the "
                       "lowest error (trained on Pythia, started from Llama2-7B, star) against "
                       "the measured 13B and 70B models; every method's error is in the table.",

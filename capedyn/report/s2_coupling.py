@@ -1,6 +1,7 @@
 """Stage 2, coupling: the running coupling γ12 between consecutive sizes, the population
-fit and its Nc, the Nc bootstrap, the sign test, per-family Nc, the algebraic phase
-classifier, and the point checks the papers quote."""
+fit and its Nc, the Nc bootstrap, the sign test, each family's own least-squares line (its
+zero crossing is shown in section 4 beside the family's posterior Nc, under its own name),
+the algebraic phase classifier, and the point checks the papers quote."""
 
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ class CouplingResult:
     boot_web: Any                   # NcBootstrap over every web-trained family
     sign_all: Any                   # SignTest over all families
     sign_paper14: Any               # SignTest over Pythia, Llama-1, Llama-2
-    family_nc: pd.DataFrame         # family_couplings: per-family γ0 and Nc
+    family_nc: pd.DataFrame         # family_couplings: each family's own least-squares
+                                    #   line, γ0 and its zero crossing nc_b (no interval)
     usable_pairs_by_family: dict[str, int]
     checks: PointChecks
     n_models: int                   # base models given to the phase classifier
@@ -62,7 +64,8 @@ class CouplingResult:
 
     @property
     def family_nc_range(self) -> tuple[float, float] | None:
-        """Smallest and largest family Nc (B) that lies within the family's tested sizes."""
+        """Smallest and largest least-squares crossing (B) that lies within the family's
+        tested sizes (the report shows the span of stage 4's posterior medians instead)."""
         fams = self.family_nc
         ok = fams[np.isfinite(fams["nc_b"]) & (fams["nc_position"] == "within tested range")]
         return (float(ok["nc_b"].min()), float(ok["nc_b"].max())) if len(ok) else None

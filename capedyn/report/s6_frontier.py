@@ -26,7 +26,10 @@ class FrontierResult:
     labs: list[dict[str, Any]]          # frontier.lab_summary against this run's line
     lolo: dict[str, Any]                # frontier.leave_one_lab_out
     saturation: list[dict[str, Any]]    # benchmark, table, and frontier.saturation's fields
-    family_nc_range: tuple[float, float] | None  # stage 2's family Nc span (None: not run)
+    family_nc_range: tuple[float, float] | None  # span of family Nc within tested sizes (B)
+    family_nc_from: str = ""            # which Nc that span is of (stage 4's posterior
+                                        #   medians; stage 2's least-squares crossings
+                                        #   when the posterior did not run)
 
     def summary(self) -> dict[str, Any]:
         line = self.line
@@ -36,9 +39,12 @@ class FrontierResult:
 
 
 def compute_frontier(data: DataResult, coupling: CouplingResult | None,
-                     cfg: RunConfig) -> FrontierResult:
+                     cfg: RunConfig, posterior: Any = None) -> FrontierResult:
     """The line (``cfg.frontier_bootstrap`` case resamples, ``cfg.seed``), the papers'
-    worked example under both lines, lab means, leave-one-lab-out and saturation."""
+    worked example under both lines, lab means, leave-one-lab-out and saturation. The
+    cascade's Nc1 is set beside the span of the families' Nc: the coupling-level
+    posterior's (``posterior``, stage 4) when present, else stage 2's least-squares
+    crossings, named as such."""
     from ..coupling import frontier as fr
 
     fdf, df = data.frontier, data.base
@@ -56,6 +62,11 @@ def compute_frontier(data: DataResult, coupling: CouplingResult | None,
            for table, cols, what in ((fdf, ("swe_bench", "gpqa_diamond"), "frontier"),
                                      (df, BENCHMARKS, "base models"))
            for c in cols]
+    if posterior is not None:
+        span, span_from = posterior.family_nc_range, "coupling-level posterior medians"
+    elif coupling is not None:
+        span, span_from = coupling.family_nc_range, "per-family least-squares crossings"
+    else:
+        span, span_from = None, ""
     return FrontierResult(frontier=fdf, line=line, worked_example=example, labs=labs, lolo=lolo,
-                          saturation=sat,
-                          family_nc_range=coupling.family_nc_range if coupling else None)
+                          saturation=sat, family_nc_range=span, family_nc_from=span_from)
