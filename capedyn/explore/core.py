@@ -415,9 +415,11 @@ def _sample_posterior(base: pd.DataFrame, settings: dict[str, int], progress) ->
 
 def _conformal_calibration(base: pd.DataFrame, fit: str, progress) -> Any:
     """The fitted ODE's conformal calibration on its training families of ``base`` (runs in
-    a job's process: one refit of the ODE per family, minutes)."""
+    a job's process: one refit of the ODE per family, minutes the first time; read back
+    from the cache folder afterwards, see :mod:`capedyn.explore.calibration_cache`)."""
     from ..evaluation.conformal import conformalize
-    from ..models.persistence import load_fit
+    from ..models.persistence import _resolve, load_fit
+    from .calibration_cache import cached_calibration, calibration_key
 
     model = load_fit(fit)
     params = model.get_params(deep=False)
@@ -427,9 +429,14 @@ def _conformal_calibration(base: pd.DataFrame, fit: str, progress) -> Any:
     if steps.isdigit() and int(steps) > 0 and "steps" in params:
         model.set_params(steps=int(steps))
     train = base[base["family"].isin(list(model.families_))].reset_index(drop=True)
-    conformalize(model, train, fit=False, progress=False,
-                 callback=lambda done, total: progress(done / max(total, 1)))
-    return model.conformal_
+
+    def calibrate():
+        conformalize(model, train, fit=False, progress=False,
+                     callback=lambda done, total: progress(done / max(total, 1)))
+        return model.conformal_
+
+    key = calibration_key(_resolve(fit), train, model.get_params(deep=False))
+    return cached_calibration(key, calibrate)
 
 
 @scoped_x64
