@@ -68,3 +68,19 @@ def test_the_key_changes_with_the_table_the_fit_and_the_settings(tmp_path):
     assert calibration_key(fit, table, {"steps": 4}) != key
     (fit / "meta.json").write_text('{"a": 1}')
     assert calibration_key(fit, table, {"steps": 3}) != key
+
+
+
+def test_a_job_message_keeps_float64_arrays():
+    # the band's fold models travel from the job's process by pickle
+    import pickle
+
+    import jax.numpy as jnp
+
+    from capedyn._jax import x64
+    from capedyn.explore.core import _unpickle
+
+    with x64():
+        sent = pickle.dumps(("done", jnp.asarray(1.0, jnp.float64) / 3.0))
+    kind, third = _unpickle(sent)
+    assert kind == "done" and third.dtype == np.float64 and float(third) == 1.0 / 3.0

@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from .._jax import scoped_x64
+from .._jax import scoped_x64, x64
 
 BENCHMARKS = ("hellaswag", "truthfulqa", "arc", "winogrande", "mmlu")
 LABELS = {"hellaswag": "HellaSwag", "truthfulqa": "TruthfulQA", "arc": "ARC",
@@ -67,6 +67,13 @@ class InputProblem(ValueError):
 
 
 # --------------------------------------------------------------------------- background jobs
+
+def _unpickle(data: bytes) -> Any:
+    """A job's message, its JAX arrays rebuilt in their own dtype (outside a float64 scope
+    JAX would rebuild a fit's float64 arrays in float32)."""
+    with x64():
+        return pickle.loads(data)
+
 
 class Job:
     """A slow computation in a separate, low-priority process (:mod:`._worker`), so that it
@@ -115,7 +122,7 @@ class Job:
             self._proc.stdin.close()
             while True:
                 size = int.from_bytes(self._read(8), "little")
-                kind, msg = pickle.loads(self._read(size))
+                kind, msg = _unpickle(self._read(size))
                 if kind == "progress":
                     self.progress = min(max(msg, 0.0), 1.0)
                     continue
