@@ -6,10 +6,12 @@ vectorised NUTS chains (:mod:`capedyn.inference.compiled_nuts`). When JAX sees m
 one device (several GPUs; several hosts joined with ``jax.distributed.initialize()``;
 ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` on a CPU), these helpers lay that
 axis out over a one-dimensional :class:`jax.sharding.Mesh` of all of them: the inputs are
-placed with ``jax.device_put`` on a ``NamedSharding`` split along the axis, everything
-else is replicated, and XLA partitions the compiled program so that each device computes
-its own slice. The axis must be a multiple of the number of devices (callers pad it with
-:func:`padded_size`).
+placed with ``jax.device_put`` on a ``NamedSharding`` split along the axis
+(:func:`shard_batch`), and :func:`map_over_shards` has every device run the same compiled
+program on its own slice, the results joined back into arrays split the same way. The
+axis must be a multiple of the number of devices (callers pad it with
+:func:`padded_size`). Across hosts each process runs the slices of its own devices, and
+:func:`to_host` gathers the results.
 
 With one device nothing is placed and nothing changes: the programs and the numbers are
 those of a plain ``jax.jit``.
@@ -20,7 +22,7 @@ from __future__ import annotations
 import math
 
 __all__ = ["AXIS", "batch_mesh", "mesh_for", "n_devices", "padded_size", "shard_batch",
-           "map_over_shards", "replicate", "to_host"]
+           "map_over_shards", "to_host"]
 
 AXIS = "batch"
 """Name of the mesh axis the batch (problems, chains) is split along."""
@@ -48,10 +50,10 @@ def batch_mesh():
 
 def padded_size(n: int, multiple: int = 1) -> int:
     """``n`` rounded up to a multiple of ``multiple`` and of the number of devices, and,
-    with several devices, to at least two per device: XLA compiles a slice of one problem
-    as an unbatched program, which rounds differently in the last bits (measured on the
-    NUTS chains), whereas slices of two or more give each problem the numbers it gets on
-    one device."""
+    with several devices, to at least two per device: XLA simplifies a batch of one into an
+    unbatched program, which rounds differently in the last bits (measured on the NUTS
+    chains), whereas slices of two or more give each problem the numbers it gets on one
+    device."""
     devices = n_devices()
     step = math.lcm(int(multiple), devices)
     n = int(n) if devices == 1 else max(int(n), 2 * devices)
@@ -122,13 +124,6 @@ def map_over_shards(fn, n_args: int):
         return eqx.combine(joined, eqx.partition(outs[0], eqx.is_array)[1])
 
     return mapped
-
-
-def replicate(tree):
-    """Every array leaf of ``tree`` copied to every device; ``tree`` itself with one."""
-    from jax.sharding import PartitionSpec
-
-    return tree if batch_mesh() is None else _place(tree, PartitionSpec())
 
 
 def to_host(tree):
