@@ -17,7 +17,8 @@ move the step where the stopping test first holds.
 
 The step is compiled once per (field configuration, padded family/size bucket, batch
 size); callers pad the batch size to a bucket (:func:`bucket_batch`) so that different
-folds or tables of the same shape reuse it.
+folds or tables of the same shape reuse it. When JAX sees several devices, the batch is
+split over them (:mod:`capedyn._devices`) and each device steps its own problems.
 """
 
 from __future__ import annotations

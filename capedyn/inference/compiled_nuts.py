@@ -15,6 +15,10 @@ dataset of the same shapes reuses it. Data that vary in size (running-coupling p
 family's number of models) are padded to a common shape with a mask by the callers
 (:func:`capedyn.inference.models.pad_pairs`, :func:`~capedyn.inference.models.pad_models`),
 never closed over.
+
+When JAX sees several devices, the chains are split over them (:mod:`capedyn._devices`):
+each device samples its own chains (at least two) with the same program, and every
+chain's draws are bitwise those of a one-device run.
 """
 
 from __future__ import annotations
