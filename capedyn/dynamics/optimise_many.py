@@ -17,7 +17,8 @@ move the step where the stopping test first holds.
 
 The step is compiled once per (field configuration, padded family/size bucket, batch
 size); callers pad the batch size to a bucket (:func:`bucket_batch`) so that different
-folds or tables of the same shape reuse it.
+folds or tables of the same shape reuse it. When JAX sees several devices, the batch is
+split over them (:mod:`capedyn._devices`) and each device steps its own problems.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._devices import map_over_shards, mesh_for, padded_size, shard_batch, to_host
 from .._progress import Progress
 from .objective import _float64
 from .optimise import _LM_OPTIONS, _keep_frozen, _lm_fn, _lm_initial_state, _lm_solver, _loss_mse
@@ -36,8 +38,9 @@ __all__ = ["optimise_lm_many", "bucket_batch", "stack_tree", "unstack_tree"]
 
 def bucket_batch(n: int) -> int:
     """Batch size a batch of ``n`` problems is padded to: a multiple of 8 (at least 8), so
-    that a new fold or grid of similar size reuses the compiled step."""
-    return max(8, -(-int(n) // 8) * 8)
+    that a new fold or grid of similar size reuses the compiled step, and one that splits
+    evenly over the devices (:func:`capedyn._devices.padded_size`)."""
+    return max(8, padded_size(n, 8))
 
 
 def stack_tree(trees):
@@ -97,6 +100,16 @@ def _lm_step_many(y, state, args, tol, best, running, first):
     return y, state, best, done, loss
 
 
+def _initial_state(pop, args, tol):
+    """One problem's initial state, broadcast: everything in it but the starting point is
+    a constant (optimise._lm_initial_state), so the batch starts from copies of it."""
+    one = _lm_initial_state(unstack_tree(pop, 0), unstack_tree(args, 0), tol[0])
+    dyn, static = eqx.partition(one, eqx.is_array)
+    dyn = jax.tree_util.tree_map(_strong, jax.tree_util.tree_map(
+        lambda a: jnp.broadcast_to(a, tol.shape + jnp.shape(a)), dyn))
+    return eqx.tree_at(lambda s: s.y_eval, eqx.combine(dyn, static), pop)
+
+
 def optimise_lm_many(pop, trainable, batch, pen, *, steps, tol, progress: bool = False,
                      label: str = "batched fit"):
     """:func:`~capedyn.dynamics.optimise.optimise_lm` for a batch of problems stacked along
@@ -115,31 +128,28 @@ def optimise_lm_many(pop, trainable, batch, pen, *, steps, tol, progress: bool =
         raise InputError("optimise_lm_many needs at least one problem and steps >= 1 each")
     tol = jnp.asarray(tol, jnp.float64).reshape(n)
     args = (batch, pen, trainable, pop)
-    # One problem's initial state, broadcast: everything in it but the starting point is a
-    # constant (optimise._lm_initial_state), so the batch starts from n copies.
-    one = _lm_initial_state(unstack_tree(pop, 0), unstack_tree(args, 0), tol[0])
-    dyn, static = eqx.partition(one, eqx.is_array)
-    dyn = jax.tree_util.tree_map(_strong, jax.tree_util.tree_map(
-        lambda a: jnp.broadcast_to(a, (n,) + jnp.shape(a)), dyn))
-    state = eqx.tree_at(lambda s: s.y_eval, eqx.combine(dyn, static), pop)
     best = (jnp.full(n, jnp.inf, jnp.float64), jnp.full(n, jnp.nan, jnp.float64),
             eqx.filter(pop, eqx.is_array))
-    y = pop
+    # the batch axis split over every device JAX sees (nothing moves with one device)
+    state = _initial_state(pop, args, tol)
+    y, state, args, tol, best = shard_batch((pop, state, args, tol, best), n)
+    step = _lm_step_many if mesh_for(n) is None else map_over_shards(_lm_step_many, 6)
     running = np.ones(n, bool)
     histories: list[list[float]] = [[] for _ in range(n)]
     with Progress(int(steps.max()), label, enabled=progress) as bar:
         for k in range(int(steps.max())):
-            y, state, best, done, loss = _lm_step_many(
-                y, state, args, tol, best, jnp.asarray(running), jnp.asarray(k == 0))
-            loss, done = np.asarray(loss), np.asarray(done)
+            y, state, best, done, loss = step(
+                y, state, args, tol, best, shard_batch(jnp.asarray(running), n),
+                jnp.asarray(k == 0))
+            loss, done = to_host((loss, done))
             for i in np.flatnonzero(running):
                 histories[i].extend([float(loss[i])] * (2 if k == 0 else 1))
             running &= ~done & (k + 1 < steps)
             bar.update(k + 1, running=int(running.sum()))
             if not running.any():
                 break
-    best_loss, best_mse, best_y = (np.asarray(best[0]), np.asarray(best[1]),
-                                   eqx.combine(best[2], eqx.filter(pop, eqx.is_array, inverse=True)))
+    best_loss, best_mse = to_host(best[:2])
+    best_y = eqx.combine(best[2], eqx.filter(pop, eqx.is_array, inverse=True))
     out = jax.tree_util.tree_map(_keep_frozen, best_y, trainable, pop)
     mse = np.where(np.isfinite(best_loss), best_mse, np.nan)
     return out, histories, mse

@@ -15,6 +15,11 @@ dataset of the same shapes reuses it. Data that vary in size (running-coupling p
 family's number of models) are padded to a common shape with a mask by the callers
 (:func:`capedyn.inference.models.pad_pairs`, :func:`~capedyn.inference.models.pad_models`),
 never closed over.
+
+When JAX sees several devices, the chains are split over them (:mod:`capedyn._devices`):
+each device samples its own chains (at least two) with the same program; in the runs
+checked (tests/test_sharding.py, the default coupling posterior) every chain's draws were
+bitwise those of a one-device run.
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import numpy as np
+
+from .._devices import (
+    batch_mesh, map_over_shards, mesh_for, n_devices, padded_size, shard_batch, to_host,
+)
 
 __all__ = ["NutsDraws", "run_nuts", "compiled_programs"]
 
@@ -81,10 +90,31 @@ def run_nuts(model: Callable, data: Mapping[str, Any], *, static: Mapping[str, A
     import jax
 
     key = tuple(sorted((static or {}).items()))
-    program = _program(model, key, int(chains), int(samples), int(warmup), float(target_accept),
-                       bool(dense_mass), init_values is not None)
-    draws, extra = program(jax.random.PRNGKey(int(seed)),
-                           None if init_values is None else dict(init_values), dict(data))
+    rng_key, n_run = _chain_keys(jax.random.PRNGKey(int(seed)), int(chains))
+    split = mesh_for(n_run) is not None and n_run > 1
+    program = _program(model, key, n_run // n_devices() if split else n_run, int(samples),
+                       int(warmup), float(target_accept), bool(dense_mass),
+                       init_values is not None)
+    if split:  # each device samples its own chains
+        program = map_over_shards(program, 1)
+    draws, extra = program(rng_key, None if init_values is None else dict(init_values),
+                           dict(data))
     draws, extra = jax.block_until_ready((draws, extra))  # time the whole run
-    return NutsDraws(samples={k: np.asarray(v) for k, v in draws.items()},
-                     extra={k: np.asarray(v) for k, v in extra.items()})
+    draws, extra = to_host((draws, extra))
+    return NutsDraws(samples={k: v[:chains] for k, v in draws.items()},
+                     extra={k: v[:chains] for k, v in extra.items()})
+
+
+def _chain_keys(rng_key, chains: int):
+    """(key or chain keys, number of chains run), the chains split over every device JAX
+    sees (:mod:`capedyn._devices`). With several devices the chains' keys are made here,
+    as ``MCMC.run`` makes them (``random.split(key, chains)``), and padded by repeating
+    chains up to :func:`~capedyn._devices.padded_size` (the extra chains are dropped);
+    with one device, or one chain, the single key goes in unchanged."""
+    if batch_mesh() is None or chains < 2:
+        return rng_key, chains
+    import jax
+
+    n_run = padded_size(chains)
+    keys = jax.random.split(rng_key, chains)[np.arange(n_run) % chains]
+    return shard_batch(keys, n_run), n_run

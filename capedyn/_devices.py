@@ -1,0 +1,142 @@
+"""Every device JAX sees, for capedyn's batch axes: a 1-D ``jax.sharding`` mesh.
+
+Two kinds of work in capedyn are many independent problems stacked along a leading axis:
+the batched Levenberg–Marquardt fits (:mod:`capedyn.dynamics.optimise_many`) and the
+vectorised NUTS chains (:mod:`capedyn.inference.compiled_nuts`). When JAX sees more than
+one device (several GPUs; several hosts joined with ``jax.distributed.initialize()``;
+``XLA_FLAGS=--xla_force_host_platform_device_count=N`` on a CPU), these helpers lay that
+axis out over a one-dimensional :class:`jax.sharding.Mesh` of all of them: the inputs are
+placed with ``jax.device_put`` on a ``NamedSharding`` split along the axis
+(:func:`shard_batch`), and :func:`map_over_shards` has every device run the same compiled
+program on its own slice, the results joined back into arrays split the same way. The
+axis must be a multiple of the number of devices (callers pad it with
+:func:`padded_size`). Across hosts each process runs the slices of its own devices, and
+:func:`to_host` gathers the results.
+
+With one device nothing is placed and nothing changes: the programs and the numbers are
+those of a plain ``jax.jit``.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["AXIS", "batch_mesh", "mesh_for", "n_devices", "padded_size", "shard_batch",
+           "map_over_shards", "to_host"]
+
+AXIS = "batch"
+"""Name of the mesh axis the batch (problems, chains) is split along."""
+
+
+def _devices() -> list:
+    import jax
+
+    return jax.devices()
+
+
+def n_devices() -> int:
+    """How many devices the batch axis is spread over (every device JAX sees)."""
+    return len(_devices())
+
+
+def batch_mesh():
+    """A 1-D mesh over every device JAX sees, or None when there is only one."""
+    import numpy as np
+    from jax.sharding import Mesh
+
+    devices = _devices()
+    return Mesh(np.array(devices), (AXIS,)) if len(devices) > 1 else None
+
+
+def padded_size(n: int, multiple: int = 1) -> int:
+    """``n`` rounded up to a multiple of ``multiple`` and of the number of devices, and,
+    with several devices, to at least two per device: XLA simplifies a batch of one into an
+    unbatched program, which rounds differently in the last bits (measured on the NUTS
+    chains), whereas slices of two or more give each problem the numbers it gets on one
+    device."""
+    devices = n_devices()
+    step = math.lcm(int(multiple), devices)
+    n = int(n) if devices == 1 else max(int(n), 2 * devices)
+    return -(-n // step) * step
+
+
+def _place(tree, spec):
+    import equinox as eqx
+    import jax
+    from jax.sharding import NamedSharding
+
+    sharding = NamedSharding(batch_mesh(), spec)
+    return jax.tree_util.tree_map(
+        lambda a: jax.device_put(a, sharding) if eqx.is_array(a) else a, tree)
+
+
+def mesh_for(n: int):
+    """The mesh a batch of ``n`` is split over: None with one device, or when ``n`` is not
+    a multiple of the device count (the whole batch then runs on the default device)."""
+    mesh = batch_mesh()
+    return None if mesh is None or n % mesh.size else mesh
+
+
+def shard_batch(tree, n: int):
+    """Every array leaf of ``tree`` (each with leading axis ``n``) split along that axis
+    over the devices of :func:`mesh_for`; ``tree`` itself when that is None."""
+    from jax.sharding import PartitionSpec
+
+    return tree if mesh_for(n) is None else _place(tree, PartitionSpec(AXIS))
+
+
+def map_over_shards(fn, n_args: int):
+    """``fn`` run by every device on its own slice of the batch: the first ``n_args``
+    arguments are split along their leading axis (as :func:`shard_batch` placed them),
+    the others are copied to each device. Each device gets its own call of ``fn`` on its
+    shards; JAX dispatches the calls asynchronously, so the devices run at once and never
+    wait for each other (each runs its loops to its own problems' end, with no
+    collective in the program). The array results are joined into arrays split the same
+    way; the other results are those of the first device.
+
+    (One program partitioned over the mesh by XLA instead hung in the LM step on forced
+    CPU devices, and ``jax.shard_map`` breaks Lineax's and Optimistix's checks of operator
+    structures, hence the per-device calls.)"""
+    import equinox as eqx
+    import jax
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    def mapped(*args):
+        dyn, static = eqx.partition(args[:n_args], eqx.is_array)
+        leaves, treedef = jax.tree_util.tree_flatten(dyn)
+        mesh = leaves[0].sharding.mesh
+        devices = [s.device for s in leaves[0].addressable_shards]
+        by_device = [{s.device: s.data for s in leaf.addressable_shards} for leaf in leaves]
+        outs = []
+        for device in devices:
+            local = jax.tree_util.tree_unflatten(treedef, [b[device] for b in by_device])
+            rest = jax.tree_util.tree_map(
+                lambda a: jax.device_put(a, device) if eqx.is_array(a) else a, args[n_args:])
+            outs.append(fn(*eqx.combine(local, static), *rest))
+        out_dyn = [eqx.partition(o, eqx.is_array)[0] for o in outs]
+        sharding = NamedSharding(mesh, PartitionSpec(AXIS))
+
+        def join(*parts):
+            shape = (parts[0].shape[0] * mesh.size,) + parts[0].shape[1:]
+            return jax.make_array_from_single_device_arrays(shape, sharding, list(parts))
+
+        joined = jax.tree_util.tree_map(join, *out_dyn)
+        return eqx.combine(joined, eqx.partition(outs[0], eqx.is_array)[1])
+
+    return mapped
+
+
+def to_host(tree):
+    """Array leaves as NumPy arrays, gathered from every host when a leaf spans hosts
+    (``jax.distributed``); a single host reads its devices directly."""
+    import jax
+    import numpy as np
+
+    def get(a):
+        if isinstance(a, jax.Array) and not a.is_fully_addressable:
+            from jax.experimental import multihost_utils
+
+            return np.asarray(multihost_utils.process_allgather(a, tiled=True))
+        return np.asarray(a)
+
+    return jax.tree_util.tree_map(get, tree)

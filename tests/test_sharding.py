@@ -1,0 +1,137 @@
+"""The batch axes spread over several devices (capedyn._devices) give the numbers of one device.
+
+XLA_FLAGS=--xla_force_host_platform_device_count=2 makes JAX see two CPU devices; it must be
+set before JAX is imported, so the check runs in a subprocess. There, each computation runs
+twice: on one device (the mesh restricted to the first device, which is the plain code path
+with nothing placed) and over both devices, and the subprocess reports the numbers and how
+the arrays were laid out.
+
+Tolerance: none, the numbers must be bitwise equal. Each device runs the same per-problem
+operations on its slice of the batch (at least two problems per slice, see
+capedyn._devices.padded_size), and no reduction crosses the batch axis, so nothing rounds
+differently. A tolerance would also be meaningless for NUTS: a last-bit difference in one
+gradient grows along the chain (measured: ~1e-4 after 40 draws when a device held a single
+chain), so anything short of equality is a real difference.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytestmark = pytest.mark.xdist_group("sharding")
+
+_SCRIPT = textwrap.dedent(r'''
+    import json
+    import jax
+    import numpy as np
+    import numpyro
+    import numpyro.distributions as dist
+    from jax.sharding import PartitionSpec
+
+    import capedyn as cd
+    from capedyn import _devices
+    from capedyn._cache import enable_for_own_process
+    from capedyn._jax import x64
+    from capedyn.dynamics import optimise_many
+    from capedyn.inference import compiled_nuts
+
+    enable_for_own_process()
+    assert len(jax.devices()) == 2, jax.devices()
+    every_device = _devices._devices
+    seen = []  # how each computation's batched outputs were laid out
+
+    def layout(a):  # (number of shards, their shapes, split along the batch axis?)
+        return [len(a.addressable_shards), [list(s.data.shape) for s in a.addressable_shards],
+                getattr(a.sharding, "spec", None) == PartitionSpec(_devices.AXIS)]
+
+    fit_to_host = optimise_many.to_host
+    def spied_fit_to_host(tree):
+        seen.append(("fit", layout(tree[0])))  # the per-problem objectives, each step
+        return fit_to_host(tree)
+    optimise_many.to_host = spied_fit_to_host
+
+    to_host = compiled_nuts.to_host
+    def spied_to_host(tree):
+        draws, _ = tree
+        seen.append(("nuts", layout(draws["theta"])))
+        return to_host(tree)
+    compiled_nuts.to_host = spied_to_host
+
+    def schools(y, sigma):
+        mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
+        tau = numpyro.sample("tau", dist.HalfNormal(5.0))
+        with numpyro.plate("school", y.shape[0]):
+            theta = numpyro.sample("theta", dist.Normal(mu, tau))
+            numpyro.sample("obs", dist.Normal(theta, sigma), obs=y)
+
+    df = cd.load_base_models()
+    pythia, opt = (df[df["family"] == f].reset_index(drop=True) for f in ("Pythia", "OPT"))
+    tables = [pythia, opt, pythia]
+    params = [{"l2": 300.0}, {"l2": 300.0}, {"l2": 30.0}]
+    y = np.array([28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0])
+    sigma = np.array([15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0])
+
+    def run():
+        seen.clear()
+        fits = cd.CouplingODE(progress=False, steps=3, seed=0).fit_batch(tables, params)
+        with x64():
+            draws = compiled_nuts.run_nuts(schools, dict(y=y, sigma=sigma), chains=2, samples=15,
+                                           warmup=15, seed=0, target_accept=0.8)
+        numbers = {f"fit{i}": np.concatenate([np.ravel(f.field_.coef), [f.loss_],
+                                              [float(f.families_[n].log10_nc) for n in f.families_]])
+                   for i, f in enumerate(fits)}
+        numbers.update({f"nuts_{k}": np.ravel(v) for k, v in {**draws.samples, **draws.extra}.items()})
+        return {k: v.astype(float).tolist() for k, v in numbers.items()}, list(seen)
+
+    _devices._devices = lambda: every_device()[:1]
+    one, one_layout = run()
+    _devices._devices = every_device
+    two, two_layout = run()
+    print("RESULT" + json.dumps(dict(one=one, two=two, one_layout=one_layout, two_layout=two_layout)))
+''')
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    script = tmp_path_factory.mktemp("sharding") / "two_devices.py"
+    script.write_text(_SCRIPT)
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
+    return json.loads(line[len("RESULT"):])
+
+
+def _kinds(layout, kind):
+    return [lay for k, lay in layout if k == kind]
+
+
+def test_two_devices_give_one_devices_numbers(runs):
+    one, two = runs["one"], runs["two"]
+    assert set(one) == set(two) and any(k.startswith("fit") for k in one) \
+        and any(k.startswith("nuts") for k in one)
+    for k in one:
+        assert one[k] == two[k], f"{k}: largest difference {max(abs(a - b) for a, b in zip(one[k], two[k]))}"
+    # the fits and the chains are real, different numbers (not one result copied around)
+    assert one["fit0"] != one["fit2"]  # the same table under two penalties
+    theta = one["nuts_theta"]
+    assert theta[: len(theta) // 2] != theta[len(theta) // 2:]  # two chains
+
+
+def test_batches_are_split_over_both_devices(runs):
+    fit1, fit2 = _kinds(runs["one_layout"], "fit"), _kinds(runs["two_layout"], "fit")
+    nuts1, nuts2 = _kinds(runs["one_layout"], "nuts"), _kinds(runs["two_layout"], "nuts")
+    assert fit1 and fit2 and len(nuts1) == len(nuts2) == 1
+    # one device: the whole batch on it (3 fits padded to 8; 2 chains x 15 draws x 8 schools)
+    assert all(lay[:2] == [1, [[8]]] for lay in fit1)
+    assert nuts1[0][:2] == [1, [[2, 15, 8]]]
+    # two devices: each holds half of the padded batch (chains padded to two per device)
+    assert all(lay == [2, [[4], [4]], True] for lay in fit2), fit2
+    assert nuts2[0] == [2, [[2, 15, 8], [2, 15, 8]], True], nuts2
