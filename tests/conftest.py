@@ -4,8 +4,8 @@ by a second method, or by simulation with known parameters).
 The whole suite (``python -m pytest -q`` with no paths) runs on two pytest-xdist workers
 (``-n 2 --dist loadgroup``): every test file is one group that runs on one worker in its
 own order (module fixtures are built once), a few long tests form groups of their own
-(``@pytest.mark.xdist_group``), and the costliest groups start first so that both workers
-finish together. Naming files or tests, ``-n 0`` or ``-p no:xdist`` runs in this process
+(``@pytest.mark.xdist_group``), groups that compile the same programs are merged
+(RUN_TOGETHER), and the costliest groups start first so that both workers finish together. Naming files or tests, ``-n 0`` or ``-p no:xdist`` runs in this process
 as usual."""
 
 from __future__ import annotations
@@ -24,17 +24,36 @@ enable_for_own_process()
 
 WORKERS = 2  # the CI machine and the developers' machines have two cores
 
-# Groups by cost on two idle cores, costliest first (measured with --durations; a group not
-# listed runs after these, in file order). Starting the long ones first keeps one worker
-# from ending alone on a long file.
+# Groups by cost (CPU seconds measured per test with --durations and a per-test CPU clock),
+# costliest first; a group not listed runs after these, in file order. Starting the long
+# ones first keeps one worker from ending alone on a long group. The names of RUN_TOGETHER
+# groups also order the tests inside a merged group (the one that compiles first, first).
 COSTLIEST_FIRST = (
-    "test_reproduce.py", "posterior_ode_recovery", "test_ode_nc.py", "posterior_ode",
-    "test_posterior.py",
-    "readme_python", "test_readme_runs.py",  # the documentation, executed
-    "fit_ode", "test_ingest.py", "examples_notebook", "test_shared_ode_censor.py",
-    "test_intervals.py", "test_intervals_predict.py", "test_examples.py", "test_explore.py", "test_holdout.py",
-    "test_latent_ode.py", "test_family_nc.py",
+    "coupling_nuts",  # ~290 s of CPU: reproduce --quick, posterior, the documentation
+    "test_reproduce.py", "test_posterior.py", "readme_python", "test_readme_runs.py",
+    "ode_nuts",  # ~200 s
+    "posterior_ode_recovery", "test_ode_nc.py",
+    "fit_ode", "test_shared_ode_censor.py", "posterior_ode", "test_explore.py",
+    "test_examples.py", "examples_notebook", "test_ingest.py", "test_holdout.py",
+    "test_family_nc.py", "test_intervals.py", "test_intervals_predict.py", "compilation_cache",
+    "test_latent_ode.py",
 )
+
+# Groups that compile the same XLA programs run as one group, on one worker, so each program
+# is compiled once in the session (the persistent cache spares another worker the XLA
+# compilation but not the tracing and lowering, which for a NUTS program over a Diffrax
+# solve is a large part of it).
+RUN_TOGETHER = {
+    # the coupling-level NUTS at 2 chains x 150 (+150) draws on the shipped table (reproduce
+    # --quick, `capedyn posterior` in test_posterior.py, the README's sample_posterior), the
+    # new-family sampler at the same settings (posterior_family), and `capedyn family` /
+    # cd.family_nc at 1 x 100 (+100) on the shipped table plus a three-model family
+    "test_reproduce.py": "coupling_nuts", "test_posterior.py": "coupling_nuts",
+    "readme_python": "coupling_nuts", "test_readme_runs.py": "coupling_nuts",
+    # the ODE-level NUTS at 2 chains x 100 (+100) draws on two families of eight sizes (the
+    # recovery test and the implied-Nc simulation check)
+    "posterior_ode_recovery": "ode_nuts", "test_ode_nc.py": "ode_nuts",
+}
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -62,18 +81,26 @@ def pytest_configure_node(node):
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """On an xdist worker distributing by group: one group per test file unless a test
-    names its own, and the groups in COSTLIEST_FIRST order (every worker collects the same
-    order)."""
+    names its own, the groups of RUN_TOGETHER merged, and the groups in COSTLIEST_FIRST
+    order (every worker collects the same order)."""
     worker = getattr(config, "workerinput", None)
     if not worker or not (worker.get("capedyn_loadgroup") or config.getoption("loadgroup")):
         return
     config.option.loadgroup = True  # xdist then appends "@group" to each test's id
+    natural = {}
     for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.path.name))
+        marker = item.get_closest_marker("xdist_group")
+        natural[item.nodeid] = marker.args[0] if marker else item.path.name
+    for item in items:  # xdist joins every xdist_group marker: keep one per test
+        for node in item.listchain():
+            node.own_markers[:] = [m for m in node.own_markers if m.name != "xdist_group"]
+    for item in items:
+        group = natural[item.nodeid]
+        item.add_marker(pytest.mark.xdist_group(RUN_TOGETHER.get(group, group)))
     rank = {name: i for i, name in enumerate(COSTLIEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.get_closest_marker("xdist_group").args[0],
-                                         len(rank)))
+    items.sort(key=lambda item: (rank.get(item.get_closest_marker("xdist_group").args[0],
+                                          len(rank)),
+                                 rank.get(natural[item.nodeid], len(rank))))
 
 
 @pytest.fixture(scope="session")

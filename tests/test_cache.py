@@ -168,3 +168,48 @@ def test_a_program_without_its_access_time_file_no_longer_blocks_every_write(tmp
         else:
             jax.config.update("jax_compilation_cache_dir", None)
             cc.reset_cache()
+
+
+def _job_cache_folder(progress):
+    """Run in an explorer job's process: the compilation cache folder it uses."""
+    import jax
+
+    return jax.config.jax_compilation_cache_dir
+
+
+@pytest.mark.xdist_group("compilation_cache")
+def test_explorer_jobs_use_the_cache_folder_of_the_process_that_starts_them(tmp_path, monkeypatch):
+    """An explorer job (its own low-priority process) reads and writes the starting
+    process's cache folder, so what one job compiled the next job reads from disk; a
+    process without a cache starts jobs without one."""
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache as cc
+
+    from capedyn._cache import enable_compilation_cache
+    from capedyn.explore.core import Job
+
+    # the job's process unpickles _job_cache_folder from this module
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parent),
+                                                      os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.delenv("CAPEDYN_NO_CACHE", raising=False)
+    before = jax.config.jax_compilation_cache_dir
+    folder = tmp_path / "cache"
+
+    def job_folder():
+        job = Job("cache folder", _job_cache_folder).start()
+        job.wait(240)
+        assert job.state == "done", job.error
+        return job.result
+
+    try:
+        assert enable_compilation_cache(folder) == folder
+        assert job_folder() == str(folder)
+        jax.config.update("jax_compilation_cache_dir", None)
+        cc.reset_cache()
+        assert job_folder() is None
+    finally:  # give the session its own setting back
+        if before:
+            enable_compilation_cache(before)
+        else:
+            jax.config.update("jax_compilation_cache_dir", None)
+            cc.reset_cache()

@@ -310,19 +310,25 @@ def test_cli_refuses_implied_nc_misuse_before_sampling(argv, message, capsys):
 def test_simulation_recovers_a_known_crossing():
     """Families simulated from a field whose crossing is the Nc parameter (tiny noise, dense
     sizes across the crossing): the ODE-level posterior's implied-Nc interval holds the true
-    crossing and its median sits near it."""
+    crossing and its median sits near it.
+
+    Two families of eight sizes and 2 chains x 100 (+100) draws: the shapes and sampler
+    settings of test_posterior.py's ODE recovery test, so the two share one compiled NUTS
+    program (tests/conftest.py runs them on one worker)."""
     from capedyn.inference.implied_nc_calibration import implied_nc_coverage
     from capedyn.inference.models import TrajectoryData
 
     field = _field(gamma0=0.4, hs_rate=0.6)
-    xs = np.log10(np.array([0.1, 0.3, 1.0, 3.0, 10.0, 30.0]) * 1e9)
+    sizes = np.array([0.1, 0.3, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0])
+    xs = np.log10(sizes * 1e9)
+    m = len(xs)
     with x64():
         z0 = to_state(np.tile(START, (2, 1)))
     design = TrajectoryData(families=("D1", "D2"), x0=np.full(2, xs[0]), z0=z0,
-                            xs=np.tile(xs, (2, 1)), scores=np.tile(START, (2, 6, 1)),
-                            mask=np.tile(np.arange(6) > 0, (2, 1)), n_models=(6, 6),
+                            xs=np.tile(xs, (2, 1)), scores=np.tile(START, (2, m, 1)),
+                            mask=np.tile(np.arange(m) > 0, (2, 1)), n_models=(m, m),
                             smallest_b=(0.1, 0.1), largest_b=(30.0, 30.0))
-    res = implied_nc_coverage(2, seed=3, per_dataset=2, fit=field, chains=2, samples=80,
+    res = implied_nc_coverage(2, seed=3, per_dataset=2, fit=field, chains=2, samples=100,
                               warmup=100, design=design, noisy_start=False,
                               definitions=("crossing",),
                               truth={"mu": 9.5, "tau": 0.3, "sigma_h": 0.003,

@@ -288,7 +288,9 @@ def test_ode_posterior_recovers_simulated_nc_and_h():
     known log10 Nc and h, 0.3-point noise; the ODE-level posterior (field held at the
     truth) covers the true values and centres near them. 2 chains x 100 (+100) draws: the
     log10 Nc posterior sd is ~0.03-0.07 here, so the quantiles and medians are well
-    inside the tolerances; the centring is also checked in units of that sd."""
+    inside the tolerances; the centring is also checked in units of that sd. The field is
+    float64, as the fields capedyn fits are (and as test_ode_nc.py's simulation check, which
+    then shares this test's compiled NUTS program)."""
     import jax.numpy as jnp
 
     from capedyn._jax import x64
@@ -296,7 +298,8 @@ def test_ode_posterior_recovers_simulated_nc_and_h():
     from capedyn.dynamics.field import FamilyParams, solve_unchecked
     import equinox as eqx
 
-    field = eqx.tree_at(lambda m: m.gamma0, _toy_field(), jnp.asarray(1.5))
+    with x64():
+        field = eqx.tree_at(lambda m: m.gamma0, _toy_field(), jnp.asarray(1.5))
     true_lnc = np.array([9.0, 10.0])
     true_h = np.array([[0.2, 0.0, -0.1, 0.1, 0.0], [-0.1, 0.15, 0.1, 0.0, 0.05]])
     sizes = np.geomspace(0.1, 60.0, 8)

@@ -53,11 +53,13 @@ PY_SHORTEN = {
     # (its predictions run in test_shell_commands_run's `capedyn family`)
     "cd.family_nc(mine)": "cd.family_nc(mine, chains=1, samples=100, warmup=100, "
                           "predict=False, progress=False)",
+    # the sampler settings of tests/test_posterior.py (its CLI run and TINY): the same
+    # compiled NUTS programs, so a worker that ran those compiles nothing here
     'sample_posterior(df, model="coupling", chains=4, samples=1000, seed=0)':
-        'sample_posterior(df, model="coupling", chains=2, samples=100, warmup=100, seed=0, '
+        'sample_posterior(df, model="coupling", chains=2, samples=150, warmup=150, seed=0, '
         'progress=False)',
-    "posterior_family(post, mine)": "posterior_family(post, mine, chains=1, samples=100, "
-                                    "warmup=100)",
+    "posterior_family(post, mine)": "posterior_family(post, mine, chains=2, samples=150, "
+                                    "warmup=150)",
     'sample_posterior(df, model="ode", seed=0)':
         'sample_posterior(df, model="ode", seed=0, chains=1, samples=10, warmup=10, '
         'families=["Pythia", "OPT"], progress=False)',

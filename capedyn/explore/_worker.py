@@ -1,6 +1,7 @@
 """Runs one background job of the explorer in its own low-priority process.
 
-Protocol: the parent writes one pickle ``(function, args)`` to stdin; the worker answers
+Protocol: the parent writes one pickle ``(function, args, cache_dir)`` to stdin
+(``cache_dir``: the parent's persistent compilation cache folder, or None); the worker answers
 on stdout with length-prefixed pickles ``("progress", x)``, then ``("done", result)`` or
 ``("failed", message)``. Anything the job prints goes to stderr. A plain subprocess rather
 than multiprocessing: a spawned child would re-run the parent's main module, which inside
@@ -27,7 +28,14 @@ def main() -> None:
         os.nice(19)  # the page's own work comes first
     except OSError:
         pass
-    fn, args = pickle.load(sys.stdin.buffer)
+    fn, args, cache_dir = pickle.load(sys.stdin.buffer)
+    if cache_dir:  # the parent's compilation cache (capedyn._cache): never a failure
+        try:
+            from capedyn._cache import enable_compilation_cache
+
+            enable_compilation_cache(cache_dir)
+        except Exception:  # noqa: BLE001 - a cache is an optimisation
+            pass
     try:
         result = fn(*args, lambda v: _send(out, ("progress", float(v))))
         _send(out, ("done", result))

@@ -96,7 +96,7 @@ class Job:
         with self._lock:
             if self.state in ("running", "done"):
                 return self
-            payload = pickle.dumps((self._fn, self._args))
+            payload = pickle.dumps((self._fn, self._args, _compilation_cache_dir()))
             self.state, self.error, self.started, self.finished = "running", None, time.time(), None
             self._proc = subprocess.Popen([sys.executable, "-m", "capedyn.explore._worker"],
                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -164,6 +164,14 @@ class Job:
 
 
 _JOBS: "list[Job]" = []
+
+
+def _compilation_cache_dir() -> str | None:
+    """This process's persistent JAX compilation cache folder, or None: a job's process
+    reads and writes the same folder, so a program one job (or the page) compiled is not
+    compiled again by the next."""
+    jax = sys.modules.get("jax")
+    return (jax.config.jax_compilation_cache_dir or None) if jax is not None else None
 
 
 def running_jobs() -> "list[Job]":
