@@ -133,3 +133,13 @@ def write_csv(tmp_path: Path):
         return path
 
     return _write
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # an xdist worker can leave without running atexit hooks: stop the explorer's
+    # background job processes here, so none outlives the run and slows the next one
+    import sys
+
+    core = sys.modules.get("capedyn.explore.core")
+    if core is not None:
+        core._stop_jobs()
