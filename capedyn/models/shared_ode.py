@@ -60,6 +60,7 @@ from jaxtyping import Array, Float
 from sklearn.base import BaseEstimator
 
 from .._errors import CapedynError, InputError
+from .._fitmemo import FitMemo, array_digest
 from ._intervals import interval_predict
 from .._jax import scoped_x64
 from .._progress import Progress
@@ -173,6 +174,21 @@ def _fit_lm(params, batch, tol, max_steps):
                              options={"jac": "fwd"})
     loss, mse = _loss(sol.value, batch)
     return sol.value, sol.stats["num_steps"], loss, mse
+
+
+_LM_FITS = FitMemo(512)
+"""Results of :func:`_fit_lm` by the exact bytes of its inputs: grid points that differ only
+in a setting applied after the optimisation (``new_family_source``, ``transfer_alpha``)
+share one optimisation, with the same bits as running it again."""
+
+
+def _fit_lm_memo(params: _Params, batch: _Batch, tol: float, max_steps: int):
+    leaves, treedef = jax.tree_util.tree_flatten((params, batch))
+    f = params.field
+    key = array_digest(*leaves, extra=(str(treedef), f.scale_term, f.state_term,
+                                       float(tol), int(max_steps)))
+    out, _ = _LM_FITS.get_or_fit(key, lambda: _fit_lm(params, batch, tol, max_steps))
+    return out
 
 
 @functools.lru_cache(maxsize=1)
@@ -319,7 +335,7 @@ class SharedLogitODE(BaseEstimator):
         params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), params)
         steps = int(self.steps)
         if self.optimizer == "lm":
-            params, n_iter, loss, mse = _fit_lm(params, batch, float(self.tol), max(steps, 1))
+            params, n_iter, loss, mse = _fit_lm_memo(params, batch, float(self.tol), max(steps, 1))
             best, history = (float(loss), float(mse), params), [float(loss)]
             self.n_iter_ = int(n_iter)
         else:
