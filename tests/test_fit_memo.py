@@ -155,3 +155,28 @@ def test_array_digest_sees_dtype_shape_and_bytes():
     for k in ["x", "y", "x", "z", "y"]:
         memo.get_or_fit(k, lambda k=k: calls.append(k) or k)
     assert calls == ["x", "y", "z", "y"]       # "y" was evicted (least recently used) by "z"
+
+
+def test_sindy_rules_share_one_cross_validation(base_df):
+    """SINDy's two selection rules run one cross-validation between them, and every fitted
+    number equals a fit with no memo at all."""
+    from capedyn.models import sindy
+
+    train = base_df[~base_df["family"].isin(["Llama-2"])]
+    kw = dict(thresholds=(0.0, 0.1, 0.3), alphas=(0.1, 10.0))
+    clear_cache()
+    a = sindy.SparseCouplingODE(**kw).fit(train)
+    misses = sindy._SINDY_FITS.misses
+    b = sindy.SparseCouplingODE(selection="1se", **kw).fit(train)
+    assert sindy._SINDY_FITS.misses == misses          # the 1se fit ran nothing afresh
+    with memo_disabled():
+        a0 = sindy.SparseCouplingODE(**kw).fit(train)
+        b0 = sindy.SparseCouplingODE(selection="1se", **kw).fit(train)
+    for fit, fresh in [(a, a0), (b, b0)]:
+        np.testing.assert_array_equal(fit.coef_, fresh.coef_)
+        assert (fit.threshold_, fit.alpha_) == (fresh.threshold_, fresh.alpha_)
+        np.testing.assert_array_equal(fit.cv_results_["cv_error"], fresh.cv_results_["cv_error"])
+    # the memo hands out copies: editing one fit's arrays cannot reach another's
+    a.coef_[:] = 0.0
+    c = sindy.SparseCouplingODE(**kw).fit(train)
+    np.testing.assert_array_equal(c.coef_, a0.coef_)
