@@ -301,17 +301,24 @@ class SharedLogitODE(BaseEstimator):
         if margin is not None and not np.isfinite(margin):
             raise InputError(f"censor_margin must be a finite number of points or None, got {self.censor_margin!r}")
         full = complete_models(train_df)
-        fams = [f for f in dict.fromkeys(full["family"]) if (full["family"] == f).sum() >= 2]
+        # row numbers of each family, sorted by size as DataFrame.sort_values("params_b")
+        # sorts (the same NumPy quicksort), in NumPy: this runs once per inner fit
+        family, size = full["family"].to_numpy(), full["params_b"].to_numpy(float)
+        scores = full[list(BENCHMARKS)].to_numpy(float)
+        rows_of = {f: np.flatnonzero(family == f) for f in dict.fromkeys(family)}
+        rows_of = {f: r[np.argsort(size[r], kind="quicksort")] for f, r in rows_of.items()
+                   if len(r) >= 2}
+        fams = list(rows_of)
         if not fams:
             raise CapedynError("SharedLogitODE needs a training family with two complete models")
         n_f = _bucket(len(fams), 2)
-        m = _bucket(max(int((full["family"] == f).sum()) for f in fams), 8)
+        m = _bucket(max(len(r) for r in rows_of.values()), 8)
         xs = np.zeros((n_f, m)); ys = np.zeros((n_f, m, N)); mask = np.zeros((n_f, m))
         bmask = np.ones((n_f, N))
         for i in range(n_f):
-            rows = full[full["family"] == fams[i if i < len(fams) else 0]].sort_values("params_b")
-            x = log10_params(rows["params_b"].to_numpy(float))
-            s = rows[list(BENCHMARKS)].to_numpy(float)
+            rows = rows_of[fams[i if i < len(fams) else 0]]
+            x = log10_params(size[rows])
+            s = scores[rows]
             k = len(x)
             xs[i, :k], xs[i, k:] = x, x[-1]
             ys[i, :k], ys[i, k:] = s, s[-1]
