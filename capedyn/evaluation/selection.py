@@ -23,19 +23,20 @@ setting is then refit on the whole training table.
 Because a held-out family is absent from the training table the wrapper receives, no row
 of it beyond the initial model can reach any inner fit or score: the selection is nested.
 
-Cost. An inner fit depends only on (method, hyper-parameters, inner training rows), so
-fitted inner models are memoised (least recently used, at most ``_CACHE_MAX``) on a hash of
-exactly those; in a full leave-one-family-out sweep the fold "train on all but {F, G},
+Cost. An inner fit depends only on (method, hyper-parameters, inner training table), so
+fitted inner models are memoised (least recently used, at most 2000; :mod:`capedyn._fitmemo`)
+on a hash of exactly those: every column and every row of the table in the order the fit
+receives it. In a full leave-one-family-out sweep the fold "train on all but {F, G},
 score G" of outer split F and the fold "train on all but {G, F}, score F" of outer split G
-share one fit, which halves the inner fits. The memo is keyed by content, so poisoned or
-edited data can never hit a stale entry.
+are filtered from the same table in the same order, so they share one fit, which halves
+the inner fits. The memo is keyed by content, so poisoned or edited data can never hit a
+stale entry, and a hit returns the very estimator a fresh fit gave.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections import OrderedDict
 from typing import Any, Mapping
 
 import numpy as np
@@ -44,6 +45,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import ParameterGrid
 
 from .._errors import CapedynError, InputError, NotFittedError
+from .._fitmemo import FitMemo, clear_memos
 from ..models._intervals import interval_predict
 from .._json import to_jsonable
 from ..data.tables import BENCHMARKS, complete_models
@@ -55,13 +57,13 @@ FAILED_FOLD_ERROR = 100.0
 """Relative MAE % charged to a grid point whose fit or prediction fails on an inner fold."""
 
 _FAILURES = (CapedynError, ValueError, ArithmeticError, np.linalg.LinAlgError, RuntimeError)
-_CACHE: "OrderedDict[tuple, Any]" = OrderedDict()
-_CACHE_MAX = 2_000
+_CACHE = FitMemo(2_000, _FAILURES)
+"""Fitted estimators (or the exception a fit raised) by (method, settings, training table)."""
 
 
 def clear_cache() -> None:
-    """Forget every memoised inner fit."""
-    _CACHE.clear()
+    """Forget every memoised fit (inner fits here and the methods' own memos)."""
+    clear_memos()
 
 
 def with_params(estimator, params: Mapping[str, Any]):
@@ -73,10 +75,17 @@ def with_params(estimator, params: Mapping[str, Any]):
 
 
 def _frame_hash(df: pd.DataFrame) -> str:
-    cols = ["family", "model", "params_b", *BENCHMARKS]
-    d = df[[c for c in cols if c in df.columns]].sort_values(["family", "params_b", "model"],
-                                                            kind="stable")
-    return hashlib.sha256(pd.util.hash_pandas_object(d, index=False).to_numpy().tobytes()).hexdigest()
+    """Digest of the training table exactly as a fit receives it: every column (names,
+    dtypes, values) and the row order. No canonical sort: a fit may depend on row order
+    (the order families are stacked in, the order sums run in), so only a table built the
+    same way shares an entry. The two folds that train on all families but {F, G} are
+    both filtered from the same table and so come out identical, row order included."""
+    h = hashlib.sha256(repr([(str(c), str(t)) for c, t in df.dtypes.items()]).encode())
+    try:
+        h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    except TypeError:  # a cell pandas cannot hash (a list, say): its text instead
+        h.update(df.to_json(orient="split", index=False, double_precision=17).encode())
+    return h.hexdigest()
 
 
 def _params_key(estimator, params: Mapping[str, Any]) -> tuple:
@@ -106,20 +115,14 @@ def inner_splits(train_df: pd.DataFrame, min_models: int = 3, forward_fraction: 
     return ("forward", splits) if splits else ("none", [])
 
 
+def _fit_key(estimator, params, train: pd.DataFrame) -> tuple:
+    return _params_key(estimator, params), _frame_hash(train)
+
+
 def _fitted(estimator, params, train: pd.DataFrame):
     """(fitted copy of ``estimator`` with ``params`` on ``train``, or the exception; fresh?)."""
-    key = (_params_key(estimator, params), _frame_hash(train))
-    if key in _CACHE:
-        _CACHE.move_to_end(key)
-        return _CACHE[key], False
-    try:
-        est = with_params(estimator, params).fit(train)
-    except _FAILURES as exc:
-        est = exc
-    _CACHE[key] = est
-    if len(_CACHE) > _CACHE_MAX:
-        _CACHE.popitem(last=False)
-    return est, True
+    return _CACHE.get_or_fit(_fit_key(estimator, params, train),
+                             lambda: with_params(estimator, params).fit(train))
 
 
 def _prefit_batch(estimator, jobs) -> set:
@@ -128,16 +131,14 @@ def _prefit_batch(estimator, jobs) -> set:
     memoise the results; returns the keys fitted."""
     todo: dict[tuple, tuple] = {}
     for params, train in jobs:
-        key = (_params_key(estimator, params), _frame_hash(train))
+        key = _fit_key(estimator, params, train)
         if key not in _CACHE and key not in todo:
             todo[key] = (params, train)
     if not todo:
         return set()
     fitted = estimator.fit_batch([t for _, t in todo.values()], [p for p, _ in todo.values()])
     for key, est in zip(todo, fitted):
-        _CACHE[key] = est
-        while len(_CACHE) > _CACHE_MAX:
-            _CACHE.popitem(last=False)
+        _CACHE.put(key, est)
     return set(todo)
 
 
@@ -154,7 +155,7 @@ def _fold_score(estimator, params, split, batched=frozenset()) -> tuple[float, b
     """(relative MAE %, fitted from scratch?) of one grid point on one inner split."""
     est, fresh = _fitted(estimator, params, split.train)
     if batched:
-        fresh = (_params_key(estimator, params), _frame_hash(split.train)) in batched
+        fresh = _fit_key(estimator, params, split.train) in batched
     if isinstance(est, BaseException):
         return FAILED_FOLD_ERROR, fresh
     sizes = split.targets["params_b"].to_numpy(dtype=float)

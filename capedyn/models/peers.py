@@ -32,6 +32,8 @@ other benchmark methods (``params_b`` in billions, five scores in percent,
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
@@ -230,11 +232,20 @@ X_REF = 9.0
 """Skills are written in x − 9 (log10 N relative to 1B parameters) so intercepts are O(1)."""
 
 
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    """The process's BLAS libraries, found once: ``threadpool_limits`` scans every loaded
+    library on each call (about 5-25 ms), and the fits of a held-out sweep call it
+    thousands of times. Made on first use, inside a fit, once NumPy's and SciPy's BLAS
+    are loaded."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
 def _one_blas_thread():
     """Small dense solves run far faster on one BLAS thread than on a contended pool."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1, user_api="blas")
+    return _blas_controller().limit(limits=1, user_api="blas")
 
 
 def _sigmoid(a):

@@ -60,6 +60,7 @@ from jaxtyping import Array, Float
 from sklearn.base import BaseEstimator
 
 from .._errors import CapedynError, InputError
+from .._fitmemo import FitMemo, array_digest
 from ._intervals import interval_predict
 from .._jax import scoped_x64
 from .._progress import Progress
@@ -175,6 +176,21 @@ def _fit_lm(params, batch, tol, max_steps):
     return sol.value, sol.stats["num_steps"], loss, mse
 
 
+_LM_FITS = FitMemo(512)
+"""Results of :func:`_fit_lm` by the exact bytes of its inputs: grid points that differ only
+in a setting applied after the optimisation (``new_family_source``, ``transfer_alpha``)
+share one optimisation, with the same bits as running it again."""
+
+
+def _fit_lm_memo(params: _Params, batch: _Batch, tol: float, max_steps: int):
+    leaves, treedef = jax.tree_util.tree_flatten((params, batch))
+    f = params.field
+    key = array_digest(*leaves, extra=(str(treedef), f.scale_term, f.state_term,
+                                       float(tol), int(max_steps)))
+    out, _ = _LM_FITS.get_or_fit(key, lambda: _fit_lm(params, batch, tol, max_steps))
+    return out
+
+
 @functools.lru_cache(maxsize=1)
 def _optimizer():
     import optax
@@ -285,17 +301,24 @@ class SharedLogitODE(BaseEstimator):
         if margin is not None and not np.isfinite(margin):
             raise InputError(f"censor_margin must be a finite number of points or None, got {self.censor_margin!r}")
         full = complete_models(train_df)
-        fams = [f for f in dict.fromkeys(full["family"]) if (full["family"] == f).sum() >= 2]
+        # row numbers of each family, sorted by size as DataFrame.sort_values("params_b")
+        # sorts (the same NumPy quicksort), in NumPy: this runs once per inner fit
+        family, size = full["family"].to_numpy(), full["params_b"].to_numpy(float)
+        scores = full[list(BENCHMARKS)].to_numpy(float)
+        rows_of = {f: np.flatnonzero(family == f) for f in dict.fromkeys(family)}
+        rows_of = {f: r[np.argsort(size[r], kind="quicksort")] for f, r in rows_of.items()
+                   if len(r) >= 2}
+        fams = list(rows_of)
         if not fams:
             raise CapedynError("SharedLogitODE needs a training family with two complete models")
         n_f = _bucket(len(fams), 2)
-        m = _bucket(max(int((full["family"] == f).sum()) for f in fams), 8)
+        m = _bucket(max(len(r) for r in rows_of.values()), 8)
         xs = np.zeros((n_f, m)); ys = np.zeros((n_f, m, N)); mask = np.zeros((n_f, m))
         bmask = np.ones((n_f, N))
         for i in range(n_f):
-            rows = full[full["family"] == fams[i if i < len(fams) else 0]].sort_values("params_b")
-            x = log10_params(rows["params_b"].to_numpy(float))
-            s = rows[list(BENCHMARKS)].to_numpy(float)
+            rows = rows_of[fams[i if i < len(fams) else 0]]
+            x = log10_params(size[rows])
+            s = scores[rows]
             k = len(x)
             xs[i, :k], xs[i, k:] = x, x[-1]
             ys[i, :k], ys[i, k:] = s, s[-1]
@@ -319,7 +342,7 @@ class SharedLogitODE(BaseEstimator):
         params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), params)
         steps = int(self.steps)
         if self.optimizer == "lm":
-            params, n_iter, loss, mse = _fit_lm(params, batch, float(self.tol), max(steps, 1))
+            params, n_iter, loss, mse = _fit_lm_memo(params, batch, float(self.tol), max(steps, 1))
             best, history = (float(loss), float(mse), params), [float(loss)]
             self.n_iter_ = int(n_iter)
         else:

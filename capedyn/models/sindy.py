@@ -39,6 +39,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from .._errors import InputError, NotFittedError
+from .._fitmemo import FitMemo, array_digest
 from ._intervals import interval_predict
 from .._jax import scoped_x64
 from ..dynamics.state import (
@@ -143,6 +144,15 @@ class SparseCouplingODE(BaseEstimator):
 
     # -- fitting -----------------------------------------------------------------------
     def _stlsq(self, samples, threshold: float, alpha: float) -> np.ndarray:
+        """:meth:`_stlsq_fresh`, memoised on the exact samples and settings (a pure function
+        of them: the leave-one-family-out folds and the two selection rules repeat fits)."""
+        key = array_digest(*(a for s in samples for a in s),
+                           extra=("stlsq", float(threshold), float(alpha), self.degree,
+                                  bool(self.unbias), int(self.max_iter)))
+        coef, _ = _SINDY_FITS.get_or_fit(key, lambda: self._stlsq_fresh(samples, threshold, alpha))
+        return coef.copy()
+
+    def _stlsq_fresh(self, samples, threshold: float, alpha: float) -> np.ndarray:
         """pysindy STLSQ on the stacked library Θ(z) → (5, 21) coefficients.
 
         Θ is :func:`polynomial_features`, identical (order included) to pysindy's
@@ -229,6 +239,17 @@ class SparseCouplingODE(BaseEstimator):
         return [(float(t), float(a)) for t in self.thresholds for a in self.alphas]
 
     def _cross_validate(self, trajs: list[Trajectory], samples: dict) -> pd.DataFrame:
+        """:meth:`_cross_validate_fresh`, memoised on the trajectories, samples and every
+        setting it reads (``selection`` is applied afterwards: both rules share one CV)."""
+        arrays = [a for t in trajs for a in (t.x, t.scores)]
+        arrays += [a for s in samples.values() for a in s]
+        key = array_digest(*arrays, extra=(
+            "cv", [t.family for t in trajs], list(samples), self._grid(), self.state,
+            self.degree, bool(self.unbias), int(self.max_iter), self.differentiation))
+        cv, _ = _SINDY_FITS.get_or_fit(key, lambda: self._cross_validate_fresh(trajs, samples))
+        return cv.copy()
+
+    def _cross_validate_fresh(self, trajs: list[Trajectory], samples: dict) -> pd.DataFrame:
         grid = self._grid()
         if len(grid) == 1:
             return pd.DataFrame([{"threshold": grid[0][0], "alpha": grid[0][1],
@@ -339,6 +360,9 @@ FAILED_FOLD_ERROR = 100.0
 predicting 0 for every score. A null field (all terms thresholded away) never fails, so
 without a finite charge cross-validation would prefer it over any field that integrates
 on most folds; with it, a failure costs as much as the worst sensible prediction."""
+
+_SINDY_FITS = FitMemo(20_000)
+"""STLSQ coefficients and cross-validation tables by the exact bytes of their inputs."""
 
 CV_MAX_STEPS = 256
 """Step budget of the cross-validation solves (a family spans at most ~3 decades; a
