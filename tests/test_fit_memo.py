@@ -18,29 +18,7 @@ from capedyn.evaluation.selection import NestedSelection, clear_cache
 B = list(BENCHMARKS)
 
 
-class _Counter:
-    """Persistence forecaster that records every table it is fitted on."""
-
-    seen: list = []
-
-    def __init__(self, knob: float = 0.0):
-        self.knob = knob
-
-    def get_params(self, deep=True):
-        return {"knob": self.knob}
-
-    def set_params(self, **p):
-        self.knob = p.get("knob", self.knob)
-        return self
-
-    def fit(self, df):
-        _Counter.seen.append(df.copy())
-        return self
-
-    def predict(self, initial, sizes):
-        from capedyn.models.baselines import prediction_frame
-
-        return prediction_frame(sizes, np.tile(initial[B].to_numpy(float) + self.knob, (len(sizes), 1)))
+from test_holdout import _Spy as _Counter  # noqa: E402 (records every table it is fitted on)
 
 
 def test_different_tables_never_share_an_entry(base_df):
