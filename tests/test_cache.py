@@ -134,8 +134,25 @@ def test_bench_rejects_an_unknown_stage_before_any_work():
     assert main(["bench", "--stages", "fit,nonsense", "--stages-only"]) == 2
 
 
-def test_a_program_without_its_access_time_file_no_longer_blocks_every_write(tmp_path,
-                                                                            monkeypatch):
+@pytest.fixture
+def session_cache_setting():
+    """Gives the session its own compilation-cache folder back after a test that moves it."""
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache as cc
+
+    from capedyn._cache import enable_compilation_cache
+
+    before = jax.config.jax_compilation_cache_dir
+    yield
+    if before:
+        enable_compilation_cache(before)
+    else:
+        jax.config.update("jax_compilation_cache_dir", None)
+        cc.reset_cache()
+
+
+def test_a_program_without_its_access_time_file_no_longer_blocks_every_write(
+        tmp_path, monkeypatch, session_cache_setting):
     """A program file left by a process without the size cap has no ``-atime`` file; JAX's
     capped cache then fails every later write (it reads each program's access time to
     evict). Opting in pairs such files, after which a write goes through."""
@@ -154,20 +171,9 @@ def test_a_program_without_its_access_time_file_no_longer_blocks_every_write(tmp
     assert (folder / "jit_new-4567-cache").read_bytes() == b"another"
     # opting in runs the repair: a second orphan gets its file too
     (folder / "jit_older-89ab-cache").write_bytes(b"x")
-    import jax
-    from jax.experimental.compilation_cache import compilation_cache as cc
-
     monkeypatch.delenv("CAPEDYN_NO_CACHE", raising=False)
-    before = jax.config.jax_compilation_cache_dir
-    try:
-        assert enable_compilation_cache(folder) == folder
-        assert (folder / "jit_older-89ab-atime").is_file()
-    finally:  # give the session its own setting back
-        if before:
-            enable_compilation_cache(before)
-        else:
-            jax.config.update("jax_compilation_cache_dir", None)
-            cc.reset_cache()
+    assert enable_compilation_cache(folder) == folder
+    assert (folder / "jit_older-89ab-atime").is_file()
 
 
 def _job_cache_folder(progress):
@@ -178,7 +184,8 @@ def _job_cache_folder(progress):
 
 
 @pytest.mark.xdist_group("compilation_cache")
-def test_explorer_jobs_use_the_cache_folder_of_the_process_that_starts_them(tmp_path, monkeypatch):
+def test_explorer_jobs_use_the_cache_folder_of_the_process_that_starts_them(
+        tmp_path, monkeypatch, session_cache_setting):
     """An explorer job (its own low-priority process) reads and writes the starting
     process's cache folder, so what one job compiled the next job reads from disk; a
     process without a cache starts jobs without one."""
@@ -192,7 +199,6 @@ def test_explorer_jobs_use_the_cache_folder_of_the_process_that_starts_them(tmp_
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parent),
                                                       os.environ.get("PYTHONPATH", "")]))
     monkeypatch.delenv("CAPEDYN_NO_CACHE", raising=False)
-    before = jax.config.jax_compilation_cache_dir
     folder = tmp_path / "cache"
 
     def job_folder():
@@ -201,15 +207,8 @@ def test_explorer_jobs_use_the_cache_folder_of_the_process_that_starts_them(tmp_
         assert job.state == "done", job.error
         return job.result
 
-    try:
-        assert enable_compilation_cache(folder) == folder
-        assert job_folder() == str(folder)
-        jax.config.update("jax_compilation_cache_dir", None)
-        cc.reset_cache()
-        assert job_folder() is None
-    finally:  # give the session its own setting back
-        if before:
-            enable_compilation_cache(before)
-        else:
-            jax.config.update("jax_compilation_cache_dir", None)
-            cc.reset_cache()
+    assert enable_compilation_cache(folder) == folder
+    assert job_folder() == str(folder)
+    jax.config.update("jax_compilation_cache_dir", None)
+    cc.reset_cache()
+    assert job_folder() is None
