@@ -22,10 +22,65 @@ from __future__ import annotations
 import math
 
 __all__ = ["AXIS", "batch_mesh", "mesh_for", "n_devices", "padded_size", "shard_batch",
-           "map_over_shards", "to_host"]
+           "map_over_shards", "to_host", "ENV_CPU_DEVICES", "cpu_devices_for_own_process"]
 
 AXIS = "batch"
 """Name of the mesh axis the batch (problems, chains) is split along."""
+
+ENV_CPU_DEVICES = "CAPEDYN_CPU_DEVICES"
+"""How many devices a command-line process shows its CPU as (1: leave JAX's default)."""
+
+_FORCE_FLAG = "--xla_force_host_platform_device_count"
+_DEFAULT_CPU_DEVICES = 2
+"""A NUTS run keeps at least two chains per device (:func:`padded_size`), so the default
+four chains fill two devices; more would sample chains only to drop them."""
+
+
+def cpu_devices_for_own_process(environ=None, cores: int | None = None,
+                                jax_running: bool | None = None) -> int:
+    """Show the CPU to JAX as several devices in a process capedyn owns (the command
+    line), so the chains of a NUTS run sample on two cores at once: one device per core up
+    to :data:`_DEFAULT_CPU_DEVICES`, or ``$CAPEDYN_CPU_DEVICES``. Sets ``XLA_FLAGS``
+    before JAX starts its CPU backend; leaves it alone when the user has set the device
+    count there, when JAX is already running, or with one core. Returns the count set
+    (1: nothing changed). Never called by the library: a notebook keeps its devices.
+    ``environ``, ``cores`` and ``jax_running`` default to this process's."""
+    import os
+    import sys
+
+    env = os.environ if environ is None else environ
+    flags = env.get("XLA_FLAGS", "")
+    if jax_running is None:
+        jax_running = _backend_started(sys.modules)
+    if _FORCE_FLAG in flags or jax_running:
+        return 1
+    text = env.get(ENV_CPU_DEVICES, "").strip()
+    if text:
+        try:
+            wanted = int(text)
+        except ValueError:
+            wanted = 0
+        if wanted < 1:
+            from ._errors import InputError
+
+            raise InputError(f"{ENV_CPU_DEVICES}={text!r} is not a whole number of devices "
+                             f">= 1; unset it for the default, or set it to 1 to leave JAX's "
+                             "devices as they are")
+    else:
+        if cores is None:
+            from ._workers import available_cores
+
+            cores = available_cores()
+        wanted = min(int(cores), _DEFAULT_CPU_DEVICES)
+    if wanted > 1:
+        env["XLA_FLAGS"] = f"{flags} {_FORCE_FLAG}={wanted}".strip()
+    return wanted
+
+
+def _backend_started(modules) -> bool:
+    """Whether JAX has made its backends already (then XLA_FLAGS is read and fixed)."""
+    bridge = modules.get("jax._src.xla_bridge")
+    return bool(getattr(bridge, "_backends", None))
 
 
 def _devices() -> list:

@@ -13,12 +13,17 @@ settings, so edited or poisoned data can never hit an entry of other data. Entri
 kept least recently used first out, at most ``maxsize`` per memo. :func:`memo_disabled`
 turns every memo off (for checks that a memo changes nothing); :func:`clear_memos`
 forgets every entry.
+
+The memos are shared by the threads of a held-out sweep (:mod:`capedyn._workers`): a
+thread that asks for a fit another thread is running waits for that fit instead of
+running it a second time.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import threading
 from collections import OrderedDict
 from typing import Any, Callable, Hashable, Iterator
 
@@ -51,35 +56,56 @@ class FitMemo:
         self.failures = failures
         self.entries: OrderedDict[Hashable, Any] = OrderedDict()
         self.hits = self.misses = 0
+        self._lock = threading.Lock()
+        self._running: dict[Hashable, threading.Event] = {}
         _MEMOS.append(self)
 
     def get_or_fit(self, key: Hashable, fit: Callable[[], Any]) -> tuple[Any, bool]:
-        if _ENABLED[0] and key in self.entries:
-            self.entries.move_to_end(key)
-            self.hits += 1
-            return self.entries[key], False
-        self.misses += 1
+        if not _ENABLED[0]:
+            self.misses += 1
+            return self._run(fit), True
+        while True:
+            with self._lock:
+                if key in self.entries:
+                    self.entries.move_to_end(key)
+                    self.hits += 1
+                    return self.entries[key], False
+                running = self._running.get(key)
+                if running is None:
+                    self._running[key] = threading.Event()
+                    self.misses += 1
+                    break
+            running.wait()  # another thread fits it; if that fit was interrupted, fit here
         try:
-            value = fit()
-        except self.failures as exc:
-            value = exc
-        self.put(key, value)
+            value = self._run(fit)
+            self.put(key, value)
+        finally:
+            with self._lock:
+                self._running.pop(key).set()
         return value, True
+
+    def _run(self, fit: Callable[[], Any]) -> Any:
+        try:
+            return fit()
+        except self.failures as exc:
+            return exc
 
     def put(self, key: Hashable, value: Any) -> None:
         if not _ENABLED[0]:
             return
-        self.entries[key] = value
-        self.entries.move_to_end(key)
-        while len(self.entries) > self.maxsize:
-            self.entries.popitem(last=False)
+        with self._lock:
+            self.entries[key] = value
+            self.entries.move_to_end(key)
+            while len(self.entries) > self.maxsize:
+                self.entries.popitem(last=False)
 
     def __contains__(self, key: Hashable) -> bool:
         return _ENABLED[0] and key in self.entries
 
     def clear(self) -> None:
-        self.entries.clear()
-        self.hits = self.misses = 0
+        with self._lock:
+            self.entries.clear()
+            self.hits = self.misses = 0
 
 
 def clear_memos() -> None:

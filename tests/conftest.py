@@ -10,6 +10,7 @@ as usual."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +24,11 @@ from capedyn._cache import enable_for_own_process
 enable_for_own_process()
 
 WORKERS = 2  # the CI machine and the developers' machines have two cores
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # the xdist workers already use every core: a held-out sweep in a worker runs its fits
+    # one after another (tests that ask for threads name them; subprocesses inherit this)
+    os.environ.setdefault("CAPEDYN_WORKERS", "1")
 
 # Groups by cost (CPU seconds measured per test with --durations and a per-test CPU clock),
 # costliest first; a group not listed runs after these, in file order. Starting the long

@@ -135,3 +135,42 @@ def test_batches_are_split_over_both_devices(runs):
     # two devices: each holds half of the padded batch (chains padded to two per device)
     assert all(lay == [2, [[4], [4]], True] for lay in fit2), fit2
     assert nuts2[0] == [2, [[2, 15, 8], [2, 15, 8]], True], nuts2
+
+
+def test_own_process_devices_follow_the_cores_and_the_users_settings():
+    """The command line's CPU devices: one per core up to two; the user's XLA_FLAGS or
+    CAPEDYN_CPU_DEVICES win; nothing once JAX runs; a bad count is refused by name."""
+    from capedyn._devices import ENV_CPU_DEVICES, cpu_devices_for_own_process
+    from capedyn._errors import InputError
+
+    flag = "--xla_force_host_platform_device_count"
+    cases = [({}, 1, 1, None), ({}, 2, 2, f"{flag}=2"), ({}, 8, 2, f"{flag}=2"),
+             ({"XLA_FLAGS": "--xla_cpu_foo=1"}, 4, 2, f"--xla_cpu_foo=1 {flag}=2"),
+             ({"XLA_FLAGS": f"{flag}=3"}, 4, 1, f"{flag}=3"),
+             ({ENV_CPU_DEVICES: "1"}, 4, 1, None), ({ENV_CPU_DEVICES: "4"}, 1, 4, f"{flag}=4")]
+    for env, cores, want, flags in cases:
+        env = dict(env)
+        assert cpu_devices_for_own_process(env, cores=cores, jax_running=False) == want, env
+        assert env.get("XLA_FLAGS") == flags
+    env = {}  # once JAX runs its flags can no longer change
+    assert cpu_devices_for_own_process(env, cores=2, jax_running=True) == 1 and not env
+    with pytest.raises(InputError, match=ENV_CPU_DEVICES):
+        cpu_devices_for_own_process({ENV_CPU_DEVICES: "two"}, cores=2, jax_running=False)
+
+
+def test_sampling_commands_see_two_devices_and_others_one():
+    """The CLI's set-up before a command (``entry._own_process``) gives `capedyn posterior`
+    two CPU devices on a machine with two cores, and leaves a fitting command one;
+    checked in fresh processes, as JAX reads the flags once."""
+    from capedyn._workers import available_cores
+
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "CAPEDYN_CPU_DEVICES")}
+    probe = ("import sys, jax; from capedyn.cli import entry; "
+             "entry._own_process(sys.argv[1]); print(jax.device_count())")
+    counts = {}
+    for command in ("posterior", "holdout"):
+        out = subprocess.run([sys.executable, "-c", probe, command], capture_output=True,
+                             text=True, env=env, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        counts[command] = int(out.stdout.split()[-1])
+    assert counts == {"posterior": min(available_cores(), 2), "holdout": 1}

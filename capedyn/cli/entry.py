@@ -95,6 +95,26 @@ def _command_of(argv: Sequence[str] | None) -> str | None:
     return next((a for a in args if not a.startswith("-")), None)
 
 
+_SAMPLING_COMMANDS = frozenset({"reproduce", "posterior", "family"})
+"""Commands whose time goes mostly into NUTS: their process shows the CPU to JAX as two
+devices, which sample half the chains each (:func:`capedyn._devices.cpu_devices_for_own_process`;
+the draws are bitwise those of one device). Not the others: the batched fits of
+``bench --stages nested_batched`` hung on two CPU devices once read back from the cache."""
+
+
+def _own_process(command: str, cache: bool = True) -> None:
+    """Settings of a process the CLI owns, made before JAX starts: two CPU devices for the
+    sampling commands, and the compilation cache (compile once per machine)."""
+    if command in _SAMPLING_COMMANDS:
+        from .._devices import cpu_devices_for_own_process
+
+        cpu_devices_for_own_process()
+    if cache:
+        from .._cache import enable_for_own_process
+
+        enable_for_own_process()
+
+
 def _main(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "handler", None) is None:
@@ -106,10 +126,11 @@ def _main(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
               "once (only one value would be used)", file=sys.stderr)
         return 2
 
-    if not getattr(args, "no_cache", False):
-        from .._cache import enable_for_own_process
-
-        enable_for_own_process()  # the CLI owns its process: compile once per machine
+    try:
+        _own_process(args.command, cache=not getattr(args, "no_cache", False))
+    except CapedynError as exc:
+        print(f"capedyn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     try:
         from .._jax import x64
 

@@ -56,7 +56,20 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "width (points) and mean interval score. Off by default: it refits "
                         "each method once more per training family (with nested selection, "
                         "its chosen settings), about as many extra fits as training families")
+    p.add_argument("--workers", metavar="N", type=_workers, default=None,
+                   help="threads the (family, method) fits run on at once (default: every "
+                        "core, or $CAPEDYN_WORKERS); the numbers do not depend on it")
     add_json_flag(p)
+
+
+def _workers(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of threads >= 1, got {text!r}")
+    return n
 
 
 def _load(args):
@@ -84,7 +97,8 @@ def _holdout(args) -> dict:
     train = match_families(split_list(args.train), known, option="--train")
     result = holdout(df, family, train=train,
                      methods=split_list(args.methods), curves=args.plot is not None,
-                     selection=args.selection, interval=interval_levels(args.interval))
+                     selection=args.selection, interval=interval_levels(args.interval),
+                     workers=args.workers)
     out = result.to_dict()
     if args.plot:
         out["plot"] = str(save_figure(plot_holdout_trajectories(result, family), args.plot))
@@ -100,7 +114,8 @@ def _crossval(args) -> dict:
     families = match_families(split_list(args.families), table_families(df),
                               option="--families")
     result = crossval(df, families=families, methods=split_list(args.methods),
-                      selection=args.selection, interval=interval_levels(args.interval))
+                      selection=args.selection, interval=interval_levels(args.interval),
+                      workers=args.workers)
     out = result.to_dict()
     if args.plot and len(result.table):
         out["plot"] = str(save_figure(plot_method_errors(result.summary).figure, args.plot))

@@ -51,7 +51,8 @@ from .._progress import Progress
 from ..models.baselines import LinearODE, PolynomialBaseline
 from ..data.tables import BENCHMARKS, DataError, complete_models
 from .splits import Split, mae_points, make_split, relative_mae_pct  # noqa: F401 (re-exported)
-from .._jax import scoped_x64
+from .._jax import scoped_x64, x64
+from .._workers import ordered_map
 
 __all__ = ["METHODS", "FIXED_METHODS", "SELECTION_GRIDS", "INNER_PARAMS", "DEFAULT_METHODS",
            "configured_methods", "PAPER_REFERENCE", "HOLDOUT_METHODS", "HOLDOUT_PAPER_REFERENCE", "Split", "HoldoutResult", "make_split", "holdout",
@@ -421,28 +422,31 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
 @scoped_x64
 def _run_splits(splits: list[Split], methods, *, curves: bool, progress: bool, label: str,
                 skipped: list[dict], selection: str = "nested",
-                interval=None) -> HoldoutResult:
+                interval=None, workers: int | None = None) -> HoldoutResult:
     factories = _resolve_methods(methods, selection)
     levels = check_levels(interval) if interval is not None else ()
-    rows, preds, dense, split_rows, initials, chosen = [], [], [], [], [], []
+    rows, preds, dense, chosen = [], [], [], []
+    split_rows = [{"family": split.family, "initial_model": split.initial["model"],
+                   "initial_params_b": float(split.initial["params_b"]),
+                   "n_targets": len(split.targets), "train_families": split.train_families,
+                   "n_train_rows": len(split.train)} for split in splits]
+    initials = [split.initial.to_dict() for split in splits]
+    tasks = [(split, name, factory) for split in splits for name, factory in factories.items()]
+
+    def run(task):
+        split, name, factory = task
+        selections: list[dict] = []
+        return (*_run_one(name, factory, split, curves, selections, levels), selections)
+
     t0 = time.perf_counter()
-    with Progress(len(splits) * len(factories), label, enabled=progress) as bar:
-        done = 0
-        for split in splits:
-            split_rows.append({"family": split.family, "initial_model": split.initial["model"],
-                               "initial_params_b": float(split.initial["params_b"]),
-                               "n_targets": len(split.targets),
-                               "train_families": split.train_families,
-                               "n_train_rows": len(split.train)})
-            initials.append(split.initial.to_dict())
-            for name, factory in factories.items():
-                bar.update(done, family=split.family, method=name)
-                row, long, curve = _run_one(name, factory, split, curves, chosen, levels)
-                rows.append(row)
-                preds += long
-                dense += curve
-                done += 1
-                bar.update(done, family=split.family, method=name)
+    with Progress(len(tasks), label, enabled=progress) as bar:
+        for done, (row, long, curve, selections) in enumerate(
+                ordered_map(run, tasks, workers, thread_context=x64), start=1):
+            rows.append(row)
+            preds += long
+            dense += curve
+            chosen += selections
+            bar.update(done, family=row["family"], method=row["method"])
     return HoldoutResult(table=pd.DataFrame(rows, columns=TABLE_COLUMNS),
                          predictions=pd.DataFrame(preds, columns=PRED_COLUMNS + [
                              f"{side}_{level_tag(lv)}" for lv in levels for side in ("lo", "hi")]),
@@ -458,7 +462,8 @@ def _run_splits(splits: list[Split], methods, *, curves: bool, progress: bool, l
 
 def holdout(df: pd.DataFrame, family: str, train: Sequence[str] | None = None,
             methods=None, *, curves: bool = True, progress: bool = False,
-            selection: str = "nested", interval=None) -> HoldoutResult:
+            selection: str = "nested", interval=None,
+            workers: int | None = None) -> HoldoutResult:
     """Hold out one ``family`` and score every method on it.
 
     ``train``: training families (default: all others in ``df``). ``methods``: names from
@@ -471,21 +476,26 @@ def holdout(df: pd.DataFrame, family: str, train: Sequence[str] | None = None,
     refitted once per training family with at least three complete models: that many
     extra fits per method) and :attr:`HoldoutResult.intervals` their coverage, width and
     interval score.
+    ``workers``: threads the methods run on at once (default: every core this process may
+    use, or ``$CAPEDYN_WORKERS``; 1 runs them one after another). The numbers do not
+    depend on it.
     """
     split = make_split(df, family, train)
     return _run_splits([split], methods, curves=curves, progress=progress,
                        label=f"holdout {family}", skipped=[], selection=selection,
-                       interval=interval)
+                       interval=interval, workers=workers)
 
 
 def crossval(df: pd.DataFrame, families: Sequence[str] | None = None, methods=None,
              min_models: int = 3, *, progress: bool = True,
-             selection: str = "nested", interval=None) -> HoldoutResult:
+             selection: str = "nested", interval=None,
+             workers: int | None = None) -> HoldoutResult:
     """P2: leave one family out in turn, training on every other family of ``df``.
 
     ``families`` limits which families are held out (default: all); those with fewer than
     ``min_models`` complete models are skipped with the reason in ``result.skipped``.
-    Progress goes to stderr. ``selection`` and ``interval`` as in :func:`holdout`.
+    Progress goes to stderr. ``selection``, ``interval`` and ``workers`` (the (family,
+    method) pieces run on that many threads) as in :func:`holdout`.
     """
     known = list(dict.fromkeys(df["family"]))
     if families is not None:
@@ -506,14 +516,15 @@ def crossval(df: pd.DataFrame, families: Sequence[str] | None = None, methods=No
     if interval is not None:
         check_levels(interval)  # fail on a bad level before any work
     return _run_splits(splits, methods, curves=False, progress=progress, label="crossval",
-                       skipped=skipped, selection=selection, interval=interval)
+                       skipped=skipped, selection=selection, interval=interval,
+                       workers=workers)
 
 
 def p1(df: pd.DataFrame, methods=None, *, curves: bool = True, progress: bool = False,
-       selection: str = "nested") -> HoldoutResult:
+       selection: str = "nested", workers: int | None = None) -> HoldoutResult:
     """The paper's split: train on Pythia only, predict Llama-2."""
     return holdout(df, "Llama-2", train=["Pythia"], methods=methods, curves=curves,
-                   progress=progress, selection=selection)
+                   progress=progress, selection=selection, workers=workers)
 
 
 # ---------------------------------------------------------------------------------------
