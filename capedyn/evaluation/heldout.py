@@ -52,7 +52,7 @@ from ..models.baselines import LinearODE, PolynomialBaseline
 from ..data.tables import BENCHMARKS, DataError, complete_models
 from .splits import Split, mae_points, make_split, relative_mae_pct  # noqa: F401 (re-exported)
 from .._jax import scoped_x64, x64
-from .._workers import ordered_map
+from .._workers import one_blas_thread, ordered_map
 
 __all__ = ["METHODS", "FIXED_METHODS", "SELECTION_GRIDS", "INNER_PARAMS", "DEFAULT_METHODS",
            "configured_methods", "PAPER_REFERENCE", "HOLDOUT_METHODS", "HOLDOUT_PAPER_REFERENCE", "Split", "HoldoutResult", "make_split", "holdout",
@@ -439,7 +439,7 @@ def _run_splits(splits: list[Split], methods, *, curves: bool, progress: bool, l
         return (*_run_one(name, factory, split, curves, selections, levels), selections)
 
     t0 = time.perf_counter()
-    with Progress(len(tasks), label, enabled=progress) as bar:
+    with Progress(len(tasks), label, enabled=progress) as bar, one_blas_thread():
         for done, (row, long, curve, selections) in enumerate(
                 ordered_map(run, tasks, workers, thread_context=x64), start=1):
             rows.append(row)

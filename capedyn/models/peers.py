@@ -32,13 +32,13 @@ other benchmark methods (``params_b`` in billions, five scores in percent,
 
 from __future__ import annotations
 
-import functools
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
 from .._errors import CapedynError, InputError
+from .._workers import one_blas_thread
 from ._intervals import interval_predict
 from ..dynamics.state import CHANCE, CEILING
 from .baselines import initial_condition, prediction_frame, _targets
@@ -232,20 +232,9 @@ X_REF = 9.0
 """Skills are written in x − 9 (log10 N relative to 1B parameters) so intercepts are O(1)."""
 
 
-@functools.lru_cache(maxsize=1)
-def _blas_controller():
-    """The process's BLAS libraries, found once: ``threadpool_limits`` scans every loaded
-    library on each call (about 5-25 ms), and the fits of a held-out sweep call it
-    thousands of times. Made on first use, inside a fit, once NumPy's and SciPy's BLAS
-    are loaded."""
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
-
-
 def _one_blas_thread():
     """Small dense solves run far faster on one BLAS thread than on a contended pool."""
-    return _blas_controller().limit(limits=1, user_api="blas")
+    return one_blas_thread()
 
 
 def _sigmoid(a):
