@@ -27,8 +27,10 @@ WORKERS = 2  # the CI machine and the developers' machines have two cores
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # the xdist workers already use every core: a held-out sweep in a worker runs its fits
-    # one after another (tests that ask for threads name them; subprocesses inherit this)
+    # one after another and a sampling command keeps one device (tests that ask for
+    # threads or devices name them; subprocesses inherit this)
     os.environ.setdefault("CAPEDYN_WORKERS", "1")
+    os.environ.setdefault("CAPEDYN_CPU_DEVICES", "1")
 
 # Groups by cost (CPU seconds measured per test with --durations and a per-test CPU clock),
 # costliest first; a group not listed runs after these, in file order. Starting the long

@@ -102,10 +102,10 @@ the draws are bitwise those of one device). Not the others: the batched fits of
 ``bench --stages nested_batched`` hung on two CPU devices once read back from the cache."""
 
 
-def _own_process(command: str, cache: bool = True) -> None:
+def _own_process(command: str, cache: bool = True, devices: bool = True) -> None:
     """Settings of a process the CLI owns, made before JAX starts: two CPU devices for the
-    sampling commands, and the compilation cache (compile once per machine)."""
-    if command in _SAMPLING_COMMANDS:
+    sampling commands (``devices``), and the compilation cache (compile once per machine)."""
+    if devices and command in _SAMPLING_COMMANDS:
         from .._devices import cpu_devices_for_own_process
 
         cpu_devices_for_own_process()
@@ -127,7 +127,9 @@ def _main(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
         return 2
 
     try:
-        _own_process(args.command, cache=not getattr(args, "no_cache", False))
+        # main(argv) called from Python shares its caller's process: its devices stay
+        _own_process(args.command, cache=not getattr(args, "no_cache", False),
+                     devices=argv is None)
     except CapedynError as exc:
         print(f"capedyn {args.command}: error: {exc}", file=sys.stderr)
         return 2
