@@ -98,7 +98,8 @@ def _command_of(argv: Sequence[str] | None) -> str | None:
 _SAMPLING_COMMANDS = frozenset({"reproduce", "posterior", "family"})
 """Commands whose time goes mostly into NUTS: their process shows the CPU to JAX as two
 devices, which sample half the chains each (:func:`capedyn._devices.cpu_devices_for_own_process`;
-the draws are bitwise those of one device). Not the others: the batched fits of
+the draws are bitwise those of one device), when the command line owns the process
+(``main()`` reading ``sys.argv``). Not the others: the batched fits of
 ``bench --stages nested_batched`` hung on two CPU devices once read back from the cache."""
 
 
