@@ -48,6 +48,8 @@ def cpu_devices_for_own_process(environ=None, cores: int | None = None,
     import os
     import sys
 
+    from ._text import positive_count
+
     env = os.environ if environ is None else environ
     flags = env.get("XLA_FLAGS", "")
     if jax_running is None:
@@ -56,11 +58,8 @@ def cpu_devices_for_own_process(environ=None, cores: int | None = None,
         return 1
     text = env.get(ENV_CPU_DEVICES, "").strip()
     if text:
-        try:
-            wanted = int(text)
-        except ValueError:
-            wanted = 0
-        if wanted < 1:
+        wanted = positive_count(text)
+        if wanted is None:
             from ._errors import InputError
 
             raise InputError(f"{ENV_CPU_DEVICES}={text!r} is not a whole number of devices "

@@ -55,6 +55,15 @@ def is_number_text(text: str) -> bool:
     return bool(_NUMBER.fullmatch(text.strip()))
 
 
+def positive_count(text: str) -> int | None:
+    """``text`` as a whole number >= 1 (a count of threads, devices ...), or None."""
+    try:
+        n = int(str(text).strip())
+    except ValueError:
+        return None
+    return n if n >= 1 else None
+
+
 def params_b_problem(value: float) -> str | None:
     """Why ``value`` (billions of parameters) is implausible, or None."""
     lo, hi = PARAMS_B_RANGE

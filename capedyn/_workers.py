@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from ._errors import InputError
+from ._text import positive_count
 
 __all__ = ["ENV_WORKERS", "available_cores", "default_workers", "check_workers", "ordered_map",
            "one_blas_thread"]
@@ -48,11 +49,11 @@ def default_workers() -> int:
     text = os.environ.get(ENV_WORKERS, "").strip()
     if not text:
         return available_cores()
-    try:
-        return check_workers(int(text))
-    except (ValueError, InputError):
+    n = positive_count(text)
+    if n is None:
         raise InputError(f"{ENV_WORKERS}={text!r} is not a whole number of threads ≥ 1; "
-                         f"unset it to use every core, or set it to 1, 2, ...") from None
+                         f"unset it to use every core, or set it to 1, 2, ...")
+    return n
 
 
 def check_workers(workers: int | None) -> int:

@@ -63,11 +63,10 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _workers(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
+    from .._text import positive_count
+
+    n = positive_count(text)
+    if n is None:
         raise argparse.ArgumentTypeError(f"expected a whole number of threads >= 1, got {text!r}")
     return n
 
