@@ -161,14 +161,14 @@ def test_sindy_rules_share_one_cross_validation(base_df):
 
 
 def test_peer_blas_limit_still_limits_and_restores():
-    """The peers' solves run on one BLAS thread (the controller is found once, not per
+    """The sweep's and the peers' solves run on one BLAS thread (the controller is found once, not per
     call): inside the block every BLAS library reports one thread, after it the old count."""
     from threadpoolctl import threadpool_info
 
-    from capedyn.models.peers import _one_blas_thread
+    from capedyn._workers import one_blas_thread
 
     before = {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
-    with _one_blas_thread():
+    with one_blas_thread():
         inside = {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
     after = {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
     assert inside and set(inside.values()) == {1}
