@@ -21,7 +21,7 @@ def _problem(df):
     est = cd.CouplingODE(seed=0, progress=False)
     cfg = est._validated()
     trajs = trajectories(df[df["family"].isin(["Pythia", "OPT"])])
-    batch = stack_trajectories(trajs)
+    batch = stack_trajectories(trajs, lm_solve_steps=cfg["lm_solve_steps"])  # as fit builds it
     pop = est._initial_population(trajs, batch.x0.shape[0])
     tm = objective.trainable_mask(pop)
     pen = est._penalties(cfg=cfg)

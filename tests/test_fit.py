@@ -8,6 +8,7 @@ fixture ``pythia_fit`` in conftest.py)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -360,7 +361,7 @@ def test_lm_jacobian_matches_central_finite_differences(base_df):
         np.testing.assert_allclose(np.asarray(jv), np.asarray(fd), rtol=1e-4, atol=1e-4)
 
 
-def test_lm_reaches_the_scipy_least_squares_objective(base_df):
+def test_lm_reaches_the_scipy_least_squares_objective(base_df, two_family_fits):
     """The default fit (optimistix LM) ends at the objective SciPy's trust-region least
     squares reaches on the same residuals (SciPy driven by its own 2-point Jacobian)."""
     import jax
@@ -370,7 +371,9 @@ def test_lm_reaches_the_scipy_least_squares_objective(base_df):
     from capedyn.dynamics.objective import residual_vector
 
     est, trajs, batch, pop, pen = _small_problem(base_df)
-    fit = CouplingODE(progress=False).fit(base_df[base_df["family"].isin(["Pythia", "OLMo"])])
+    fit = two_family_fits[4]
+    # the residuals the default fit minimises: each family solved on its fixed Tsit5 grid
+    batch = dataclasses.replace(batch, lm_solve_steps=fit.lm_solve_steps)
     flat, unravel = ravel_pytree(pop)
     res = jax.jit(lambda t: residual_vector(unravel(t), batch, pen, adjoint="reverse"))
     n_real = len(trajs)
@@ -394,6 +397,53 @@ def test_lm_reaches_the_scipy_least_squares_objective(base_df):
     assert fit.loss_ <= scipy_obj * (1 + 1e-6)
     assert fit.loss_ == pytest.approx(scipy_obj, rel=1e-5)
     assert fit.optimizer_ == "lm" and fit.n_iter_ < 200
+
+
+@pytest.fixture(scope="module")
+def two_family_fits(base_df):
+    """Pythia and OLMo fitted three ways: the default (4 fixed Tsit5 steps per family inside
+    LM), on the adaptive solve, and on a 1-step grid."""
+    df = base_df[base_df["family"].isin(["Pythia", "OLMo"])]
+    return {steps: CouplingODE(progress=False, lm_solve_steps=steps).fit(df)
+            for steps in (4, None, 1)}
+
+
+def _predictions(est, base_df):
+    """Each fitted family's models from its smallest, and OPT's from its smallest through the
+    transfer rule (percent, one row per model)."""
+    out = []
+    for fam in ("Pythia", "OLMo", "OPT"):
+        rows = complete_models(base_df[base_df["family"] == fam]).sort_values("params_b")
+        known = fam if fam in est.families_ else None
+        out.append(est.predict(rows.iloc[0], rows["params_b"].to_numpy()[1:], family=known)
+                   [list(BENCHMARKS)].to_numpy())
+    return np.vstack(out)
+
+
+def test_default_fit_agrees_with_the_fit_on_adaptive_solves(two_family_fits, base_df):
+    """The default fit solves each family on 4 fixed Tsit5 steps; the same fit on the
+    adaptive solve (a second method) gives the same model: predictions within 1e-3 points,
+    the data MSE within 1e-4 points²."""
+    fixed, adaptive = two_family_fits[4], two_family_fits[None]
+    assert CouplingODE().lm_solve_steps == 4
+    assert fixed.mse_ == pytest.approx(adaptive.mse_, abs=1e-4)
+    np.testing.assert_allclose(_predictions(fixed, base_df), _predictions(adaptive, base_df),
+                               atol=1e-3, rtol=0)
+
+
+def test_a_fixed_grid_too_coarse_is_finished_on_the_adaptive_solve(two_family_fits, base_df):
+    """One Tsit5 step per family is far from the adaptive solve (the premise, checked at the
+    adaptive fit); a fit asked to use it must still end at the adaptive fit's model."""
+    from capedyn.dynamics.objective import FIXED_STEP_TOLERANCE, _float64, fixed_step_gap
+    from capedyn.dynamics.trajectory import trajectories
+
+    adaptive = two_family_fits[None]
+    trajs = trajectories(base_df[base_df["family"].isin(["Pythia", "OLMo"])])
+    one_step = _float64(stack_trajectories(trajs, lm_solve_steps=1))
+    gap, _ = fixed_step_gap(_float64(adaptive.population()), one_step)
+    assert float(gap) > 2 * FIXED_STEP_TOLERANCE
+    np.testing.assert_allclose(_predictions(two_family_fits[1], base_df),
+                               _predictions(adaptive, base_df), atol=1e-3, rtol=0)
 
 
 def test_adam_stays_available(base_df):

@@ -149,9 +149,10 @@ def test_predict_scores_keeps_requested_order_and_initial_point():
 
 @pytest.mark.parametrize("name", ["all_families", "pythia"])
 def test_fixed_step_solve_matches_adaptive_on_every_shipped_family(name, base_df):
-    """The posterior's fixed-step Tsit5 (its default number of steps over each family's
-    span) against the adaptive PID solve, every family of each shipped fit at its fitted
-    Nc and h: within 1e-3 points (the score noise is 1-3 points)."""
+    """The posterior's and the fit's fixed-step Tsit5 (their default numbers of steps over
+    each family's span) against the adaptive PID solve, every family of each shipped fit at
+    its fitted Nc and h: within 1e-3 points (the score noise is 1-3 points) and, for the
+    fit's grid, 1e-4 points, as the fit's own error estimate says."""
     import jax.numpy as jnp
 
     from capedyn.dynamics.field import solve_unchecked
@@ -160,6 +161,8 @@ def test_fixed_step_solve_matches_adaptive_on_every_shipped_family(name, base_df
     est = cd.load_fit(name)
     trajs = {t.family: t for t in trajectories(base_df)}
     steps = SAMPLER_DEFAULTS["ode"]["ode_steps"]
+    lm_steps = cd.CouplingODE().lm_solve_steps
+    lm_err = []
     for fam, params in est.families_.items():
         t = trajs[fam]
         args = (est.field_, jnp.asarray(to_state(t.scores[0])), t.x[0], jnp.asarray(t.x), params)
@@ -168,3 +171,28 @@ def test_fixed_step_solve_matches_adaptive_on_every_shipped_family(name, base_df
         assert bool(ok_ref) and bool(ok)
         err = np.abs(np.asarray(from_state(fixed)) - np.asarray(from_state(ref)))
         assert err.max() < 1e-3, (fam, err.max())
+        lm_err.append(np.abs(np.asarray(from_state(solve_unchecked(*args, fixed_steps=lm_steps)[0]))
+                             - np.asarray(from_state(ref)))[1:].max())
+    # the grid the default fit solves on, and the fit's own estimate of that grid's error
+    # (against a 4x finer grid) next to the error measured here against the adaptive solve
+    assert max(lm_err) < 1e-4
+    gap, _ = _lm_grid_error(est, [trajs[f] for f in est.families_], lm_steps)
+    # (the adaptive solve's own error, rtol 1e-7, is of the same order as the grid's here)
+    assert max(lm_err) / 3 < gap < 3 * max(lm_err)
+
+
+def _lm_grid_error(est, trajs, steps):
+    """``fixed_step_gap`` for a fitted estimator's families, padded as a fit pads them."""
+    import jax.numpy as jnp
+
+    from capedyn.dynamics.objective import Population, _float64, fixed_step_gap
+    from capedyn.dynamics.trajectory import stack_trajectories
+
+    batch = _float64(stack_trajectories(trajs, lm_solve_steps=steps))
+    pop = est.population()
+    pad = batch.x0.shape[0] - len(trajs)
+    fams = type(pop.families)(jnp.concatenate([pop.families.log10_nc,
+                                               jnp.repeat(pop.families.log10_nc[:1], pad)]),
+                              jnp.concatenate([pop.families.h,
+                                               jnp.repeat(pop.families.h[:1], pad, axis=0)]))
+    return (float(v) for v in fixed_step_gap(_float64(Population(pop.field, fams, pop.mu_nc)), batch))

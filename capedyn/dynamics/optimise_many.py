@@ -23,6 +23,8 @@ split over them (:mod:`capedyn._devices`) and each device steps its own problems
 
 from __future__ import annotations
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -30,8 +32,9 @@ import numpy as np
 
 from .._devices import map_over_shards, mesh_for, padded_size, shard_batch, to_host
 from .._progress import Progress
-from .objective import _float64
-from .optimise import _LM_OPTIONS, _keep_frozen, _lm_fn, _lm_initial_state, _lm_solver, _loss_mse
+from .objective import FIXED_STEP_TOLERANCE, _float64, fixed_step_gap
+from .optimise import (_LM_OPTIONS, _keep_frozen, _lm_fn, _lm_initial_state, _lm_solver,
+                       _loss_mse, optimise_lm)
 
 __all__ = ["optimise_lm_many", "bucket_batch", "stack_tree", "unstack_tree"]
 
@@ -152,4 +155,26 @@ def optimise_lm_many(pop, trainable, batch, pen, *, steps, tol, progress: bool =
     best_y = eqx.combine(best[2], eqx.filter(pop, eqx.is_array, inverse=True))
     out = jax.tree_util.tree_map(_keep_frozen, best_y, trainable, pop)
     mse = np.where(np.isfinite(best_loss), best_mse, np.nan)
-    return out, histories, mse
+    if batch.lm_solve_steps is None:
+        return out, histories, mse
+    return _finish_adaptive_many(out, trainable, batch, pen, histories, mse, steps, tol)
+
+
+def _finish_adaptive_many(out, trainable, batch, pen, histories, mse, steps, tol):
+    """:func:`~capedyn.dynamics.optimise._finish_adaptive` for each problem: every fit is
+    checked against the adaptive solve at once; one whose gap exceeds the tolerance is
+    continued on its own with the adaptive solve."""
+    gaps, adaptive_mse = to_host(eqx.filter_vmap(fixed_step_gap)(out, batch))
+    rows = [unstack_tree(out, i) for i in range(len(mse))]
+    mse = np.array(mse, dtype=float)
+    tol = to_host(tol)
+    for i in np.flatnonzero(np.isfinite(mse)):
+        if gaps[i] <= FIXED_STEP_TOLERANCE:
+            mse[i] = adaptive_mse[i]
+            continue
+        adaptive = dataclasses.replace(unstack_tree(batch, i), lm_solve_steps=None)
+        rows[i], more, mse[i] = optimise_lm(rows[i], unstack_tree(trainable, i), adaptive,
+                                            unstack_tree(pen, i), steps=int(steps[i]),
+                                            tol=float(tol[i]), progress=False)
+        histories[i] = histories[i] + more[1:]
+    return stack_tree(rows), histories, mse

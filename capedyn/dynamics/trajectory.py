@@ -50,7 +50,9 @@ class TrajectoryBatch(eqx.Module):
     """Families padded to a common number of save points. ``xs``/``ys`` include the initial
     model at index 0; ``mask`` is False at index 0 and on padding; ``valid`` is False for
     padding families (added so that array shapes fall in a few buckets and the compiled
-    step is reused)."""
+    step is reused). ``lm_solve_steps``: how the Gauss–Newton fit solves each family, Tsit5
+    on that many equal steps, or the adaptive solve when None (a static setting: part of
+    the compiled program, not of the data)."""
 
     x0: Float[Array, "F"]
     z0: Float[Array, "F 5"]
@@ -59,6 +61,7 @@ class TrajectoryBatch(eqx.Module):
     mask: Bool[Array, "F M"]
     weight: Float[Array, "F"]
     valid: Bool[Array, "F"]
+    lm_solve_steps: int | None = eqx.field(static=True, default=None)
 
 
 def _bucket_families(n: int) -> int:
@@ -90,10 +93,12 @@ def pad_trajectories(trajs: Sequence[Trajectory]):
 
 
 @scoped_x64
-def stack_trajectories(trajs: Sequence[Trajectory], family_weight: str = "models") -> TrajectoryBatch:
+def stack_trajectories(trajs: Sequence[Trajectory], family_weight: str = "models", *,
+                       lm_solve_steps: int | None = None) -> TrajectoryBatch:
     """Pad trajectories into a :class:`TrajectoryBatch`: save points repeat the last size,
     padding families copy the first family with zero weight. ``family_weight``: "models"
-    weighs every observation equally, "equal" every family."""
+    weighs every observation equally, "equal" every family. ``lm_solve_steps`` as in
+    :class:`TrajectoryBatch`."""
     xs, ys, mask, valid = pad_trajectories(trajs)
     if family_weight == "models":
         weight = valid.astype(float)
@@ -103,4 +108,5 @@ def stack_trajectories(trajs: Sequence[Trajectory], family_weight: str = "models
         raise InputError(f"family_weight must be 'models' or 'equal', got {family_weight!r}")
     return TrajectoryBatch(x0=jnp.asarray(xs[:, 0]), z0=jnp.asarray(to_state(ys[:, 0])),
                            xs=jnp.asarray(xs), ys=jnp.asarray(ys), mask=jnp.asarray(mask),
-                           weight=jnp.asarray(weight), valid=jnp.asarray(valid))
+                           weight=jnp.asarray(weight), valid=jnp.asarray(valid),
+                           lm_solve_steps=lm_solve_steps)

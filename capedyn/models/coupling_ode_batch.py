@@ -50,14 +50,16 @@ def _common_arrays(slots: Sequence[Trajectory]):
     return xs, ys, points
 
 
-def _masked_batch(xs, ys, points, present: np.ndarray, family_weight: str) -> TrajectoryBatch:
+def _masked_batch(xs, ys, points, present: np.ndarray, family_weight: str,
+                  lm_solve_steps: int | None) -> TrajectoryBatch:
     """The common arrays as one fit sees them: only the ``present`` slots count."""
     mask = points & present[:, None]
     weight = (present.astype(float) if family_weight == "models"
               else present / np.maximum(mask.sum(axis=1), 1))
     return TrajectoryBatch(x0=jnp.asarray(xs[:, 0]), z0=jnp.asarray(to_state(ys[:, 0])),
                            xs=jnp.asarray(xs), ys=jnp.asarray(ys), mask=jnp.asarray(mask),
-                           weight=jnp.asarray(weight), valid=jnp.asarray(present))
+                           weight=jnp.asarray(weight), valid=jnp.asarray(present),
+                           lm_solve_steps=lm_solve_steps)
 
 
 def _prepare(base, table, params):
@@ -92,7 +94,8 @@ def _fit_group(items: list, progress: bool) -> list:
         idx = np.array([slots[_slot_key(t)] for t in trajs])
         present = np.zeros(n_f, bool)
         present[idx] = True
-        batches.append(_masked_batch(xs, ys, points, present, cfg["family_weight"]))
+        batches.append(_masked_batch(xs, ys, points, present, cfg["family_weight"],
+                                     cfg["lm_solve_steps"]))
         pop = est._initial_population(trajs, n_f)
         coupled = cfg["coupling"] != "none"
         tm = trainable_mask(pop, gamma0=coupled, log10_nc=coupled, mu_nc=coupled)
@@ -148,7 +151,8 @@ def fit_many(base, tables: Sequence[pd.DataFrame], params: Sequence[dict] | None
                 results[i] = exc
         else:
             cfg = item[1]
-            groups.setdefault((cfg["degree"], cfg["coupling"], cfg["kappa_max"]), []).append(i)
+            key = (cfg["degree"], cfg["coupling"], cfg["kappa_max"], cfg["lm_solve_steps"])
+            groups.setdefault(key, []).append(i)
     for members in groups.values():
         for i, r in zip(members, _fit_group([prepared[i] for i in members], progress)):
             results[i] = r
