@@ -129,7 +129,8 @@ def optimise_lm_many(pop, trainable, batch, pen, *, steps, tol, progress: bool =
         from .._errors import InputError
 
         raise InputError("optimise_lm_many needs at least one problem and steps >= 1 each")
-    tol = jnp.asarray(tol, jnp.float64).reshape(n)
+    tol_host = np.asarray(tol, float).reshape(n)
+    tol = jnp.asarray(tol_host, jnp.float64)
     args = (batch, pen, trainable, pop)
     best = (jnp.full(n, jnp.inf, jnp.float64), jnp.full(n, jnp.nan, jnp.float64),
             eqx.filter(pop, eqx.is_array))
@@ -157,20 +158,20 @@ def optimise_lm_many(pop, trainable, batch, pen, *, steps, tol, progress: bool =
     mse = np.where(np.isfinite(best_loss), best_mse, np.nan)
     if batch.lm_solve_steps is None:
         return out, histories, mse
-    return _finish_adaptive_many(out, trainable, batch, pen, histories, mse, steps, tol)
+    return _finish_adaptive_many(out, trainable, batch, pen, histories, mse, steps, tol_host)
 
 
 def _finish_adaptive_many(out, trainable, batch, pen, histories, mse, steps, tol):
-    """:func:`~capedyn.dynamics.optimise._finish_adaptive` for each problem: every fit is
-    checked against the adaptive solve at once; one whose gap exceeds the tolerance is
-    continued on its own with the adaptive solve."""
-    gaps, adaptive_mse = to_host(eqx.filter_vmap(fixed_step_gap)(out, batch))
+    """:func:`~capedyn.dynamics.optimise._finish_adaptive` for each problem: every fit's
+    grid error is estimated at once; a fit whose error exceeds the tolerance is continued on
+    its own with the adaptive solve."""
+    # ``out`` is on the host already (NumPy), and so is everything computed from it here
+    gaps, grid_mse = (np.asarray(a) for a in eqx.filter_vmap(fixed_step_gap)(out, batch))
     rows = [unstack_tree(out, i) for i in range(len(mse))]
     mse = np.array(mse, dtype=float)
-    tol = to_host(tol)
     for i in np.flatnonzero(np.isfinite(mse)):
         if gaps[i] <= FIXED_STEP_TOLERANCE:
-            mse[i] = adaptive_mse[i]
+            mse[i] = grid_mse[i]
             continue
         adaptive = dataclasses.replace(unstack_tree(batch, i), lm_solve_steps=None)
         rows[i], more, mse[i] = optimise_lm(rows[i], unstack_tree(trainable, i), adaptive,
