@@ -446,6 +446,24 @@ def test_a_fixed_grid_too_coarse_is_finished_on_the_adaptive_solve(two_family_fi
                                _predictions(adaptive, base_df), atol=1e-3, rtol=0)
 
 
+def test_the_grid_error_from_a_fits_residuals_equals_solving_both_grids(two_family_fits, base_df):
+    """A fit estimates its grid's error from its own residuals (one solve, on the finer
+    grid); solving both grids afresh gives the same error and the same data MSE."""
+    from capedyn.dynamics.objective import _float64, fixed_step_gap, residual_vector
+    from capedyn.dynamics.trajectory import trajectories
+
+    est = two_family_fits[4]
+    trajs = trajectories(base_df[base_df["family"].isin(["Pythia", "OLMo"])])
+    batch = _float64(stack_trajectories(trajs, lm_solve_steps=est.lm_solve_steps))
+    pop = _float64(est.population())
+    residuals = eqx.filter_jit(residual_vector)(pop, batch, _float64(est._penalties()))
+    from_residuals = [float(v) for v in fixed_step_gap(pop, batch, residuals)]
+    solved = [float(v) for v in fixed_step_gap(pop, batch)]
+    assert 0 < solved[0] < 1e-4
+    assert from_residuals[0] == pytest.approx(solved[0], rel=1e-6)
+    assert from_residuals[1] == solved[1] == pytest.approx(est.mse_, rel=1e-12)
+
+
 def test_adam_stays_available(base_df):
     est = CouplingODE(optimizer="adam", steps=5, progress=False).fit(
         base_df[base_df["family"] == "Pythia"])

@@ -199,22 +199,24 @@ def optimise_lm(pop: Population, trainable, batch: TrajectoryBatch, pen: Penalti
     state = _lm_initial_state(pop, args, tol)
     y = pop
     history: list[float] = []
-    best = (np.inf, float("nan"), pop)
+    best = (np.inf, float("nan"), pop, None)  # (objective, data MSE, point, its residuals)
     if steps < 1:
         loss0, mse0 = (float(v) for v in _lm_eval_jit(pop, args))
-        history, best = [loss0], (loss0 if np.isfinite(loss0) else np.inf, mse0, pop)
+        history, best = [loss0], (loss0 if np.isfinite(loss0) else np.inf, mse0, pop, None)
     with Progress(steps, label, enabled=progress) as bar:
         for k in range(steps):
             y, state, done, _, loss, mse = _lm_step(y, state, args, tol)
             loss = float(loss)
+            # the state holds the residuals at the returned (last accepted) point
             if k == 0:
                 # The first step always accepts the starting point, so its residuals are
                 # the start's: the objective before any step, without a separate program.
                 history.append(loss)
-                best = (loss if np.isfinite(loss) else np.inf, float(mse), pop)
+                best = (loss if np.isfinite(loss) else np.inf, float(mse), pop,
+                        state.f_info.residual)
             history.append(loss)
             if np.isfinite(loss) and loss < best[0]:
-                best = (loss, float(mse), y)
+                best = (loss, float(mse), y, state.f_info.residual)
             bar.update(k + 1, loss=loss, mse=float(mse))
             if bool(done):
                 break
@@ -224,16 +226,17 @@ def optimise_lm(pop: Population, trainable, batch: TrajectoryBatch, pen: Penalti
     mse = best[1] if np.isfinite(best[0]) else float("nan")
     if batch.lm_solve_steps is None or not np.isfinite(mse):
         return out, history, mse
-    return _finish_adaptive(out, trainable, batch, pen, history, steps=steps, tol=tol,
-                            progress=progress, label=label)
+    return _finish_adaptive(out, trainable, batch, pen, history, best[3], steps=steps,
+                            tol=tol, progress=progress, label=label)
 
 
 def _finish_adaptive(pop: Population, trainable, batch: TrajectoryBatch, pen: Penalties,
-                     history: list[float], **lm) -> tuple[Population, list[float], float]:
-    """A fit made on fixed-step solves, with the grid's error estimated at the result: kept
-    (with the data MSE of the finer grid) when the error is within ``FIXED_STEP_TOLERANCE``
-    points on every fitted point, otherwise continued from there with the adaptive solve."""
-    gap, mse = (float(v) for v in fixed_step_gap(pop, batch))
+                     history: list[float], residuals, **lm) -> tuple[Population, list[float], float]:
+    """A fit made on fixed-step solves, with the grid's error estimated at the result (from
+    ``residuals``, the fit's residual vector there): kept (with the data MSE of the finer
+    grid) when the error is within ``FIXED_STEP_TOLERANCE`` points on every fitted point,
+    otherwise continued from there with the adaptive solve."""
+    gap, mse = (float(v) for v in fixed_step_gap(pop, batch, residuals))
     if gap <= FIXED_STEP_TOLERANCE:
         return pop, history, mse
     adaptive = dataclasses.replace(batch, lm_solve_steps=None)
