@@ -169,3 +169,31 @@ def test_registered_shared_ode_never_sees_the_held_out_family(base_df):
     sel = ["family", "method", "cv_kind", "best_params", "cv_error"]
     assert clean.selections[sel].to_dict("records") == dirty.selections[sel].to_dict("records")
     assert not np.allclose(clean.predictions["actual"], dirty.predictions["actual"])
+
+
+def test_the_shared_term_switches_share_one_compiled_fit(flat_mmlu_training, monkeypatch):
+    """``state_term``/``scale_term`` mask the shared terms inside the fit instead of changing
+    the field's structure: the four settings hand the compiled LM fit inputs of one
+    structure and shape (so one program serves them all); a term switched off keeps a
+    coefficient of exactly 0, a term switched on moves its coefficient, and the fitted
+    field reports the settings."""
+    import jax
+
+    from capedyn.models import shared_ode as so
+
+    seen = []
+    real = so._fit_lm
+
+    def spy(params, batch, tol, max_steps):
+        leaves, treedef = jax.tree_util.tree_flatten((params, batch))
+        seen.append((treedef, tuple(np.shape(a) for a in leaves)))
+        return real(params, batch, tol, max_steps)
+
+    monkeypatch.setattr(so, "_fit_lm", spy)
+    fits = {(st, sc): _est(state_term=st, scale_term=sc, steps=40).fit(flat_mmlu_training)
+            for st in (False, True) for sc in (False, True)}
+    assert len(seen) == 4 and len(set(seen)) == 1
+    for (st, sc), est in fits.items():
+        g = np.asarray(est.field_.g)
+        assert (est.field_.state_term, est.field_.scale_term) == (st, sc)
+        assert (g[1] != 0.0) == st and (g[2] != 0.0) == sc, (st, sc, g)

@@ -42,9 +42,9 @@ schedule (``optax.warmup_cosine_decay_schedule``) inside ``optax.apply_if_finite
 iterate kept. ``optimizer="lm"``: optimistix Levenberg–Marquardt on the residual vector
 whose squared norm is that objective (Jacobians by forward mode through the solve,
 ``diffrax.ForwardMode``), stopping at its tolerance. One ``eqx.filter_jit``-compiled step
-(or LM solve) serves every fit with the same padded shapes and the same static switches
-(floors, penalties and the censoring mask are dynamic arrays, so a different
-``floor_slack`` or ``censor_margin`` never recompiles).
+(or LM solve) serves every fit with the same padded shapes: floors, penalties, the
+censoring mask and the ``state_term``/``scale_term`` switches are dynamic arrays (a
+switched-off term is masked to 0 inside the fit), so no setting recompiles.
 """
 
 from __future__ import annotations
@@ -109,6 +109,7 @@ class _Batch(eqx.Module):
     bmask: Float[Array, "F 5"]      # 0 for a (family, benchmark) series left out (censored)
     floors: Float[Array, "5"]
     pen: Float[Array, "4"]          # l2_c, l2_w, l2_h, l2_g
+    g_mask: Float[Array, "3"]       # 1, state_term, scale_term: the shared terms fitted
 
 
 def _from_z(z, floors):
@@ -138,8 +139,12 @@ def _errors(params: _Params, batch: _Batch, forward: bool = False):
     """Score errors (F, M, 5) in points, 0 where a value is not scored (initial model,
     padding, censored series); the count of scored values (at least 1); every solve ok.
     ``forward``: solves differentiable in forward mode (Levenberg–Marquardt)."""
+    # A shared term switched off is masked here rather than left out of the field: its
+    # coefficient's effect (and its Jacobian column) is zero either way, and every setting
+    # of the switches then shares one compiled fit.
+    field = eqx.tree_at(lambda f: f.g, params.field, params.field.g * batch.g_mask)
     zs, ok = jax.vmap(functools.partial(_solve_one, forward=forward), in_axes=(None, 0, 0, 0, 0))(
-        params.field, params.h, batch.z0, batch.x0, batch.xs)
+        field, params.h, batch.z0, batch.x0, batch.xs)
     pred = _from_z(zs, batch.floors)
     w = batch.mask[..., None] * batch.bmask[:, None, :]
     return jnp.where(w > 0, pred - batch.ys, 0.0), jnp.maximum(jnp.sum(w), 1.0), jnp.all(ok)
@@ -184,9 +189,7 @@ share one optimisation, with the same bits as running it again."""
 
 def _fit_lm_memo(params: _Params, batch: _Batch, tol: float, max_steps: int):
     leaves, treedef = jax.tree_util.tree_flatten((params, batch))
-    f = params.field
-    key = array_digest(*leaves, extra=(str(treedef), f.scale_term, f.state_term,
-                                       float(tol), int(max_steps)))
+    key = array_digest(*leaves, extra=(str(treedef), float(tol), int(max_steps)))
     out, _ = _LM_FITS.get_or_fit(key, lambda: _fit_lm(params, batch, tol, max_steps))
     return out
 
@@ -329,15 +332,15 @@ class SharedLogitODE(BaseEstimator):
         z0 = _to_z(ys[:, 0], floors)
         batch = _Batch(jnp.asarray(xs[:, 0]), jnp.asarray(z0), jnp.asarray(xs), jnp.asarray(ys),
                        jnp.asarray(mask), jnp.asarray(bmask), jnp.asarray(floors),
-                       jnp.asarray([self.l2_c, self.l2_w, self.l2_h, self.l2_g], float))
+                       jnp.asarray([self.l2_c, self.l2_w, self.l2_h, self.l2_g], float),
+                       jnp.asarray([1.0, bool(self.state_term), bool(self.scale_term)], float))
         # start from the pooled mean logit drift (first → last model of each family)
         drifts = np.array([(_to_z(ys[i, int(mask[i].sum())], floors) - z0[i])
                            / max(xs[i, int(mask[i].sum())] - xs[i, 0], 1e-3) for i in range(len(fams))])
         kept = bmask[:len(fams)] > 0
         drift = float(drifts[kept].mean()) if kept.any() else float(drifts.mean())
         field = SharedLogitField(g=jnp.asarray([drift, 0.0, 0.0]), c=jnp.zeros(N),
-                                 W=jnp.zeros((N, N)), scale_term=bool(self.scale_term),
-                                 state_term=bool(self.state_term))
+                                 W=jnp.zeros((N, N)))  # both terms on, masked by batch.g_mask
         params = _Params(field, jnp.zeros((n_f, N)))
         params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), params)
         steps = int(self.steps)
@@ -352,7 +355,11 @@ class SharedLogitODE(BaseEstimator):
             raise CapedynError("every step of the shared-logit ODE fit had a failing solve; "
                                "raise l2_w or lower learning_rate")
         params = best[2]
-        self.field_, self.floors_, self.mse_ = params.field, floors, best[1]
+        # a switched-off term's coefficient never moved from 0; the fitted field says so
+        self.field_ = SharedLogitField(params.field.g, params.field.c, params.field.W,
+                                       scale_term=bool(self.scale_term),
+                                       state_term=bool(self.state_term))
+        self.floors_, self.mse_ = floors, best[1]
         self.families_ = {f: np.asarray(params.h[i]) for i, f in enumerate(fams)}
         self.new_source_ = (np.mean(list(self.families_.values()), axis=0)
                             if self.new_family_source != "zero" else np.zeros(N))
