@@ -99,6 +99,8 @@ _EXPORTS: dict[str, str] = {
     "plot_internal_coupling": "plotting",
     # compile once per machine: JAX's persistent compilation cache, opt-in
     "enable_compilation_cache": "_cache",
+    # a script's own process: NUTS chains on two cores, opt-in
+    "enable_cpu_devices": "_devices",
 }
 
 
@@ -106,6 +108,9 @@ if TYPE_CHECKING:  # the lazy exports above, spelled out for type checkers and I
     # generated from _EXPORTS by scripts/update_type_checking_block.py
     from ._cache import (
         enable_compilation_cache,
+    )
+    from ._devices import (
+        enable_cpu_devices,
     )
     from ._errors import (
         CapedynError, FitFileError, SolveError,

@@ -22,7 +22,8 @@ from __future__ import annotations
 import math
 
 __all__ = ["AXIS", "batch_mesh", "mesh_for", "n_devices", "padded_size", "shard_batch",
-           "map_over_shards", "to_host", "ENV_CPU_DEVICES", "cpu_devices_for_own_process"]
+           "map_over_shards", "to_host", "ENV_CPU_DEVICES", "cpu_devices_for_own_process",
+           "enable_cpu_devices"]
 
 AXIS = "batch"
 """Name of the mesh axis the batch (problems, chains) is split along."""
@@ -74,6 +75,16 @@ def cpu_devices_for_own_process(environ=None, cores: int | None = None,
     if wanted > 1:
         env["XLA_FLAGS"] = f"{flags} {_FORCE_FLAG}={wanted}".strip()
     return wanted
+
+
+def enable_cpu_devices() -> int:
+    """Opt in, from a script that owns its process, to what the command line does for its
+    sampling commands: the CPU shown to JAX as two devices, so a NUTS run samples half its
+    chains on each core (the draws are bitwise those of one device). Call it before JAX
+    computes anything; returns the number of devices set (1: nothing changed, e.g. one
+    core, JAX already running, or ``XLA_FLAGS`` already naming a device count). The
+    library never calls it, so a notebook keeps its devices."""
+    return cpu_devices_for_own_process()
 
 
 def _backend_started(modules) -> bool:

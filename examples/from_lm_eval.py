@@ -69,4 +69,5 @@ def main(argv=None) -> dict:
 
 if __name__ == "__main__":
     cd.enable_compilation_cache()  # a script: keep compiled programs for the next run
+    cd.enable_cpu_devices()  # ... and sample the NUTS chains on two cores
     main()

@@ -174,3 +174,23 @@ def test_sampling_commands_see_two_devices_and_others_one():
         assert out.returncode == 0, out.stderr[-2000:]
         counts[command] = int(out.stdout.split()[-1])
     assert counts == {"posterior": min(available_cores(), 2), "holdout": 1}
+
+
+def test_a_script_opts_in_to_two_devices_before_jax_starts_and_not_after():
+    """``cd.enable_cpu_devices()`` in a fresh process gives JAX one device per core up to
+    two; called once JAX has computed something it changes nothing and says so (1)."""
+    from capedyn._workers import available_cores
+
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "CAPEDYN_CPU_DEVICES")}
+    before = ("import jax, capedyn as cd; n = cd.enable_cpu_devices(); "
+              "print(n, jax.device_count())")
+    after = ("import jax, jax.numpy as jnp, capedyn as cd; jnp.ones(1).block_until_ready(); "
+             "n = cd.enable_cpu_devices(); print(n, jax.device_count())")
+    got = []
+    for probe in (before, after):
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                             env=env, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        got.append([int(v) for v in out.stdout.split()[-2:]])
+    two = min(available_cores(), 2)
+    assert got == [[two, two], [1, 1]]
