@@ -23,8 +23,6 @@ split over them (:mod:`capedyn._devices`) and each device steps its own problems
 
 from __future__ import annotations
 
-import dataclasses
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -32,9 +30,9 @@ import numpy as np
 
 from .._devices import map_over_shards, mesh_for, padded_size, shard_batch, to_host
 from .._progress import Progress
-from .objective import FIXED_STEP_TOLERANCE, _float64, fixed_step_gap
-from .optimise import (_LM_OPTIONS, _keep_frozen, _lm_fn, _lm_initial_state, _lm_solver,
-                       _loss_mse, optimise_lm)
+from .objective import _float64
+from .optimise import (_LM_OPTIONS, _finish_adaptive, _keep_frozen, _lm_fn, _lm_initial_state,
+                       _lm_solver, _loss_mse)
 
 __all__ = ["optimise_lm_many", "bucket_batch", "stack_tree", "unstack_tree"]
 
@@ -162,20 +160,13 @@ def optimise_lm_many(pop, trainable, batch, pen, *, steps, tol, progress: bool =
 
 
 def _finish_adaptive_many(out, trainable, batch, pen, histories, mse, steps, tol):
-    """:func:`~capedyn.dynamics.optimise._finish_adaptive` for each problem: every fit's
-    grid error is estimated at once; a fit whose error exceeds the tolerance is continued on
-    its own with the adaptive solve."""
-    # ``out`` is on the host already (NumPy), and so is everything computed from it here
-    gaps, grid_mse = (np.asarray(a) for a in eqx.filter_vmap(fixed_step_gap)(out, batch))
+    """:func:`~capedyn.dynamics.optimise._finish_adaptive` for each problem in turn (``out``
+    is on the host already): its grid error estimated, and the fit continued on its own with
+    the adaptive solve when the error exceeds the tolerance."""
     rows = [unstack_tree(out, i) for i in range(len(mse))]
     mse = np.array(mse, dtype=float)
     for i in np.flatnonzero(np.isfinite(mse)):
-        if gaps[i] <= FIXED_STEP_TOLERANCE:
-            mse[i] = grid_mse[i]
-            continue
-        adaptive = dataclasses.replace(unstack_tree(batch, i), lm_solve_steps=None)
-        rows[i], more, mse[i] = optimise_lm(rows[i], unstack_tree(trainable, i), adaptive,
-                                            unstack_tree(pen, i), steps=int(steps[i]),
-                                            tol=float(tol[i]), progress=False)
-        histories[i] = histories[i] + more[1:]
+        rows[i], histories[i], mse[i] = _finish_adaptive(
+            rows[i], unstack_tree(trainable, i), unstack_tree(batch, i), unstack_tree(pen, i),
+            histories[i], None, steps=int(steps[i]), tol=float(tol[i]), progress=False)
     return stack_tree(rows), histories, mse
