@@ -361,6 +361,39 @@ def test_lm_jacobian_matches_central_finite_differences(base_df):
         np.testing.assert_allclose(np.asarray(jv), np.asarray(fd), rtol=1e-4, atol=1e-4)
 
 
+def test_family_block_jacobian_equals_the_dense_jacobian(base_df):
+    """residual_jacobian builds the Jacobian family by family (each family's rows pushed
+    through its solve with the field's and its own tangents only); plain jax.jacfwd over
+    every parameter of the whole residual vector must give the same matrix, frozen leaves,
+    absent (padding) families and penalty rows included."""
+    import jax
+    from jax.flatten_util import ravel_pytree
+
+    from capedyn.dynamics.objective import residual_jacobian, residual_vector, with_frozen
+
+    _, trajs, batch, pop, pen = _small_problem(base_df, ("Pythia", "OLMo", "BLOOM"))
+    batch = dataclasses.replace(batch, lm_solve_steps=4)
+    assert batch.x0.shape[0] > len(trajs)  # the bucket pads: a padding family is in play
+    flat, unravel = ravel_pytree(pop)
+    rng = np.random.default_rng(1)
+    y = unravel(flat + 0.05 * rng.standard_normal(flat.size))
+    y = eqx.tree_at(lambda p: p.field.gamma0, y, jnp.asarray(0.3))  # coupling active
+    start = unravel(flat + 0.05 * rng.standard_normal(flat.size))
+    frozen = trainable_mask(pop, gamma0=False)
+    frozen = eqx.tree_at(lambda p: p.families.h, frozen, frozen.families.h.at[1].set(0.0))
+    args = (batch, pen, frozen, start)
+    r, jac = residual_jacobian(y, *args)
+    dense = jax.jacfwd(lambda t: residual_vector(with_frozen(unravel(t), frozen, start), batch, pen))
+    expected = dense(ravel_pytree(y)[0])
+    assert jac.shape == expected.shape
+    scale = float(jnp.max(jnp.abs(expected)))
+    np.testing.assert_allclose(np.asarray(jac), np.asarray(expected), rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(np.asarray(r), np.asarray(residual_vector(with_frozen(y, frozen, start),
+                                                                         batch, pen)),
+                               rtol=0, atol=1e-12)
+    assert np.all(np.asarray(jac)[:, 105] == 0.0)  # γ0 frozen: its column is exactly zero
+
+
 def test_lm_reaches_the_scipy_least_squares_objective(base_df, two_family_fits):
     """The default fit (optimistix LM) ends at the objective SciPy's trust-region least
     squares reaches on the same residuals (SciPy driven by its own 2-point Jacobian)."""

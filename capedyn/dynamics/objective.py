@@ -183,20 +183,101 @@ def residual_vector(pop: Population, batch: TrajectoryBatch, pen: Penalties, *,
     families contribute zeros; a family whose solve fails gets large finite residuals so a
     trial step there is rejected rather than producing NaN. Each family is solved as
     ``batch.lm_solve_steps`` says (fixed Tsit5 steps, or adaptive when None)."""
-    solve = functools.partial(solve_unchecked, adjoint=adjoint, max_steps=LM_SOLVE_MAX_STEPS,
-                              fixed_steps=batch.lm_solve_steps)
-    zs, ok = eqx.filter_vmap(solve, in_axes=(None, 0, 0, 0, 0))(
-        pop.field, batch.z0, batch.x0, batch.xs, pop.families)
-    pred = from_state(zs)
-    scale = _data_scale(batch)
-    err = jnp.where(batch.mask[..., None], pred - batch.ys, 0.0)
-    err = jnp.where((ok | ~batch.valid)[:, None, None], err,
-                    jnp.where(batch.mask[..., None], _FAILED_RESIDUAL, 0.0))
+    data = _family_data(batch)
+    rows = eqx.filter_vmap(functools.partial(_family_residuals, adjoint=adjoint,
+                                             steps=batch.lm_solve_steps),
+                           in_axes=(None, 0, 0))(pop.field, pop.families, data)
+    return jnp.concatenate([rows.ravel(), _penalty_residuals(pop, batch, pen)])
+
+
+def residual_jacobian(y: Population, batch: TrajectoryBatch, pen: Penalties,
+                      trainable: Population, start: Population) -> tuple[Array, Array]:
+    """(r, J): :func:`residual_vector` at ``with_frozen(y, trainable, start)`` and its
+    Jacobian with respect to ``ravel_pytree(y)``, by forward mode.
+
+    A family's data residuals depend on the universal field and on that family's own
+    parameters only, so each family's block is pushed through its solve with the field's
+    and its own tangents (about 112) rather than with every parameter's (106 + 6 per
+    family): on 14-18 families that halves the work of the Jacobian, the larger part of a
+    Gauss–Newton step. The blocks are then laid out in ``ravel_pytree`` order (field
+    coefficients, γ0, every family's log10 Nc, every family's h, μ); the penalty rows,
+    which need no solve, are differentiated whole."""
+    from jax.flatten_util import ravel_pytree
+
+    data = _family_data(batch)
+
+    def one(field, fam, fam_mask, fam_start, d):
+        def rows(field, fam):
+            fld = _with_frozen(field, trainable.field, start.field)
+            return _family_residuals(fld, _with_frozen(fam, fam_mask, fam_start), d,
+                                     adjoint="forward", steps=batch.lm_solve_steps)
+        def twice(a):
+            r = rows(*a)
+            return r, r
+
+        return jax.jacfwd(twice, has_aux=True)((field, fam))
+
+    (d_field, d_fam), r_data = eqx.filter_vmap(one, in_axes=(None, 0, 0, 0, 0))(
+        y.field, y.families, trainable.families, start.families, data)
+    n_f, n_r = r_data.shape
+    own = jnp.eye(n_f, dtype=bool)[:, None, :]  # family f's rows see only f's columns
+    blocks = [d_field.coef.reshape(n_f * n_r, -1), d_field.gamma0.reshape(n_f * n_r, 1),
+              jnp.where(own, d_fam.log10_nc[:, :, None], 0.0).reshape(n_f * n_r, n_f),
+              jnp.where(own[..., None], d_fam.h[:, :, None, :], 0.0).reshape(n_f * n_r, -1),
+              jnp.zeros((n_f * n_r, 1), r_data.dtype)]
+    flat, unravel = ravel_pytree(y)
+
+    def penalties(t):
+        pen_r = _penalty_residuals(with_frozen(unravel(t), trainable, start), batch, pen)
+        return pen_r, pen_r
+
+    j_pen, r_pen = jax.jacfwd(penalties, has_aux=True)(flat)
+    return (jnp.concatenate([r_data.ravel(), r_pen]),
+            jnp.concatenate([jnp.concatenate(blocks, axis=1), j_pen]))
+
+
+def with_frozen(y, trainable, start):
+    """``y`` with the leaves masked out by ``trainable`` (0) held at ``start``."""
+    return jax.tree_util.tree_map(_with_frozen, y, trainable, start)
+
+
+def _with_frozen(a, m, b):
+    return jax.tree_util.tree_map(lambda a, m, b: m * a + (1 - m) * b, a, m, b)
+
+
+class _FamilyData(eqx.Module):
+    """One family's slice of a :class:`TrajectoryBatch` (a leading family axis when batched)."""
+
+    z0: Array
+    x0: Array
+    xs: Array
+    ys: Array
+    mask: Array
+    valid: Array
+    scale: Array
+
+
+def _family_data(batch: TrajectoryBatch) -> _FamilyData:
+    return _FamilyData(batch.z0, batch.x0, batch.xs, batch.ys, batch.mask, batch.valid,
+                       _data_scale(batch))
+
+
+def _family_residuals(field: CouplingField, family: FamilyParams, d: _FamilyData, *,
+                      adjoint: str, steps: int | None) -> Array:
+    """One family's data residuals (M·5,), as :func:`residual_vector` lays them out."""
+    zs, ok = solve_unchecked(field, d.z0, d.x0, d.xs, family, adjoint=adjoint,
+                             max_steps=LM_SOLVE_MAX_STEPS, fixed_steps=steps)
+    err = jnp.where(d.mask[:, None], from_state(zs) - d.ys, 0.0)
+    err = jnp.where(ok | ~d.valid, err, jnp.where(d.mask[:, None], _FAILED_RESIDUAL, 0.0))
+    return (d.scale * err).ravel()
+
+
+def _penalty_residuals(pop: Population, batch: TrajectoryBatch, pen: Penalties) -> Array:
+    """The penalties of :func:`residual_vector` as ``sqrt(weight)·quantity`` residuals."""
     coef = pop.field.masked_coef()
     fam, v = pop.families, batch.valid
     n_lin = 1 + coef.shape[0]
     parts = [
-        (scale[:, None, None] * err).ravel(),
         jnp.sqrt(pen.l2) * coef[:, 1:n_lin].ravel(),
         jnp.sqrt(pen.l2_quad) * coef[:, n_lin:].ravel(),
         jnp.sqrt(pen.l2_const) * coef[:, 0],

@@ -14,7 +14,7 @@ from jaxtyping import Array
 
 from .._progress import Progress
 from .objective import (FIXED_STEP_TOLERANCE, Penalties, Population, _float64, fixed_step_gap,
-                        loss_and_grad, residual_vector)
+                        loss_and_grad, residual_jacobian, residual_vector, with_frozen)
 from .trajectory import TrajectoryBatch
 
 
@@ -79,17 +79,17 @@ def optimise(pop: Population, trainable, batch: TrajectoryBatch, pen: Penalties,
 def _masked_residuals(y: Population, args) -> Array:
     """Residuals at ``y`` with frozen leaves (``trainable`` = 0) held at their start values."""
     batch, pen, trainable, start = args
-    pop = jax.tree_util.tree_map(lambda a, m, b: m * a + (1 - m) * b, y, trainable, start)
-    return residual_vector(pop, batch, pen)
+    return residual_vector(with_frozen(y, trainable, start), batch, pen)
 
 
 @jax.custom_jvp
 def _lm_residuals(y: Population, args) -> Array:
     """:func:`_masked_residuals` whose forward derivative is the full Jacobian, built once
-    per point by ``jax.jacfwd`` through the ``diffrax.ForwardMode`` solve. optimistix
-    linearises the residual function at every trial point and its damped linear solve
-    materialises the Jacobian; with this rule the materialisation is a matrix product with a
-    matrix computed once, instead of re-running the linearised ODE solve per solve."""
+    per point by :func:`residual_jacobian` (forward mode through the solves, family by
+    family). optimistix linearises the residual function at every trial point and its
+    damped linear solve materialises the Jacobian; with this rule the materialisation is a
+    matrix product with a matrix computed once, instead of re-running the linearised ODE
+    solve per solve."""
     return _masked_residuals(y, args)
 
 
@@ -99,15 +99,9 @@ def _lm_residuals_jvp(primals, tangents):
 
     y, args = primals
     dy, _ = tangents  # no derivative with respect to the data or the penalty weights
-    flat, unravel = ravel_pytree(y)
-
-    def value_twice(t):
-        r = _masked_residuals(unravel(t), args)
-        return r, r
-
-    # The residuals come out of the same forward-mode solve as the Jacobian (jacfwd's
-    # primal, returned as its aux): one solve in the compiled step instead of two.
-    jac, value = jax.jacfwd(value_twice, has_aux=True)(flat)
+    # The residuals come out of the same forward-mode solves as the Jacobian: one solve
+    # per family in the compiled step instead of two.
+    value, jac = residual_jacobian(y, *args)
     return value, jac @ ravel_pytree(dy)[0]
 
 
