@@ -197,3 +197,39 @@ def test_the_shared_term_switches_share_one_compiled_fit(flat_mmlu_training, mon
         g = np.asarray(est.field_.g)
         assert (est.field_.state_term, est.field_.scale_term) == (st, sc)
         assert (g[1] != 0.0) == st and (g[2] != 0.0) == sc, (st, sc, g)
+
+
+def test_the_family_block_jacobian_equals_jacfwd_of_the_residuals(flat_mmlu_training, monkeypatch):
+    """The LM fit's Jacobian is built family by family (a family's rows pushed through its
+    solve with the shared field's and its own source's tangents); plain jax.jacfwd over
+    every parameter of the residual function must give the same matrix, with a censored
+    series, a switched-off shared term and the ridge rows in play."""
+    import jax
+    import jax.numpy as jnp
+    from jax.flatten_util import ravel_pytree
+
+    from capedyn._jax import x64
+    from capedyn.models import shared_ode as so
+
+    seen = []
+    real = so._fit_lm
+
+    def spy(params, batch, tol, max_steps):
+        seen.append((params, batch))
+        return real(params, batch, tol, max_steps)
+
+    monkeypatch.setattr(so, "_fit_lm", spy)
+    _est(state_term=True, scale_term=False, censor_margin=3.0, steps=5).fit(flat_mmlu_training)
+    params, batch = seen[0]
+    with x64():  # the library fits in float64 inside its own scope; so does this check
+        assert float(np.min(np.asarray(batch.bmask))) == 0.0  # a censored series
+        flat, unravel = ravel_pytree(params)
+        y = unravel(flat + 0.05 * np.random.default_rng(2).standard_normal(flat.size))
+        r, jac = so._residual_jacobian(y, batch)
+        dense = jax.jacfwd(lambda t: so._residuals.fun(unravel(t), batch))(ravel_pytree(y)[0])
+        scale = float(jnp.max(jnp.abs(dense)))
+        np.testing.assert_allclose(np.asarray(jac), np.asarray(dense), rtol=0, atol=1e-12 * scale)
+        np.testing.assert_allclose(np.asarray(r), np.asarray(so._residuals.fun(y, batch)),
+                                   rtol=0, atol=1e-12)
+        # the scale term is off: no data residual moves with its coefficient
+        assert np.all(np.asarray(jac)[:np.asarray(batch.ys).size, 2] == 0.0)

@@ -142,7 +142,7 @@ def _errors(params: _Params, batch: _Batch, forward: bool = False):
     # A shared term switched off is masked here rather than left out of the field: its
     # coefficient's effect (and its Jacobian column) is zero either way, and every setting
     # of the switches then shares one compiled fit.
-    field = eqx.tree_at(lambda f: f.g, params.field, params.field.g * batch.g_mask)
+    field = _switched(params.field, batch)
     zs, ok = jax.vmap(functools.partial(_solve_one, forward=forward), in_axes=(None, 0, 0, 0, 0))(
         field, params.h, batch.z0, batch.x0, batch.xs)
     pred = _from_z(zs, batch.floors)
@@ -160,14 +160,72 @@ def _loss(params: _Params, batch: _Batch):
     return total, mse
 
 
+def _switched(field: SharedLogitField, batch: _Batch) -> SharedLogitField:
+    """``field`` with the shared terms switched off by ``batch.g_mask`` zeroed."""
+    return eqx.tree_at(lambda f: f.g, field, field.g * batch.g_mask)
+
+
+def _penalty_residuals(params: _Params, batch: _Batch):
+    f, pen = params.field, jnp.sqrt(batch.pen)
+    return jnp.concatenate([pen[0] * f.c, pen[1] * (f.W * _OFFDIAG).ravel(),
+                            pen[2] * params.h.ravel(), pen[3] * f.g[1:]])
+
+
+@jax.custom_jvp
 def _residuals(params: _Params, batch: _Batch):
     """Residual vector whose squared norm is the objective of :func:`_loss` (data errors in
-    points scaled by 1/sqrt(count), each ridge a sqrt-weighted extra residual)."""
+    points scaled by 1/sqrt(count), each ridge a sqrt-weighted extra residual). Its forward
+    derivative is :func:`_residual_jacobian`'s matrix, built once per point."""
     err, n, ok = _errors(params, batch, forward=True)
-    f, pen = params.field, jnp.sqrt(batch.pen)
-    r = jnp.concatenate([err.ravel() / jnp.sqrt(n), pen[0] * f.c, pen[1] * (f.W * _OFFDIAG).ravel(),
-                         pen[2] * params.h.ravel(), pen[3] * f.g[1:]])
+    r = jnp.concatenate([err.ravel() / jnp.sqrt(n), _penalty_residuals(params, batch)])
     return jnp.where(ok, r, jnp.nan)
+
+
+@_residuals.defjvp
+def _residuals_jvp(primals, tangents):
+    from jax.flatten_util import ravel_pytree
+
+    params, batch = primals
+    d_params, _ = tangents  # no derivative with respect to the data
+    r, jac = _residual_jacobian(params, batch)
+    return r, jac @ ravel_pytree(d_params)[0]
+
+
+def _residual_jacobian(params: _Params, batch: _Batch):
+    """(residuals, Jacobian with respect to ``ravel_pytree(params)``) by forward mode, family
+    by family: a family's rows depend on the shared field and its own source h only, so
+    each is pushed through its solve with those 38 tangents rather than every parameter's
+    (33 + 5 per family); the ridge rows, which need no solve, are differentiated whole."""
+    from jax.flatten_util import ravel_pytree
+
+    w = batch.mask[..., None] * batch.bmask[:, None, :]
+    n = jnp.maximum(jnp.sum(w), 1.0)
+
+    def one(h, z0, x0, xs, ys, wf):
+        def rows(a):
+            zs, ok = _solve_one(_switched(a[0], batch), a[1], z0, x0, xs, forward=True)
+            r = jnp.where(wf > 0, _from_z(zs, batch.floors) - ys, 0.0).ravel() / jnp.sqrt(n)
+            return r, (r, ok)
+        return jax.jacfwd(rows, has_aux=True)((params.field, h))
+
+    (d_field, d_h), (r_data, ok) = jax.vmap(one)(params.h, batch.z0, batch.x0, batch.xs,
+                                                 batch.ys, w)
+    n_f, n_r = r_data.shape
+    own = jnp.eye(n_f, dtype=bool)[:, None, :, None]  # family f's rows see only f's h
+    j_data = jnp.concatenate(
+        [d_field.g.reshape(n_f * n_r, -1), d_field.c.reshape(n_f * n_r, -1),
+         d_field.W.reshape(n_f * n_r, -1),
+         jnp.where(own, d_h[:, :, None, :], 0.0).reshape(n_f * n_r, -1)], axis=1)
+    flat, unravel = ravel_pytree(params)
+
+    def ridges(t):
+        r = _penalty_residuals(unravel(t), batch)
+        return r, r
+
+    j_pen, r_pen = jax.jacfwd(ridges, has_aux=True)(flat)
+    good = jnp.all(ok)
+    r = jnp.concatenate([r_data.ravel(), r_pen])
+    return jnp.where(good, r, jnp.nan), jnp.where(good, jnp.concatenate([j_data, j_pen]), 0.0)
 
 
 @eqx.filter_jit
