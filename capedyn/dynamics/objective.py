@@ -208,8 +208,8 @@ def residual_jacobian(y: Population, batch: TrajectoryBatch, pen: Penalties,
 
     def one(field, fam, fam_mask, fam_start, d):
         def rows(field, fam):
-            fld = _with_frozen(field, trainable.field, start.field)
-            return _family_residuals(fld, _with_frozen(fam, fam_mask, fam_start), d,
+            fld = with_frozen(field, trainable.field, start.field)
+            return _family_residuals(fld, with_frozen(fam, fam_mask, fam_start), d,
                                      adjoint="forward", steps=batch.lm_solve_steps)
         def twice(a):
             r = rows(*a)
@@ -219,12 +219,10 @@ def residual_jacobian(y: Population, batch: TrajectoryBatch, pen: Penalties,
 
     (d_field, d_fam), r_data = eqx.filter_vmap(one, in_axes=(None, 0, 0, 0, 0))(
         y.field, y.families, trainable.families, start.families, data)
-    n_f, n_r = r_data.shape
-    own = jnp.eye(n_f, dtype=bool)[:, None, :]  # family f's rows see only f's columns
-    blocks = [d_field.coef.reshape(n_f * n_r, -1), d_field.gamma0.reshape(n_f * n_r, 1),
-              jnp.where(own, d_fam.log10_nc[:, :, None], 0.0).reshape(n_f * n_r, n_f),
-              jnp.where(own[..., None], d_fam.h[:, :, None, :], 0.0).reshape(n_f * n_r, -1),
-              jnp.zeros((n_f * n_r, 1), r_data.dtype)]
+    n_rows = r_data.size
+    blocks = [d_field.coef.reshape(n_rows, -1), d_field.gamma0.reshape(n_rows, 1),
+              own_family_columns(d_fam.log10_nc), own_family_columns(d_fam.h),
+              jnp.zeros((n_rows, 1), r_data.dtype)]
     flat, unravel = ravel_pytree(y)
 
     def penalties(t):
@@ -236,13 +234,19 @@ def residual_jacobian(y: Population, batch: TrajectoryBatch, pen: Penalties,
             jnp.concatenate([jnp.concatenate(blocks, axis=1), j_pen]))
 
 
+def own_family_columns(d: Array) -> Array:
+    """Jacobian columns of a per-family parameter, laid out as ``ravel_pytree`` lays out its
+    leaf: ``d`` (F, R, *shape) holds family f's R residual rows differentiated by f's own
+    value; the result (F·R, F·size) places that block in f's columns and zeros elsewhere
+    (a family's rows do not depend on another family's parameters)."""
+    n_f, n_r = d.shape[:2]
+    own = jnp.eye(n_f, dtype=bool).reshape((n_f, 1, n_f) + (1,) * (d.ndim - 2))
+    return jnp.where(own, d[:, :, None], 0.0).reshape(n_f * n_r, -1)
+
+
 def with_frozen(y, trainable, start):
-    """``y`` with the leaves masked out by ``trainable`` (0) held at ``start``."""
-    return jax.tree_util.tree_map(_with_frozen, y, trainable, start)
-
-
-def _with_frozen(a, m, b):
-    return jax.tree_util.tree_map(lambda a, m, b: m * a + (1 - m) * b, a, m, b)
+    """``y`` with the leaves masked out by ``trainable`` (0) held at ``start`` (any pytree)."""
+    return jax.tree_util.tree_map(lambda a, m, b: m * a + (1 - m) * b, y, trainable, start)
 
 
 class _FamilyData(eqx.Module):

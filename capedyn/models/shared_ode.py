@@ -64,6 +64,7 @@ from .._fitmemo import FitMemo, array_digest
 from ._intervals import interval_predict
 from .._jax import scoped_x64
 from .._progress import Progress
+from ..dynamics.objective import own_family_columns
 from ..dynamics.state import CHANCE, CEILING
 from .baselines import initial_condition, prediction_frame, _targets
 from ..data.tables import BENCHMARKS, complete_models, log10_params
@@ -210,12 +211,9 @@ def _residual_jacobian(params: _Params, batch: _Batch):
 
     (d_field, d_h), (r_data, ok) = jax.vmap(one)(params.h, batch.z0, batch.x0, batch.xs,
                                                  batch.ys, w)
-    n_f, n_r = r_data.shape
-    own = jnp.eye(n_f, dtype=bool)[:, None, :, None]  # family f's rows see only f's h
-    j_data = jnp.concatenate(
-        [d_field.g.reshape(n_f * n_r, -1), d_field.c.reshape(n_f * n_r, -1),
-         d_field.W.reshape(n_f * n_r, -1),
-         jnp.where(own, d_h[:, :, None, :], 0.0).reshape(n_f * n_r, -1)], axis=1)
+    n_rows = r_data.size
+    j_data = jnp.concatenate([d_field.g.reshape(n_rows, -1), d_field.c.reshape(n_rows, -1),
+                              d_field.W.reshape(n_rows, -1), own_family_columns(d_h)], axis=1)
     flat, unravel = ravel_pytree(params)
 
     def ridges(t):
