@@ -47,12 +47,13 @@ class Penalties(eqx.Module):
     h_center: Float[Array, "5"]
 
 
-_solve_batch = eqx.filter_vmap(solve_unchecked, in_axes=(None, 0, 0, 0, 0))
-
-
-def predicted_trajectories(pop: Population, batch: TrajectoryBatch):
-    """(scores in percent (F, M, 5), ok (F,)) for every padded family."""
-    zs, ok = _solve_batch(pop.field, batch.z0, batch.x0, batch.xs, pop.families)
+def predicted_trajectories(pop: Population, batch: TrajectoryBatch, *,
+                           fixed_steps: int | None = None):
+    """(scores in percent (F, M, 5), ok (F,)) for every padded family; ``fixed_steps`` as
+    in :func:`~capedyn.dynamics.field.solve_unchecked` (None: the adaptive solve)."""
+    solve = functools.partial(solve_unchecked, fixed_steps=fixed_steps)
+    zs, ok = eqx.filter_vmap(solve, in_axes=(None, 0, 0, 0, 0))(
+        pop.field, batch.z0, batch.x0, batch.xs, pop.families)
     return from_state(zs), ok
 
 
@@ -93,15 +94,10 @@ def _gap_program(arrays, static):
 
 
 def _fixed_step_gap(pop: Population, batch: TrajectoryBatch, residuals):
-    def solve_on(steps):
-        fixed = functools.partial(solve_unchecked, fixed_steps=steps)
-        zs, ok = eqx.filter_vmap(fixed, in_axes=(None, 0, 0, 0, 0))(
-            pop.field, batch.z0, batch.x0, batch.xs, pop.families)
-        return from_state(zs), ok
-
-    fine, ok_fine = solve_on(_REFINEMENT * batch.lm_solve_steps)
+    fine, ok_fine = predicted_trajectories(pop, batch,
+                                           fixed_steps=_REFINEMENT * batch.lm_solve_steps)
     if residuals is None:
-        coarse, ok_coarse = solve_on(batch.lm_solve_steps)
+        coarse, ok_coarse = predicted_trajectories(pop, batch, fixed_steps=batch.lm_solve_steps)
     else:
         # the data residuals are scale·(prediction − score) on the masked points; a failed
         # solve's (_FAILED_RESIDUAL) reads as a prediction far off, so it fails the check
@@ -211,6 +207,7 @@ def residual_jacobian(y: Population, batch: TrajectoryBatch, pen: Penalties,
             fld = with_frozen(field, trainable.field, start.field)
             return _family_residuals(fld, with_frozen(fam, fam_mask, fam_start), d,
                                      adjoint="forward", steps=batch.lm_solve_steps)
+
         def twice(a):
             r = rows(*a)
             return r, r

@@ -143,12 +143,22 @@ def _errors(params: _Params, batch: _Batch, forward: bool = False):
     # A shared term switched off is masked here rather than left out of the field: its
     # coefficient's effect (and its Jacobian column) is zero either way, and every setting
     # of the switches then shares one compiled fit.
-    field = _switched(params.field, batch)
-    zs, ok = jax.vmap(functools.partial(_solve_one, forward=forward), in_axes=(None, 0, 0, 0, 0))(
-        field, params.h, batch.z0, batch.x0, batch.xs)
-    pred = _from_z(zs, batch.floors)
-    w = batch.mask[..., None] * batch.bmask[:, None, :]
-    return jnp.where(w > 0, pred - batch.ys, 0.0), jnp.maximum(jnp.sum(w), 1.0), jnp.all(ok)
+    w = _weights(batch)
+    err, ok = jax.vmap(functools.partial(_family_errors, forward=forward),
+                       in_axes=(None, 0, 0, 0, 0, 0, 0, None))(
+        params.field, params.h, batch.z0, batch.x0, batch.xs, batch.ys, w, batch)
+    return err, jnp.maximum(jnp.sum(w), 1.0), jnp.all(ok)
+
+
+def _weights(batch: _Batch):
+    """(F, M, 5): 1 where a score counts (a scored model of a series not censored)."""
+    return batch.mask[..., None] * batch.bmask[:, None, :]
+
+
+def _family_errors(field, h, z0, x0, xs, ys, w, batch: _Batch, forward: bool = False):
+    """One family's score errors (M, 5) in points (0 where ``w`` is) and its solve's success."""
+    zs, ok = _solve_one(_switched(field, batch), h, z0, x0, xs, forward=forward)
+    return jnp.where(w > 0, _from_z(zs, batch.floors) - ys, 0.0), ok
 
 
 def _loss(params: _Params, batch: _Batch):
@@ -199,14 +209,15 @@ def _residual_jacobian(params: _Params, batch: _Batch):
     (33 + 5 per family); the ridge rows, which need no solve, are differentiated whole."""
     from jax.flatten_util import ravel_pytree
 
-    w = batch.mask[..., None] * batch.bmask[:, None, :]
+    w = _weights(batch)
     n = jnp.maximum(jnp.sum(w), 1.0)
 
     def one(h, z0, x0, xs, ys, wf):
         def rows(a):
-            zs, ok = _solve_one(_switched(a[0], batch), a[1], z0, x0, xs, forward=True)
-            r = jnp.where(wf > 0, _from_z(zs, batch.floors) - ys, 0.0).ravel() / jnp.sqrt(n)
+            err, ok = _family_errors(*a, z0, x0, xs, ys, wf, batch, forward=True)
+            r = err.ravel() / jnp.sqrt(n)
             return r, (r, ok)
+
         return jax.jacfwd(rows, has_aux=True)((params.field, h))
 
     (d_field, d_h), (r_data, ok) = jax.vmap(one)(params.h, batch.z0, batch.x0, batch.xs,
