@@ -96,8 +96,9 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int | None = 
 @functools.lru_cache(maxsize=1)
 def _blas_controller():
     """The process's BLAS libraries, found once (``threadpool_limits`` scans every loaded
-    library on each call, 5-25 ms, and fits call it thousands of times). Made on first
-    use, inside a fit, once NumPy's and SciPy's BLAS are loaded."""
+    library on each call, 5-25 ms, and fits call it thousands of times). SciPy's LAPACK,
+    which JAX's CPU factorisations call, is loaded first so the controller sees it."""
+    import scipy.linalg  # noqa: F401  (loads SciPy's BLAS/LAPACK library)
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()

@@ -118,3 +118,26 @@ def test_coupling_ode_sweep_ignores_threads_and_the_callers_blas_setting(base_df
     preds = [r.predictions["pred"].to_numpy() for r in runs]
     assert np.isfinite(preds[0]).all()
     assert all(np.array_equal(preds[0], p) for p in preds[1:])
+
+
+def test_a_fit_alone_ignores_the_callers_blas_setting(base_df):
+    """Outside a sweep too: every public fit and prediction holds BLAS at one thread for the
+    call (the LM step's Cholesky rounds differently on two threads: measured 2e-15 on a
+    fit's MSE), so a fit gives the same bits whatever BLAS setting its caller had, and
+    leaves that setting as it found it."""
+    from threadpoolctl import ThreadpoolController, threadpool_info
+
+    from capedyn.models.coupling_ode import CouplingODE
+
+    df = base_df[base_df["family"].isin(["Pythia", "OPT", "BLOOM", "GPT-Neo"])]
+    start = df[df["family"] == "OPT"].sort_values("params_b").iloc[0]
+    runs = []
+    for blas in (2, 1):
+        with ThreadpoolController().limit(limits=blas, user_api="blas"):
+            m = CouplingODE(steps=8, progress=False).fit(df)
+            runs.append((m.mse_, m.predict(start, [7.0, 30.0]).to_numpy(float)))
+            after = {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+            assert after == {blas}
+    assert np.isfinite(runs[0][0]) and np.isfinite(runs[0][1]).all()
+    assert runs[0][0] == runs[1][0]
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
