@@ -43,10 +43,10 @@ def test_the_lm_step_traces_one_solve(base_df, monkeypatch):
         pop, pen, tm, batch = _problem(base_df)
         args = (batch, pen, tm, pop)
         tol = jnp.asarray(1e-6)
-        state = optimise._lm_init(pop, args, tol)
+        state = optimise._lm_start(pop, args)
         jax.clear_caches()  # every solve inside the step is traced afresh
         calls.clear()
-        eqx.filter_make_jaxpr(lambda y, s, a: optimise._lm_step(y, s, a, tol))(pop, state, args)
+        eqx.filter_make_jaxpr(lambda s, a: optimise._lm_step(s, a, tol))(state, args)
     # one forward-mode solve gives the residuals and the Jacobian together
     assert calls == ["forward"]
 

@@ -1,5 +1,5 @@
 """The two optimisers of the coupling-ODE fit: Optax Adam through the solver, and the default
-compiled Levenberg–Marquardt (optimistix) on the residual vector with forward-mode Jacobians."""
+compiled Levenberg–Marquardt on the residual vector with forward-mode Jacobians."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ import numpy as np
 from jaxtyping import Array
 
 from .._progress import Progress
-from .objective import (FIXED_STEP_TOLERANCE, Penalties, Population, _float64, fixed_step_gap,
-                        loss_and_grad, residual_jacobian, residual_vector, with_frozen)
+from .levenberg_marquardt import LMState, lm_start, lm_step
+from .objective import (FIXED_STEP_TOLERANCE, Penalties, Population, _float64, _penalty_residuals,
+                        fixed_step_gap, loss_and_grad, residual_jacobian, residual_vector,
+                        with_frozen)
 from .trajectory import TrajectoryBatch
 
 
@@ -82,76 +84,29 @@ def _masked_residuals(y: Population, args) -> Array:
     return residual_vector(with_frozen(y, trainable, start), batch, pen)
 
 
-@jax.custom_jvp
-def _lm_residuals(y: Population, args) -> Array:
-    """:func:`_masked_residuals` whose forward derivative is the full Jacobian, built once
-    per point by :func:`residual_jacobian` (forward mode through the solves, family by
-    family). optimistix linearises the residual function at every trial point and its
-    damped linear solve materialises the Jacobian; with this rule the materialisation is a
-    matrix product with a matrix computed once, instead of re-running the linearised ODE
-    solve per solve."""
-    return _masked_residuals(y, args)
-
-
-@_lm_residuals.defjvp
-def _lm_residuals_jvp(primals, tangents):
+def _step(state: LMState, args, tol):
+    """One Levenberg–Marquardt step of the fit on ``args`` = (batch, penalties, trainable
+    mask, start), its Jacobian by :func:`residual_jacobian` (one forward-mode solve per
+    family gives the residuals and the Jacobian together). Returns (state, done, objective
+    and data MSE at the last accepted point)."""
     from jax.flatten_util import ravel_pytree
 
-    y, args = primals
-    dy, _ = tangents  # no derivative with respect to the data or the penalty weights
-    # The residuals come out of the same forward-mode solves as the Jacobian: one solve
-    # per family in the compiled step instead of two.
-    value, jac = residual_jacobian(y, *args)
-    return value, jac @ ravel_pytree(dy)[0]
+    unravel = ravel_pytree(args[3])[1]
+    state, done = lm_step(state, lambda t: residual_jacobian(unravel(t), *args), tol)
+    return (state, done) + _loss_mse(state.residual, args)
 
 
-def _lm_solver(tol: float):
-    import lineax as lx
-    import optimistix as optx
-
-    # Normal equations with Cholesky: the damped system [J; sqrt(λ)I] is always full rank
-    # (frozen and padding columns are zero in J) and (JᵀJ + λI) is small (≤ ~200²).
-    return optx.LevenbergMarquardt(rtol=tol, atol=tol, linear_solver=lx.Normal(lx.Cholesky()))
+_lm_step = eqx.filter_jit(_step)
+"""One step, compiled once per (field configuration, batch bucket) and reused by every fit."""
 
 
-_LM_OPTIONS = {"jac": "fwd"}
+def _lm_start(pop: Population, args) -> LMState:
+    """The LM state at ``pop`` (flattened as :func:`jax.flatten_util.ravel_pytree` does)."""
+    from jax.flatten_util import ravel_pytree
 
-
-@eqx.filter_jit
-def _lm_init(y, args, tol):
-    solver = _lm_solver(tol)
-    f_struct = jax.eval_shape(lambda: _lm_residuals(y, args))
-    return solver.init(_lm_fn, y, args, _LM_OPTIONS, f_struct, None, frozenset())
-
-
-_LM_INIT_CACHE: dict = {}
-
-
-def _lm_initial_state(y, args, tol):
-    """optimistix's initial LM state for ``y``. The state carries jaxprs (from linearising
-    the residual function) as static parts, and a new jaxpr object would make the compiled
-    step miss its cache; so the first state built for a given (structure, shapes) is kept
-    and later fits only replace its starting point (everything else in an initial state is
-    a constant)."""
-    leaves, treedef = jax.tree_util.tree_flatten((y, args))
-    key = (treedef, tuple((np.shape(a), str(getattr(a, "dtype", type(a)))) for a in leaves))
-    if key not in _LM_INIT_CACHE:
-        if len(_LM_INIT_CACHE) >= 32:
-            _LM_INIT_CACHE.clear()
-        _LM_INIT_CACHE[key] = _lm_init(y, args, tol)
-    return eqx.tree_at(lambda s: s.y_eval, _LM_INIT_CACHE[key], y)
-
-
-@eqx.filter_jit
-def _lm_step(y, state, args, tol):
-    """One Levenberg–Marquardt step (accepted or rejected) and the termination test;
-    compiled once per (field configuration, batch bucket) and reused by every fit."""
-    solver = _lm_solver(tol)
-    y, state, _ = solver.step(_lm_fn, y, args, _LM_OPTIONS, state, frozenset())
-    done, result = solver.terminate(_lm_fn, y, args, _LM_OPTIONS, state, frozenset())
-    # The state holds the residuals at the returned (last accepted) point: no extra solve.
-    loss, mse = _loss_mse(state.f_info.residual, args)
-    return y, state, done, result, loss, mse
+    batch, pen = args[:2]
+    n_pen = jax.eval_shape(_penalty_residuals, pop, batch, pen).shape[0]  # no solve traced
+    return lm_start(ravel_pytree(pop)[0], batch.ys.size + n_pen)
 
 
 def _loss_mse(r, args):
@@ -169,54 +124,51 @@ def _lm_eval(y, args):
 _lm_eval_jit = eqx.filter_jit(_lm_eval)
 
 
-def _lm_fn(y, args):
-    return _lm_residuals(y, args), None
-
-
 def optimise_lm(pop: Population, trainable, batch: TrajectoryBatch, pen: Penalties, *,
                 steps: int, tol: float = 1e-6, progress: bool = True,
                 label: str = "fit") -> tuple[Population, list[float], float]:
-    """Levenberg–Marquardt (``optimistix.LevenbergMarquardt``) on :func:`residual_vector`:
-    the same objective as :func:`optimise`, minimised as a least-squares problem with exact
-    Jacobians (forward mode through the Diffrax solve, all families batched).
+    """Levenberg–Marquardt (:mod:`capedyn.dynamics.levenberg_marquardt`) on
+    :func:`residual_vector`: the same objective as :func:`optimise`, minimised as a
+    least-squares problem with exact Jacobians (forward mode through the Diffrax solve,
+    family by family).
 
     ``trainable`` as in :func:`optimise` (a dynamic mask: freezing never recompiles).
     ``steps`` caps the number of LM iterations (accepted or rejected); the run stops
-    earlier when optimistix's Cauchy test holds with ``rtol = atol = tol`` on both the
-    parameters and the objective. One compiled step is reused for every iteration and every
-    fit with the same field configuration and padded batch shape (crossval folds, repeated
-    fits). Returns (best population, objective after each step, data MSE at the best)."""
+    earlier when the Cauchy test holds with ``rtol = atol = tol`` on both the parameters
+    and the residuals. One compiled step is reused for every iteration and every fit with
+    the same field configuration and padded batch shape (crossval folds, repeated fits).
+    Returns (best population, objective after each step, data MSE at the best)."""
+    from jax.flatten_util import ravel_pytree
+
     pop, pen, trainable, batch = (_float64(t) for t in (pop, pen, trainable, batch))
     args = (batch, pen, trainable, pop)
-    tol = jnp.asarray(tol, jnp.float64)
-    # The tolerance is a traced leaf inside the solver: one compilation for any value.
-    state = _lm_initial_state(pop, args, tol)
-    y = pop
+    tol = jnp.asarray(tol, jnp.float64)  # traced: one compilation for any tolerance
+    state = _lm_start(pop, args)
     history: list[float] = []
-    best = (np.inf, float("nan"), pop, None)  # (objective, data MSE, point, its residuals)
+    best = (np.inf, float("nan"), state.y, None)  # (objective, data MSE, point, its residuals)
     if steps < 1:
         loss0, mse0 = (float(v) for v in _lm_eval_jit(pop, args))
-        history, best = [loss0], (loss0 if np.isfinite(loss0) else np.inf, mse0, pop, None)
+        history, best = [loss0], (loss0 if np.isfinite(loss0) else np.inf, mse0, state.y, None)
     with Progress(steps, label, enabled=progress) as bar:
         for k in range(steps):
-            y, state, done, _, loss, mse = _lm_step(y, state, args, tol)
+            state, done, loss, mse = _lm_step(state, args, tol)
             loss = float(loss)
-            # the state holds the residuals at the returned (last accepted) point
             if k == 0:
-                # The first step always accepts the starting point, so its residuals are
-                # the start's: the objective before any step, without a separate program.
+                # The first step accepts the starting point, so its residuals are the
+                # start's: the objective before any step, without a separate program.
                 history.append(loss)
-                best = (loss if np.isfinite(loss) else np.inf, float(mse), pop,
-                        state.f_info.residual)
+                best = (loss if np.isfinite(loss) else np.inf, float(mse), state.y,
+                        state.residual)
             history.append(loss)
             if np.isfinite(loss) and loss < best[0]:
-                best = (loss, float(mse), y, state.f_info.residual)
+                best = (loss, float(mse), state.y, state.residual)
             bar.update(k + 1, loss=loss, mse=float(mse))
             if bool(done):
                 break
     # Frozen leaves back at their start; in NumPy (exact: the mask is 0/1), which spares a
     # dozen tiny compiled programs per fit.
-    out = jax.tree_util.tree_map(_keep_frozen, best[2], trainable, pop)
+    point = ravel_pytree(pop)[1](best[2])
+    out = jax.tree_util.tree_map(_keep_frozen, point, trainable, pop)
     mse = best[1] if np.isfinite(best[0]) else float("nan")
     if batch.lm_solve_steps is None or not np.isfinite(mse):
         return out, history, mse

@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import equinox as eqx
 import jax
+from jax.flatten_util import ravel_pytree
 import jax.numpy as jnp
 import numpy as np
 
 from .._devices import map_over_shards, mesh_for, padded_size, shard_batch, to_host
 from .._progress import Progress
 from .objective import _float64
-from .optimise import (_LM_OPTIONS, _finish_adaptive, _keep_frozen, _lm_fn, _lm_initial_state,
-                       _lm_solver, _loss_mse)
+from .optimise import _finish_adaptive, _keep_frozen, _lm_start, _step
 
 __all__ = ["optimise_lm_many", "bucket_batch", "stack_tree", "unstack_tree"]
 
@@ -54,12 +54,6 @@ def unstack_tree(tree, i: int):
     return jax.tree_util.tree_map(lambda a: a[i], tree)
 
 
-def _strong(a):
-    """``a`` without JAX's weak type: the step's outputs are strongly typed, and a weakly
-    typed input would make the second call compile the step again."""
-    return jnp.array(a, dtype=jnp.result_type(a))
-
-
 def _select(keep, new, old):
     """``new`` where ``keep`` (one bool per problem) else ``old``, leaf by leaf; the result
     has ``new``'s structure (its static parts may be fresh objects of the same shape)."""
@@ -70,45 +64,22 @@ def _select(keep, new, old):
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
-def _one_step(y, state, args, tol):
-    solver = _lm_solver(tol)
-    y, state, _ = solver.step(_lm_fn, y, args, _LM_OPTIONS, state, frozenset())
-    done, _ = solver.terminate(_lm_fn, y, args, _LM_OPTIONS, state, frozenset())
-    loss, mse = _loss_mse(state.f_info.residual, args)
-    return y, state, done, loss, mse
-
-
 @eqx.filter_jit
-def _lm_step_many(y, state, args, tol, best, running, first):
+def _lm_step_many(state, args, tol, best, running, first):
     """One LM step of every running problem; finished ones are carried over unchanged.
-    ``best`` = (objective, data MSE, point) of each problem's best iterate so far."""
-    y_new, state_new, done, loss, mse = eqx.filter_vmap(_one_step)(y, state, args, tol)
-    y_dyn, y_static = eqx.partition(y_new, eqx.is_array)
-    y_old = eqx.filter(y, eqx.is_array)
-    y = eqx.combine(_select(running, y_dyn, y_old), y_static)
-    s_dyn, s_static = eqx.partition(state_new, eqx.is_array)
-    state = eqx.combine(_select(running, s_dyn, eqx.filter(state, eqx.is_array)), s_static)
-    # The loop's bookkeeping (optimise_lm): the first step records the start as best (its
-    # objective when finite); later steps replace the best on a finite, lower objective.
+    ``best`` = (objective, data MSE, flat point) of each problem's best iterate so far."""
+    state_new, done, loss, mse = jax.vmap(_step)(state, args, tol)
+    state = _select(running, state_new, state)
+    # The loop's bookkeeping (optimise_lm): the first step records the start (the point
+    # it accepts) as best, its objective when finite; later steps replace the best on a
+    # finite, lower objective.
     best_loss, best_mse, best_y = best
     finite = jnp.isfinite(loss)
     update = running & (first | (finite & (loss < best_loss)))
     cand_loss = jnp.where(first, jnp.where(finite, loss, jnp.inf), loss)
-    start = eqx.filter(args[3], eqx.is_array)
-    cand_y = _select(jnp.broadcast_to(first, running.shape), start, eqx.filter(y_new, eqx.is_array))
     best = (jnp.where(update, cand_loss, best_loss), jnp.where(update, mse, best_mse),
-            _select(update, cand_y, best_y))
-    return y, state, best, done, loss
-
-
-def _initial_state(pop, args, tol):
-    """One problem's initial state, broadcast: everything in it but the starting point is
-    a constant (optimise._lm_initial_state), so the batch starts from copies of it."""
-    one = _lm_initial_state(unstack_tree(pop, 0), unstack_tree(args, 0), tol[0])
-    dyn, static = eqx.partition(one, eqx.is_array)
-    dyn = jax.tree_util.tree_map(_strong, jax.tree_util.tree_map(
-        lambda a: jnp.broadcast_to(a, tol.shape + jnp.shape(a)), dyn))
-    return eqx.tree_at(lambda s: s.y_eval, eqx.combine(dyn, static), pop)
+            _select(update, state_new.y, best_y))
+    return state, best, done, loss
 
 
 def optimise_lm_many(pop, trainable, batch, pen, *, steps, tol, progress: bool = False,
@@ -130,18 +101,17 @@ def optimise_lm_many(pop, trainable, batch, pen, *, steps, tol, progress: bool =
     tol_host = np.asarray(tol, float).reshape(n)
     tol = jnp.asarray(tol_host, jnp.float64)
     args = (batch, pen, trainable, pop)
-    best = (jnp.full(n, jnp.inf, jnp.float64), jnp.full(n, jnp.nan, jnp.float64),
-            eqx.filter(pop, eqx.is_array))
+    state = jax.vmap(_lm_start)(pop, args)
+    best = (jnp.full(n, jnp.inf, jnp.float64), jnp.full(n, jnp.nan, jnp.float64), state.y)
     # the batch axis split over every device JAX sees (nothing moves with one device)
-    state = _initial_state(pop, args, tol)
-    y, state, args, tol, best = shard_batch((pop, state, args, tol, best), n)
-    step = _lm_step_many if mesh_for(n) is None else map_over_shards(_lm_step_many, 6)
+    state, args, tol, best = shard_batch((state, args, tol, best), n)
+    step = _lm_step_many if mesh_for(n) is None else map_over_shards(_lm_step_many, 5)
     running = np.ones(n, bool)
     histories: list[list[float]] = [[] for _ in range(n)]
     with Progress(int(steps.max()), label, enabled=progress) as bar:
         for k in range(int(steps.max())):
-            y, state, best, done, loss = step(
-                y, state, args, tol, best, shard_batch(jnp.asarray(running), n),
+            state, best, done, loss = step(
+                state, args, tol, best, shard_batch(jnp.asarray(running), n),
                 jnp.asarray(k == 0))
             loss, done = to_host((loss, done))
             for i in np.flatnonzero(running):
@@ -151,7 +121,7 @@ def optimise_lm_many(pop, trainable, batch, pen, *, steps, tol, progress: bool =
             if not running.any():
                 break
     best_loss, best_mse = to_host(best[:2])
-    best_y = eqx.combine(best[2], eqx.filter(pop, eqx.is_array, inverse=True))
+    best_y = jax.vmap(ravel_pytree(unstack_tree(pop, 0))[1])(best[2])
     out = jax.tree_util.tree_map(_keep_frozen, best_y, trainable, pop)
     mse = np.where(np.isfinite(best_loss), best_mse, np.nan)
     if batch.lm_solve_steps is None:

@@ -22,18 +22,19 @@ Loss
     because the logit stretches near-floor noise (MMLU at 25 ± 1 is several latent units).
 
 Optimisation
-    Default (``optimizer="lm"``): Levenberg–Marquardt from optimistix
-    (``optx.LevenbergMarquardt``, normal equations solved by Cholesky) on the residual
-    vector of :func:`residual_vector`, whose squared norm is the objective above (the data
-    residuals are the weighted errors in points, each penalty a sqrt-weighted extra
-    residual), so the objective is unchanged. The Jacobian is exact: forward mode
-    (``jax.jacfwd``) through ``diffrax.diffeqsolve`` with ``diffrax.ForwardMode``, all
-    families vmapped in one batch, computed once per trial point (a custom JVP rule hands
-    optimistix the materialised matrix). The step is ``eqx.filter_jit``-compiled once per
-    (field configuration, padded batch shape) and reused for every iteration and every fit
-    of that shape — repeated fits, the folds of a held-out sweep — because which parameters
-    are free is a dynamic 0/1 mask and the penalties are dynamic leaves. It stops at
-    optimistix's Cauchy test with ``rtol = atol = tol`` (typically 15-45 steps).
+    Default (``optimizer="lm"``): Levenberg–Marquardt
+    (:mod:`capedyn.dynamics.levenberg_marquardt`: optimistix's algorithm, normal equations
+    solved by Cholesky, on the Jacobian matrix) on the residual vector of
+    :func:`residual_vector`, whose squared norm is the objective above (the data residuals
+    are the weighted errors in points, each penalty a sqrt-weighted extra residual), so the
+    objective is unchanged. The Jacobian is exact: forward mode (``jax.jacfwd``) through
+    ``diffrax.diffeqsolve`` with ``diffrax.ForwardMode``, family by family (a family's rows
+    depend on the field and its own parameters only), computed once per trial point. The
+    step is ``eqx.filter_jit``-compiled once per (field configuration, padded batch shape)
+    and reused for every iteration and every fit of that shape — repeated fits, the folds
+    of a held-out sweep — because which parameters are free is a dynamic 0/1 mask and the
+    penalties are dynamic leaves. It stops at the Cauchy test with ``rtol = atol = tol``
+    (typically 15-45 steps).
 
     Inside the fit each family is solved by Tsit5 on ``lm_solve_steps`` equal steps (4)
     rather than adaptively: the trajectories are smooth over ≤ 3 decades, so the fixed grid
@@ -44,16 +45,14 @@ Optimisation
     solve; ``mse_`` is the data MSE on the finer grid;
     ``loss_`` and ``history_`` are the objective the optimiser minimised.
 
-    Where the time goes (4 families, 131 parameters, 291 residuals, 2 cores): compiling the
-    step ≈ 5-20 s (once per shape); one Jacobian (131 forward tangents through the batched
-    solve) ≈ 2 ms, one residual evaluation ≈ 0.3 ms, the damped normal-equation
-    solve < 1 ms; the fit itself ≈ 0.1-0.4 s. Materialising the Jacobian by re-running the
-    linearised solve inside every damped linear solve (optimistix's default for
-    ``jac="fwd"``) cost 5-10x more per step, hence the custom JVP rule. The step holds one
-    solve: the residuals are the Jacobian solve's own primal, and the objective is read from
-    the optimiser's state. With the compilation cache on (:mod:`capedyn._cache`: the CLI,
-    the examples, the tests, or ``cd.enable_compilation_cache()``) a later process reads
-    the compiled step from disk instead of compiling it.
+    Where the time goes (every shipped family: 203 parameters, 843 residuals, one BLAS
+    thread, 2 cores): compiling the step ≈ 5-20 s (once per shape); one step ≈ 8 ms, of
+    which the Jacobian (~112 forward tangents per family through its solve) ≈ 6 ms and
+    JᵀJ with its Cholesky solve ≈ 1.5 ms; the fit itself ≈ 0.3-0.5 s. The step holds one
+    solve: the residuals are the Jacobian solve's own primal. With the compilation cache on
+    (:mod:`capedyn._cache`: the CLI, the examples, the tests, or
+    ``cd.enable_compilation_cache()``) a later process reads the compiled step from disk
+    instead of compiling it.
 
     ``optimizer="adam"``: Optax Adam (``optax.inject_hyperparams(optax.adam)`` inside
     ``optax.apply_if_finite``, so a step whose solve fails is skipped) with the learning
@@ -210,7 +209,7 @@ class CouplingODE(BaseEstimator):
     Settings (stored as given; ``get_params``/``set_params``/``sklearn.base.clone`` work and
     are validated when ``fit`` runs, raising :class:`ConfigError` naming the argument):
 
-    ``optimizer`` "lm" (default: Levenberg–Marquardt with optimistix on the residual vector,
+    ``optimizer`` "lm" (default: Levenberg–Marquardt on the residual vector,
     forward-mode Jacobians through the Diffrax solve) or "adam" (Optax Adam with a
     warm-up + cosine schedule); ``steps`` iteration cap (None: 200 for "lm", 1500 for
     "adam"); ``tol`` LM's relative/absolute tolerance on parameters and objective;
