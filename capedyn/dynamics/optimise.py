@@ -89,10 +89,10 @@ def _step(state: LMState, args, tol):
     mask, start), its Jacobian by :func:`residual_jacobian` (one forward-mode solve per
     family gives the residuals and the Jacobian together). Returns (state, done, objective
     and data MSE at the last accepted point)."""
-    from jax.flatten_util import ravel_pytree
+    def at(t):
+        return residual_jacobian(_unravel_like(args[3], t), *args)
 
-    unravel = ravel_pytree(args[3])[1]
-    state, done = lm_step(state, lambda t: residual_jacobian(unravel(t), *args), tol)
+    state, done = lm_step(state, at, tol)
     return (state, done) + _loss_mse(state.residual, args)
 
 
@@ -107,6 +107,18 @@ def _lm_start(pop: Population, args) -> LMState:
     batch, pen = args[:2]
     n_pen = jax.eval_shape(_penalty_residuals, pop, batch, pen).shape[0]  # no solve traced
     return lm_start(ravel_pytree(pop)[0], batch.ys.size + n_pen)
+
+
+def _unravel_like(like: Population, flat: Array) -> Population:
+    """``flat`` (as :func:`_lm_start` flattens) back into a population shaped like ``like``."""
+    from jax.flatten_util import ravel_pytree
+
+    return ravel_pytree(like)[1](flat)
+
+
+# One compiled program each, instead of a handful of small eager operations per fit.
+_lm_start_jit = eqx.filter_jit(_lm_start)
+_unravel_like_jit = eqx.filter_jit(_unravel_like)
 
 
 def _loss_mse(r, args):
@@ -138,12 +150,10 @@ def optimise_lm(pop: Population, trainable, batch: TrajectoryBatch, pen: Penalti
     and the residuals. One compiled step is reused for every iteration and every fit with
     the same field configuration and padded batch shape (crossval folds, repeated fits).
     Returns (best population, objective after each step, data MSE at the best)."""
-    from jax.flatten_util import ravel_pytree
-
     pop, pen, trainable, batch = (_float64(t) for t in (pop, pen, trainable, batch))
     args = (batch, pen, trainable, pop)
     tol = jnp.asarray(tol, jnp.float64)  # traced: one compilation for any tolerance
-    state = _lm_start(pop, args)
+    state = _lm_start_jit(pop, args)
     history: list[float] = []
     best = (np.inf, float("nan"), state.y, None)  # (objective, data MSE, point, its residuals)
     if steps < 1:
@@ -167,7 +177,7 @@ def optimise_lm(pop: Population, trainable, batch: TrajectoryBatch, pen: Penalti
                 break
     # Frozen leaves back at their start; in NumPy (exact: the mask is 0/1), which spares a
     # dozen tiny compiled programs per fit.
-    point = ravel_pytree(pop)[1](best[2])
+    point = _unravel_like_jit(pop, best[2])
     out = jax.tree_util.tree_map(_keep_frozen, point, trainable, pop)
     mse = best[1] if np.isfinite(best[0]) else float("nan")
     if batch.lm_solve_steps is None or not np.isfinite(mse):

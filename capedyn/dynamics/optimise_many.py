@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import equinox as eqx
 import jax
-from jax.flatten_util import ravel_pytree
 import jax.numpy as jnp
 import numpy as np
 
 from .._devices import map_over_shards, mesh_for, padded_size, shard_batch, to_host
 from .._progress import Progress
 from .objective import _float64
-from .optimise import _finish_adaptive, _keep_frozen, _lm_start, _step
+from .optimise import _finish_adaptive, _keep_frozen, _lm_start, _step, _unravel_like
 
 __all__ = ["optimise_lm_many", "bucket_batch", "stack_tree", "unstack_tree"]
 
@@ -62,6 +61,10 @@ def _select(keep, new, old):
     out = [jnp.where(keep.reshape(keep.shape + (1,) * (jnp.ndim(n) - 1)), n, o)
            for n, o in zip(new_leaves, old_leaves, strict=True)]
     return jax.tree_util.tree_unflatten(treedef, out)
+
+
+_lm_start_many = eqx.filter_jit(jax.vmap(_lm_start))
+_unravel_many = eqx.filter_jit(jax.vmap(_unravel_like))
 
 
 @eqx.filter_jit
@@ -101,7 +104,7 @@ def optimise_lm_many(pop, trainable, batch, pen, *, steps, tol, progress: bool =
     tol_host = np.asarray(tol, float).reshape(n)
     tol = jnp.asarray(tol_host, jnp.float64)
     args = (batch, pen, trainable, pop)
-    state = jax.vmap(_lm_start)(pop, args)
+    state = _lm_start_many(pop, args)
     best = (jnp.full(n, jnp.inf, jnp.float64), jnp.full(n, jnp.nan, jnp.float64), state.y)
     # the batch axis split over every device JAX sees (nothing moves with one device)
     state, args, tol, best = shard_batch((state, args, tol, best), n)
@@ -121,7 +124,7 @@ def optimise_lm_many(pop, trainable, batch, pen, *, steps, tol, progress: bool =
             if not running.any():
                 break
     best_loss, best_mse = to_host(best[:2])
-    best_y = jax.vmap(ravel_pytree(unstack_tree(pop, 0))[1])(best[2])
+    best_y = _unravel_many(pop, best[2])
     out = jax.tree_util.tree_map(_keep_frozen, best_y, trainable, pop)
     mse = np.where(np.isfinite(best_loss), best_mse, np.nan)
     if batch.lm_solve_steps is None:
