@@ -18,6 +18,8 @@ from __future__ import annotations
 import functools
 from typing import Callable, TypeVar
 
+from ._workers import one_blas_thread
+
 F = TypeVar("F", bound=Callable)
 
 
@@ -26,8 +28,6 @@ def scoped_x64(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from ._workers import one_blas_thread
-
         with x64(), one_blas_thread():
             return fn(*args, **kwargs)
 
