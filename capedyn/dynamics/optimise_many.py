@@ -54,13 +54,11 @@ def unstack_tree(tree, i: int):
 
 
 def _select(keep, new, old):
-    """``new`` where ``keep`` (one bool per problem) else ``old``, leaf by leaf; the result
-    has ``new``'s structure (its static parts may be fresh objects of the same shape)."""
-    new_leaves, treedef = jax.tree_util.tree_flatten(new)
-    old_leaves = jax.tree_util.tree_leaves(old)
-    out = [jnp.where(keep.reshape(keep.shape + (1,) * (jnp.ndim(n) - 1)), n, o)
-           for n, o in zip(new_leaves, old_leaves, strict=True)]
-    return jax.tree_util.tree_unflatten(treedef, out)
+    """``new`` where ``keep`` (one bool per problem) else ``old``, leaf by leaf (arrays
+    with a leading problem axis: LM states and flat points)."""
+    return jax.tree_util.tree_map(
+        lambda n, o: jnp.where(keep.reshape(keep.shape + (1,) * (jnp.ndim(n) - 1)), n, o),
+        new, old)
 
 
 _lm_start_many = eqx.filter_jit(jax.vmap(_lm_start))
