@@ -20,6 +20,7 @@ those of a plain ``jax.jit``.
 from __future__ import annotations
 
 import math
+import re
 
 __all__ = ["AXIS", "batch_mesh", "mesh_for", "n_devices", "padded_size", "shard_batch",
            "map_over_shards", "to_host", "ENV_CPU_DEVICES", "cpu_devices_for_own_process",
@@ -43,9 +44,11 @@ def cpu_devices_for_own_process(environ=None, cores: int | None = None,
     line), so the chains of a NUTS run sample on two cores at once: one device per core up
     to :data:`_DEFAULT_CPU_DEVICES`, or ``$CAPEDYN_CPU_DEVICES``. Sets ``XLA_FLAGS``
     before JAX starts its CPU backend; leaves it alone when the user has set the device
-    count there, when JAX is already running, or with one core. Returns the count set
-    (1: nothing changed). Never called by the library: a notebook keeps its devices.
-    ``environ``, ``cores`` and ``jax_running`` default to this process's."""
+    count there, when JAX is already running, or with one core. With several devices
+    (set here or by the user) it also gives XLA's thread pool a thread more per device
+    (:func:`_threads_for_devices`). Returns the count set (1: nothing changed). Never
+    called by the library: a notebook keeps its devices. ``environ``, ``cores`` and
+    ``jax_running`` default to this process's."""
     import os
     import sys
 
@@ -55,7 +58,15 @@ def cpu_devices_for_own_process(environ=None, cores: int | None = None,
     flags = env.get("XLA_FLAGS", "")
     if jax_running is None:
         jax_running = _backend_started(sys.modules)
-    if _FORCE_FLAG in flags or jax_running:
+    if jax_running:
+        return 1
+    if cores is None:
+        from ._workers import available_cores
+
+        cores = available_cores()
+    forced = re.search(rf"{_FORCE_FLAG}=(\d+)", flags)
+    if forced:
+        _threads_for_devices(env, int(forced.group(1)), cores)
         return 1
     text = env.get(ENV_CPU_DEVICES, "").strip()
     if text:
@@ -67,14 +78,28 @@ def cpu_devices_for_own_process(environ=None, cores: int | None = None,
                              f">= 1; unset it for the default, or set it to 1 to leave JAX's "
                              "devices as they are")
     else:
-        if cores is None:
-            from ._workers import available_cores
-
-            cores = available_cores()
         wanted = min(int(cores), _DEFAULT_CPU_DEVICES)
     if wanted > 1:
         env["XLA_FLAGS"] = f"{flags} {_FORCE_FLAG}={wanted}".strip()
+        _threads_for_devices(env, wanted, cores)
     return wanted
+
+
+_THREADS_ENV = ("PJRT_NPROC", "NPROC")
+"""Environment variables from which XLA's CPU client sizes its thread pool (the first set
+wins; otherwise the number of cores)."""
+
+
+def _threads_for_devices(env, devices: int, cores: int) -> None:
+    """Size XLA's CPU thread pool to ``cores + devices`` threads (``PJRT_NPROC``) unless the
+    user has sized it. Each CPU device runs its program on a thread of that one pool, and
+    JAX's LAPACK kernels (a batched Cholesky, as in a dense-mass NUTS run or a batch of LM
+    steps) hand their batch to the same pool and wait for it: with one thread per core and
+    one device per core, every thread can end up waiting for work that no free thread is
+    left to run, and the process hangs (seen on two cores: two devices sampling with a
+    dense mass matrix). One extra thread per device keeps a thread free."""
+    if devices > 1 and not any(k in env for k in _THREADS_ENV):
+        env[_THREADS_ENV[0]] = str(int(cores) + int(devices))
 
 
 def enable_cpu_devices() -> int:

@@ -99,7 +99,8 @@ _SCRIPT = textwrap.dedent(r'''
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    # a thread more per device in XLA's pool, as capedyn sets it (_threads_for_devices)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", PJRT_NPROC="4")
     script = tmp_path_factory.mktemp("sharding") / "two_devices.py"
     script.write_text(_SCRIPT)
     proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True,
@@ -144,14 +145,21 @@ def test_own_process_devices_follow_the_cores_and_the_users_settings():
     from capedyn._errors import InputError
 
     flag = "--xla_force_host_platform_device_count"
-    cases = [({}, 1, 1, None), ({}, 2, 2, f"{flag}=2"), ({}, 8, 2, f"{flag}=2"),
-             ({"XLA_FLAGS": "--xla_cpu_foo=1"}, 4, 2, f"--xla_cpu_foo=1 {flag}=2"),
-             ({"XLA_FLAGS": f"{flag}=3"}, 4, 1, f"{flag}=3"),
-             ({ENV_CPU_DEVICES: "1"}, 4, 1, None), ({ENV_CPU_DEVICES: "4"}, 1, 4, f"{flag}=4")]
-    for env, cores, want, flags in cases:
+    # (environment, cores, devices set, XLA_FLAGS after, PJRT_NPROC after: cores + devices
+    # whenever there are several devices, unless the user sized XLA's thread pool)
+    cases = [({}, 1, 1, None, None), ({}, 2, 2, f"{flag}=2", "4"), ({}, 8, 2, f"{flag}=2", "10"),
+             ({"XLA_FLAGS": "--xla_cpu_foo=1"}, 4, 2, f"--xla_cpu_foo=1 {flag}=2", "6"),
+             ({"XLA_FLAGS": f"{flag}=3"}, 4, 1, f"{flag}=3", "7"),
+             ({"XLA_FLAGS": f"{flag}=1"}, 4, 1, f"{flag}=1", None),
+             ({ENV_CPU_DEVICES: "1"}, 4, 1, None, None),
+             ({ENV_CPU_DEVICES: "4"}, 1, 4, f"{flag}=4", "5"),
+             ({"PJRT_NPROC": "3"}, 2, 2, f"{flag}=2", "3"),
+             ({"NPROC": "3"}, 2, 2, f"{flag}=2", None)]
+    for env, cores, want, flags, threads in cases:
         env = dict(env)
         assert cpu_devices_for_own_process(env, cores=cores, jax_running=False) == want, env
         assert env.get("XLA_FLAGS") == flags
+        assert env.get("PJRT_NPROC") == threads, env
     env = {}  # once JAX runs its flags can no longer change
     assert cpu_devices_for_own_process(env, cores=2, jax_running=True) == 1 and not env
     with pytest.raises(InputError, match=ENV_CPU_DEVICES):
@@ -194,3 +202,48 @@ def test_a_script_opts_in_to_two_devices_before_jax_starts_and_not_after():
         got.append([int(v) for v in out.stdout.split()[-2:]])
     two = min(available_cores(), 2)
     assert got == [[two, two], [1, 1]]
+
+
+_BATCHED_CHOLESKY = textwrap.dedent(r'''
+    import os, sys
+    import capedyn as cd
+    cd.enable_cpu_devices()
+    import jax, jax.numpy as jnp
+    from capedyn._devices import map_over_shards, shard_batch
+
+    jax.config.update("jax_enable_x64", True)
+    n = 150  # large enough that JAX's LAPACK kernel splits the batch over XLA's thread pool
+
+    @jax.jit
+    def loop(a):
+        def body(i, x):
+            chol = jnp.linalg.cholesky(x @ jnp.swapaxes(x, -1, -2) + n * jnp.eye(n))
+            return x + 1e-3 * chol / jnp.max(jnp.abs(chol))
+        return jax.lax.fori_loop(0, 300, body, a)
+
+    a = shard_batch(jax.random.normal(jax.random.PRNGKey(0), (4, n, n)), 4)
+    for _ in range(5):
+        a = jax.block_until_ready(map_over_shards(loop, 1)(a))
+    print("DONE", jax.device_count(), os.environ.get("PJRT_NPROC"))
+''')
+
+
+def test_two_devices_running_batched_lapack_at_once_do_not_hang(tmp_path):
+    """A batched Cholesky in a loop, one call per device on the two CPU devices a script
+    opts in to (``cd.enable_cpu_devices``), finishes: capedyn gives XLA's thread pool a
+    thread more per device. With the pool at one thread per core the same script hung in
+    two runs of three on two cores (every pool thread waiting inside the LAPACK kernel)."""
+    from capedyn._workers import available_cores
+
+    drop = ("XLA_FLAGS", "CAPEDYN_CPU_DEVICES", "PJRT_NPROC", "NPROC")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env["CAPEDYN_CPU_DEVICES"] = "2"
+    script = tmp_path / "batched_cholesky.py"
+    script.write_text(_BATCHED_CHOLESKY)
+    try:
+        out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                             env=env, timeout=180)
+    except subprocess.TimeoutExpired:
+        pytest.fail("two CPU devices running a batched Cholesky at once hung (> 180 s)")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-3:] == ["DONE", "2", str(available_cores() + 2)]
