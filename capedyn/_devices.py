@@ -46,7 +46,7 @@ def cpu_devices_for_own_process(environ=None, cores: int | None = None,
     before JAX starts its CPU backend; leaves it alone when the user has set the device
     count there, when JAX is already running, or with one core. With several devices
     (set here or by the user) it also gives XLA's thread pool a thread more per device
-    (:func:`_threads_for_devices`). Returns the count set (1: nothing changed). Never
+    (:func:`_threads_for_devices`). Returns the device count set (1: none set). Never
     called by the library: a notebook keeps its devices. ``environ``, ``cores`` and
     ``jax_running`` default to this process's."""
     import os
@@ -64,9 +64,10 @@ def cpu_devices_for_own_process(environ=None, cores: int | None = None,
         from ._workers import available_cores
 
         cores = available_cores()
-    forced = re.search(rf"{_FORCE_FLAG}=(\d+)", flags)
-    if forced:
-        _threads_for_devices(env, int(forced.group(1)), cores)
+    if _FORCE_FLAG in flags:  # the user's device count
+        forced = re.search(rf"{_FORCE_FLAG}=(\d+)", flags)
+        if forced:
+            _threads_for_devices(env, int(forced.group(1)), cores)
         return 1
     text = env.get(ENV_CPU_DEVICES, "").strip()
     if text:
