@@ -205,7 +205,7 @@ def test_a_script_opts_in_to_two_devices_before_jax_starts_and_not_after():
 
 
 _BATCHED_CHOLESKY = textwrap.dedent(r'''
-    import os, sys
+    import os
     import capedyn as cd
     cd.enable_cpu_devices()
     import jax, jax.numpy as jnp
@@ -231,8 +231,9 @@ _BATCHED_CHOLESKY = textwrap.dedent(r'''
 def test_two_devices_running_batched_lapack_at_once_do_not_hang(tmp_path):
     """A batched Cholesky in a loop, one call per device on the two CPU devices a script
     opts in to (``cd.enable_cpu_devices``), finishes: capedyn gives XLA's thread pool a
-    thread more per device. With the pool at one thread per core the same script hung in
-    two runs of three on two cores (every pool thread waiting inside the LAPACK kernel)."""
+    thread more per device. With the pool at one thread per core (``NPROC=2`` on two cores)
+    the same script hung in three runs of three, every pool thread waiting inside the
+    LAPACK kernel."""
     from capedyn._workers import available_cores
 
     drop = ("XLA_FLAGS", "CAPEDYN_CPU_DEVICES", "PJRT_NPROC", "NPROC")
