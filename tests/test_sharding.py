@@ -99,8 +99,12 @@ _SCRIPT = textwrap.dedent(r'''
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    # a thread more per device in XLA's pool, as capedyn sets it (_threads_for_devices)
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", PJRT_NPROC="4")
+    from capedyn._devices import cpu_devices_for_own_process
+
+    # two devices, and XLA's pool sized for them, as the command line sets both
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "PJRT_NPROC", "NPROC")}
+    env["CAPEDYN_CPU_DEVICES"] = "2"
+    assert cpu_devices_for_own_process(env, jax_running=False) == 2
     script = tmp_path_factory.mktemp("sharding") / "two_devices.py"
     script.write_text(_SCRIPT)
     proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True,
