@@ -338,8 +338,8 @@ def test_residual_vector_squares_to_the_objective(base_df):
 
 
 def test_lm_jacobian_matches_central_finite_differences(base_df):
-    """The forward-mode Jacobian the LM step uses (residual_jacobian: jacfwd through the
-    diffrax.ForwardMode solve, family by family) against central differences of the
+    """The Jacobian the LM step uses on adaptive solves (residual_jacobian: jacfwd through
+    the diffrax.ForwardMode solve, family by family) against central differences of the
     residuals, along random directions."""
     from jax.flatten_util import ravel_pytree
 
@@ -392,6 +392,21 @@ def test_family_block_jacobian_equals_the_dense_jacobian(base_df):
                                                                          batch, pen)),
                                rtol=0, atol=1e-12)
     assert np.all(np.asarray(jac)[:, 105] == 0.0)  # γ0 frozen: its column is exactly zero
+
+
+def test_family_jacobian_mode_follows_rows_against_parameters():
+    """Reverse mode for a family block with fewer than 2/3 as many residual rows as
+    parameters on a fixed-step solve (8 padded models × 5 benchmarks = 40 rows against the
+    field's 106 coefficients, γ0, log10 Nc and 5 sources = 113, as in the block test
+    above); forward mode for 24 models (120 rows) and for any adaptive solve."""
+    from capedyn.dynamics.objective import _family_jacobian_mode
+
+    wrt = (jnp.zeros(106), jnp.zeros(()), jnp.zeros(()), jnp.zeros(5))
+    assert _family_jacobian_mode(40, wrt, 4) == "reverse"
+    assert _family_jacobian_mode(75, wrt, 4) == "reverse"
+    assert _family_jacobian_mode(76, wrt, 4) == "forward"
+    assert _family_jacobian_mode(120, wrt, 4) == "forward"
+    assert _family_jacobian_mode(40, wrt, None) == "forward"
 
 
 def test_lm_reaches_the_scipy_least_squares_objective(base_df, two_family_fits):

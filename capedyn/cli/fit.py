@@ -24,7 +24,7 @@ def register(sub) -> None:
                       help="comma-separated families to fit on (default: all with ≥ 2 "
                            "complete models)")
     p.add_argument("--optimizer", choices=("lm", "adam"), default=None,
-                   help="lm: Levenberg–Marquardt with forward-mode Jacobians (default); "
+                   help="lm: Levenberg–Marquardt with exact Jacobians (default); "
                         "adam: Optax Adam")
     p.add_argument("--steps", type=int, default=None,
                    help="iteration cap of the optimiser (default: the estimator's; LM stops "

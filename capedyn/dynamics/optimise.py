@@ -1,5 +1,5 @@
 """The two optimisers of the coupling-ODE fit: Optax Adam through the solver, and the default
-compiled Levenberg–Marquardt on the residual vector with forward-mode Jacobians."""
+compiled Levenberg–Marquardt on the residual vector with exact Jacobians."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def _masked_residuals(y: Population, args) -> Array:
 
 def _step(state: LMState, args, tol):
     """One Levenberg–Marquardt step of the fit on ``args`` = (batch, penalties, trainable
-    mask, start), its Jacobian by :func:`residual_jacobian` (one forward-mode solve per
+    mask, start), its Jacobian by :func:`residual_jacobian` (one differentiated solve per
     family gives the residuals and the Jacobian together). Returns (state, done, objective
     and data MSE at the last accepted point)."""
     def at(t):
@@ -141,8 +141,8 @@ def optimise_lm(pop: Population, trainable, batch: TrajectoryBatch, pen: Penalti
                 label: str = "fit") -> tuple[Population, list[float], float]:
     """Levenberg–Marquardt (:mod:`capedyn.dynamics.levenberg_marquardt`) on
     :func:`residual_vector`: the same objective as :func:`optimise`, minimised as a
-    least-squares problem with exact Jacobians (forward mode through the Diffrax solve,
-    family by family).
+    least-squares problem with exact Jacobians (through the Diffrax solve, family by
+    family, in reverse or forward mode as is cheaper).
 
     ``trainable`` as in :func:`optimise` (a dynamic mask: freezing never recompiles).
     ``steps`` caps the number of LM iterations (accepted or rejected); the run stops

@@ -6,8 +6,8 @@
    one starting point (the estimator's own initial population) three ways:
 
    * capedyn's fit, :class:`capedyn.CouplingODE` with its defaults (``default``):
-     optimistix Levenberg–Marquardt on the residual vector, Jacobians by forward mode
-     through the Diffrax Tsit5 solve (``diffrax.ForwardMode``), all families batched, one
+     Levenberg–Marquardt on the residual vector, exact Jacobians through the Diffrax
+     Tsit5 solve (reverse or forward mode, family by family), all families batched, one
      compiled step;
    * the same estimator with ``optimizer="adam"`` (``jax_adam``): gradients by reverse mode
      through the solver, Optax Adam;
@@ -145,7 +145,7 @@ def bench_fit_vs_scipy(df: pd.DataFrame | None = None, families: Sequence[str] =
                        time_limit: float = 600.0, seed: int = 0,
                        progress: bool = True) -> dict[str, Any]:
     """Fit the same coupling ODE on ``families`` from one starting point four ways —
-    capedyn's default fit (Levenberg–Marquardt, forward-mode Jacobians), the estimator with
+    capedyn's default fit (Levenberg–Marquardt, exact Jacobians), the estimator with
     Optax Adam, a stand-alone JAX Levenberg–Marquardt and SciPy (solve_ivp +
     least_squares) — and return wall times, objectives, agreement checks and speed ratios
     at equal loss. ``steps``: the default fit's iteration cap (None: its default);
@@ -255,8 +255,8 @@ def bench_fit_vs_scipy(df: pd.DataFrame | None = None, families: Sequence[str] =
                    "adam_solution_objective_jax": adam_loss,
                    "adam_solution_objective_scipy": sp.objective(adam_theta)},
         "methods": {
-            "default": {"label": "JAX: capedyn CouplingODE.fit, default (optimistix "
-                                 "Levenberg–Marquardt, forward-mode Jacobian through Diffrax)",
+            "default": {"label": "JAX: capedyn CouplingODE.fit, default (capedyn's "
+                                 "Levenberg–Marquardt, exact Jacobian through Diffrax)",
                         "settings": f"{dest.n_iter_} LM steps (tol {dest.tol:g})",
                         "seconds": default_warm, "seconds_with_compile": default_cold,
                         "final_objective": default_loss, "final_mse_points2": float(dest.mse_)},
@@ -393,7 +393,7 @@ def format_bench(r: dict[str, Any]) -> str:
                  f"SciPy {c['start_objective_scipy']:.7g}; at the Adam solution JAX "
                  f"{c['adam_solution_objective_jax']:.7g} vs SciPy "
                  f"{c['adam_solution_objective_scipy']:.7g}")
-    for key, name in (("default_vs_scipy", "capedyn default fit (LM, forward mode)"),
+    for key, name in (("default_vs_scipy", "capedyn default fit (LM)"),
                       ("jax_lm_vs_scipy", "stand-alone JAX Levenberg–Marquardt"),
                       ("jax_adam_vs_scipy", "JAX Adam (optimizer='adam')")):
         e = f["equal_loss"].get(key)

@@ -27,9 +27,11 @@ Optimisation
     solved by Cholesky, on the Jacobian matrix) on the residual vector of
     :func:`residual_vector`, whose squared norm is the objective above (the data residuals
     are the weighted errors in points, each penalty a sqrt-weighted extra residual), so the
-    objective is unchanged. The Jacobian is exact: forward mode (``jax.jacfwd``) through
-    ``diffrax.diffeqsolve`` with ``diffrax.ForwardMode``, family by family (a family's rows
-    depend on the field and its own parameters only), computed once per trial point. The
+    objective is unchanged. The Jacobian is exact: automatic differentiation through
+    ``diffrax.diffeqsolve``, family by family (a family's rows depend on the field and its
+    own parameters only), in reverse mode when a family has fewer residual rows than
+    parameters to differentiate (the shipped table's case) and forward mode otherwise,
+    computed once per trial point. The
     step is ``eqx.filter_jit``-compiled once per (field configuration, padded batch shape)
     and reused for every iteration and every fit of that shape — repeated fits, the folds
     of a held-out sweep — because which parameters are free is a dynamic 0/1 mask and the
