@@ -226,10 +226,10 @@ def test_the_family_block_jacobian_equals_jacfwd_of_the_residuals(flat_mmlu_trai
         flat, unravel = ravel_pytree(params)
         y = unravel(flat + 0.05 * np.random.default_rng(2).standard_normal(flat.size))
         r, jac = so._residual_jacobian(y, batch)
-        dense = jax.jacfwd(lambda t: so._residuals.fun(unravel(t), batch))(ravel_pytree(y)[0])
+        dense = jax.jacfwd(lambda t: so._residuals(unravel(t), batch))(ravel_pytree(y)[0])
         scale = float(jnp.max(jnp.abs(dense)))
         np.testing.assert_allclose(np.asarray(jac), np.asarray(dense), rtol=0, atol=1e-12 * scale)
-        np.testing.assert_allclose(np.asarray(r), np.asarray(so._residuals.fun(y, batch)),
+        np.testing.assert_allclose(np.asarray(r), np.asarray(so._residuals(y, batch)),
                                    rtol=0, atol=1e-12)
         # the scale term is off: no data residual moves with its coefficient
         assert np.all(np.asarray(jac)[:np.asarray(batch.ys).size, 2] == 0.0)

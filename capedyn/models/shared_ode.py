@@ -39,12 +39,13 @@ model with ``diffrax.diffeqsolve`` (Tsit5, PID step control, ``SaveAt(ts=...)``)
 over families padded to shared shapes; the loss is the mean squared error in score points
 over its other models plus the ridges. ``optimizer="adam"``: Optax Adam on a warm-up/cosine
 schedule (``optax.warmup_cosine_decay_schedule``) inside ``optax.apply_if_finite``, the best
-iterate kept. ``optimizer="lm"``: optimistix Levenberg–Marquardt on the residual vector
-whose squared norm is that objective (Jacobians by forward mode through the solve,
-``diffrax.ForwardMode``), stopping at its tolerance. One ``eqx.filter_jit``-compiled step
-(or LM solve) serves every fit with the same padded shapes: floors, penalties, the
-censoring mask and the ``state_term``/``scale_term`` switches are dynamic arrays (a
-switched-off term is masked to 0 inside the fit), so no setting recompiles.
+iterate kept. ``optimizer="lm"``: Levenberg–Marquardt (the coupling ODE's, optimistix's
+algorithm on an explicit Jacobian) on the residual vector whose squared norm is that
+objective (Jacobians by forward mode through the solve, ``diffrax.ForwardMode``), stopping
+at its tolerance. One ``eqx.filter_jit``-compiled step serves every fit with the same
+padded shapes: the tolerance, floors, penalties, the censoring mask and the
+``state_term``/``scale_term`` switches are dynamic arrays (a switched-off term is masked to
+0 inside the fit), so no setting recompiles.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from .._fitmemo import FitMemo, array_digest
 from ._intervals import interval_predict
 from .._jax import scoped_x64
 from .._progress import Progress
+from ..dynamics.levenberg_marquardt import LMState, lm_start, lm_step
 from ..dynamics.objective import own_family_columns
 from ..dynamics.state import CHANCE, CEILING
 from .baselines import initial_condition, prediction_frame, _targets
@@ -182,24 +184,13 @@ def _penalty_residuals(params: _Params, batch: _Batch):
                             pen[2] * params.h.ravel(), pen[3] * f.g[1:]])
 
 
-@jax.custom_jvp
 def _residuals(params: _Params, batch: _Batch):
     """Residual vector whose squared norm is the objective of :func:`_loss` (data errors in
-    points scaled by 1/sqrt(count), each ridge a sqrt-weighted extra residual). Its forward
-    derivative is :func:`_residual_jacobian`'s matrix, built once per point."""
+    points scaled by 1/sqrt(count), each ridge a sqrt-weighted extra residual); NaN when a
+    solve fails. The fit takes it with its Jacobian from :func:`_residual_jacobian`."""
     err, n, ok = _errors(params, batch, forward=True)
     r = jnp.concatenate([err.ravel() / jnp.sqrt(n), _penalty_residuals(params, batch)])
     return jnp.where(ok, r, jnp.nan)
-
-
-@_residuals.defjvp
-def _residuals_jvp(primals, tangents):
-    from jax.flatten_util import ravel_pytree
-
-    params, batch = primals
-    d_params, _ = tangents  # no derivative with respect to the data
-    r, jac = _residual_jacobian(params, batch)
-    return r, jac @ ravel_pytree(d_params)[0]
 
 
 def _residual_jacobian(params: _Params, batch: _Batch):
@@ -237,15 +228,44 @@ def _residual_jacobian(params: _Params, batch: _Batch):
     return jnp.where(good, r, jnp.nan), jnp.where(good, jnp.concatenate([j_data, j_pen]), 0.0)
 
 
-@eqx.filter_jit
-def _fit_lm(params, batch, tol, max_steps):
-    import optimistix as optx
+def _fit_lm(params: _Params, batch: _Batch, tol: float, max_steps: int):
+    """Levenberg–Marquardt (:mod:`capedyn.dynamics.levenberg_marquardt`, the coupling ODE's)
+    from ``params`` on :func:`_residuals`, at most ``max_steps`` steps, stopping when the
+    Cauchy test holds with ``rtol = atol = tol``. Returns (last accepted point, steps taken, objective, data
+    MSE in points²). ``tol`` is an argument of the compiled step, so any tolerance shares it."""
+    tol = jnp.asarray(tol, jnp.float64)
+    state, n_steps = _lm_begin(params, batch), 0
+    for n_steps in range(1, max_steps + 1):
+        state, done = _lm_step_jit(state, params, batch, tol)
+        if bool(done):
+            break
+    value, loss, mse = _lm_end(state.y, params, batch)
+    return value, n_steps, loss, mse
 
-    sol = optx.least_squares(_residuals, optx.LevenbergMarquardt(rtol=tol, atol=tol), params,
-                             args=batch, max_steps=max_steps, throw=False,
-                             options={"jac": "fwd"})
-    loss, mse = _loss(sol.value, batch)
-    return sol.value, sol.stats["num_steps"], loss, mse
+
+@eqx.filter_jit
+def _lm_begin(params: _Params, batch: _Batch) -> LMState:
+    from jax.flatten_util import ravel_pytree
+
+    n_ridges = jax.eval_shape(_penalty_residuals, params, batch).shape[0]  # no solve traced
+    return lm_start(ravel_pytree(params)[0], batch.ys.size + n_ridges)
+
+
+@eqx.filter_jit
+def _lm_step_jit(state: LMState, like: _Params, batch: _Batch, tol):
+    """One step; ``like`` gives the structure ``state``'s flat vectors unravel to."""
+    from jax.flatten_util import ravel_pytree
+
+    unravel = ravel_pytree(like)[1]
+    return lm_step(state, lambda t: _residual_jacobian(unravel(t), batch), tol)
+
+
+@eqx.filter_jit
+def _lm_end(flat, like: _Params, batch: _Batch):
+    from jax.flatten_util import ravel_pytree
+
+    value = ravel_pytree(like)[1](flat)
+    return (value,) + _loss(value, batch)
 
 
 _LM_FITS = FitMemo(512)
@@ -313,7 +333,7 @@ class SharedLogitODE(BaseEstimator):
         at its starting score (the training data show it can stay there; when it will
         emerge cannot be read off one model at chance).
     optimizer : "adam" (Optax Adam through the solver, every step run, the best iterate
-        kept) or "lm" (optimistix Levenberg–Marquardt on the residual vector, Jacobians by
+        kept) or "lm" (Levenberg–Marquardt on the residual vector, Jacobians by
         forward mode through the Diffrax solve; stops at its tolerance ``tol``, typically
         after 10-30 steps).
     steps : iteration cap (Adam runs all of them).
