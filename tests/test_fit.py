@@ -361,18 +361,20 @@ def test_lm_jacobian_matches_central_finite_differences(base_df):
         np.testing.assert_allclose(np.asarray(jac @ v), np.asarray(fd), rtol=1e-4, atol=1e-4)
 
 
-def test_family_block_jacobian_equals_the_dense_jacobian(base_df):
+@pytest.mark.parametrize("jacobian", ["forward", "auto"])
+def test_family_block_jacobian_equals_the_dense_jacobian(base_df, jacobian):
     """residual_jacobian builds the Jacobian family by family (each family's rows pushed
     through its solve with the field's and its own tangents only); plain jax.jacfwd over
     every parameter of the whole residual vector must give the same matrix, frozen leaves,
-    absent (padding) families and penalty rows included."""
+    absent (padding) families and penalty rows included; in forward mode and with "auto"
+    (reverse mode here: 8 padded models × 5 benchmarks = 40 rows per family)."""
     import jax
     from jax.flatten_util import ravel_pytree
 
     from capedyn.dynamics.objective import residual_jacobian, residual_vector, with_frozen
 
     _, trajs, batch, pop, pen = _small_problem(base_df, ("Pythia", "OLMo", "BLOOM"))
-    batch = dataclasses.replace(batch, lm_solve_steps=4)
+    batch = dataclasses.replace(batch, lm_solve_steps=4, jacobian=jacobian)
     assert batch.x0.shape[0] > len(trajs)  # the bucket pads: a padding family is in play
     flat, unravel = ravel_pytree(pop)
     rng = np.random.default_rng(1)
@@ -395,18 +397,20 @@ def test_family_block_jacobian_equals_the_dense_jacobian(base_df):
 
 
 def test_family_jacobian_mode_follows_rows_against_parameters():
-    """Reverse mode for a family block with fewer than 2/3 as many residual rows as
-    parameters on a fixed-step solve (8 padded models × 5 benchmarks = 40 rows against the
-    field's 106 coefficients, γ0, log10 Nc and 5 sources = 113, as in the block test
-    above); forward mode for 24 models (120 rows) and for any adaptive solve."""
+    """With jacobian="auto": reverse mode for a family block with fewer than 2/3 as many
+    residual rows as parameters on a fixed-step solve (8 padded models × 5 benchmarks = 40
+    rows against the field's 106 coefficients, γ0, log10 Nc and 5 sources = 113, as in the
+    block test above); forward mode for 24 models (120 rows), for any adaptive solve, and
+    always with jacobian="forward"."""
     from capedyn.dynamics.objective import _family_jacobian_mode
 
     wrt = (jnp.zeros(106), jnp.zeros(()), jnp.zeros(()), jnp.zeros(5))
-    assert _family_jacobian_mode(40, wrt, 4) == "reverse"
-    assert _family_jacobian_mode(75, wrt, 4) == "reverse"
-    assert _family_jacobian_mode(76, wrt, 4) == "forward"
-    assert _family_jacobian_mode(120, wrt, 4) == "forward"
-    assert _family_jacobian_mode(40, wrt, None) == "forward"
+    assert _family_jacobian_mode(40, wrt, 4, "auto") == "reverse"
+    assert _family_jacobian_mode(75, wrt, 4, "auto") == "reverse"
+    assert _family_jacobian_mode(76, wrt, 4, "auto") == "forward"
+    assert _family_jacobian_mode(120, wrt, 4, "auto") == "forward"
+    assert _family_jacobian_mode(40, wrt, None, "auto") == "forward"
+    assert _family_jacobian_mode(40, wrt, 4, "forward") == "forward"
 
 
 def test_lm_reaches_the_scipy_least_squares_objective(base_df, two_family_fits):

@@ -195,8 +195,9 @@ def residual_jacobian(y: Population, batch: TrajectoryBatch, pen: Penalties,
     parameters only, so each family's block is differentiated with respect to the field's
     and its own parameters (about 112) rather than every parameter (106 + 6 per family):
     on 14-18 families that halves the work of the Jacobian, the larger part of a
-    Gauss–Newton step. Each block is built by reverse or forward mode, whichever is cheaper
-    for its shape (:func:`_family_jacobian_mode`), and the blocks are laid out in
+    Gauss–Newton step. Each block is built in forward mode, or with ``batch.jacobian ==
+    "auto"`` in whichever mode is cheaper for its shape (:func:`_family_jacobian_mode`),
+    and the blocks are laid out in
     ``ravel_pytree`` order (field coefficients, γ0, every family's log10 Nc, every family's
     h, μ); the penalty rows, which need no solve, are differentiated whole."""
     from jax.flatten_util import ravel_pytree
@@ -204,7 +205,8 @@ def residual_jacobian(y: Population, batch: TrajectoryBatch, pen: Penalties,
     data = _family_data(batch)
 
     def one(field, fam, fam_mask, fam_start, d):
-        mode = _family_jacobian_mode(d.ys.size, (field, fam), batch.lm_solve_steps)
+        mode = _family_jacobian_mode(d.ys.size, (field, fam), batch.lm_solve_steps,
+                                     batch.jacobian)
 
         def twice(a):
             fld = with_frozen(a[0], trainable.field, start.field)
@@ -232,8 +234,9 @@ def residual_jacobian(y: Population, batch: TrajectoryBatch, pen: Penalties,
             jnp.concatenate([jnp.concatenate(blocks, axis=1), j_pen]))
 
 
-def _family_jacobian_mode(n_rows: int, wrt, steps: int | None) -> str:
-    """"reverse" or "forward": how one family's Jacobian block is cheaper to build.
+def _family_jacobian_mode(n_rows: int, wrt, steps: int | None, jacobian: str) -> str:
+    """"reverse" or "forward" for one family's Jacobian block: forward when ``jacobian`` is
+    "forward", else whichever is cheaper to run.
 
     Forward mode pushes one tangent per parameter through the solve, reverse mode pulls
     one cotangent per residual row back through it. On the shipped families' Jacobian
@@ -241,9 +244,12 @@ def _family_jacobian_mode(n_rows: int, wrt, steps: int | None) -> str:
     against 5.9 ms forward at 40 rows per block, 6.4 against 8.6 at 60, 9.1 against 9.3 at
     80 and 18.3 against 14.9 at 120: reverse is chosen below 2/3 as many rows as
     parameters. Only for fixed-step solves: through an adaptive one reverse mode would
-    checkpoint up to ``LM_SOLVE_MAX_STEPS`` steps."""
+    checkpoint up to ``LM_SOLVE_MAX_STEPS`` steps. Reverse mode costs more to compile (the
+    step of a four-family fit: 3.5 s to trace and 2.7 s to compile against 1.8 s and 2.0 s),
+    which a single fit does not win back; hence "forward" by default."""
     n_tangents = sum(a.size for a in jax.tree_util.tree_leaves(wrt) if eqx.is_inexact_array(a))
-    return "reverse" if steps is not None and 3 * n_rows < 2 * n_tangents else "forward"
+    cheaper = steps is not None and 3 * n_rows < 2 * n_tangents
+    return "reverse" if jacobian == "auto" and cheaper else "forward"
 
 
 def own_family_columns(d: Array) -> Array:

@@ -51,8 +51,10 @@ class TrajectoryBatch(eqx.Module):
     model at index 0; ``mask`` is False at index 0 and on padding; ``valid`` is False for
     padding families (added so that array shapes fall in a few buckets and the compiled
     step is reused). ``lm_solve_steps``: how the Gauss–Newton fit solves each family, Tsit5
-    on that many equal steps, or the adaptive solve when None (a static setting: part of
-    the compiled program, not of the data)."""
+    on that many equal steps, or the adaptive solve when None; ``jacobian``: how it
+    differentiates each family ("forward", or "auto": reverse mode where that is cheaper,
+    see :func:`capedyn.dynamics.objective.residual_jacobian`). Both are static settings:
+    part of the compiled program, not of the data."""
 
     x0: Float[Array, "F"]
     z0: Float[Array, "F 5"]
@@ -62,6 +64,7 @@ class TrajectoryBatch(eqx.Module):
     weight: Float[Array, "F"]
     valid: Bool[Array, "F"]
     lm_solve_steps: int | None = eqx.field(static=True, default=None)
+    jacobian: str = eqx.field(static=True, default="forward")
 
 
 def _bucket_families(n: int) -> int:
@@ -94,11 +97,12 @@ def pad_trajectories(trajs: Sequence[Trajectory]):
 
 @scoped_x64
 def stack_trajectories(trajs: Sequence[Trajectory], family_weight: str = "models", *,
-                       lm_solve_steps: int | None = None) -> TrajectoryBatch:
+                       lm_solve_steps: int | None = None,
+                       jacobian: str = "forward") -> TrajectoryBatch:
     """Pad trajectories into a :class:`TrajectoryBatch`: save points repeat the last size,
     padding families copy the first family with zero weight. ``family_weight``: "models"
-    weighs every observation equally, "equal" every family. ``lm_solve_steps`` as in
-    :class:`TrajectoryBatch`."""
+    weighs every observation equally, "equal" every family. ``lm_solve_steps`` and
+    ``jacobian`` as in :class:`TrajectoryBatch`."""
     xs, ys, mask, valid = pad_trajectories(trajs)
     if family_weight == "models":
         weight = valid.astype(float)
@@ -109,4 +113,4 @@ def stack_trajectories(trajs: Sequence[Trajectory], family_weight: str = "models
     return TrajectoryBatch(x0=jnp.asarray(xs[:, 0]), z0=jnp.asarray(to_state(ys[:, 0])),
                            xs=jnp.asarray(xs), ys=jnp.asarray(ys), mask=jnp.asarray(mask),
                            weight=jnp.asarray(weight), valid=jnp.asarray(valid),
-                           lm_solve_steps=lm_solve_steps)
+                           lm_solve_steps=lm_solve_steps, jacobian=jacobian)

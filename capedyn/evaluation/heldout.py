@@ -70,7 +70,8 @@ PAPER_REFERENCE = {
 def _coupling_ode():
     from ..models.coupling_ode import CouplingODE
 
-    return CouplingODE(progress=False)
+    # hundreds of fits of one shape: reverse-mode Jacobians repay their compilation
+    return CouplingODE(progress=False, jacobian="auto")
 
 
 def _sindy_ode():

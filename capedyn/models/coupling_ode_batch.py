@@ -51,7 +51,7 @@ def _common_arrays(slots: Sequence[Trajectory]):
 
 
 def _masked_batch(xs, ys, points, present: np.ndarray, family_weight: str,
-                  lm_solve_steps: int | None) -> TrajectoryBatch:
+                  lm_solve_steps: int | None, jacobian: str) -> TrajectoryBatch:
     """The common arrays as one fit sees them: only the ``present`` slots count."""
     mask = points & present[:, None]
     weight = (present.astype(float) if family_weight == "models"
@@ -59,7 +59,7 @@ def _masked_batch(xs, ys, points, present: np.ndarray, family_weight: str,
     return TrajectoryBatch(x0=jnp.asarray(xs[:, 0]), z0=jnp.asarray(to_state(ys[:, 0])),
                            xs=jnp.asarray(xs), ys=jnp.asarray(ys), mask=jnp.asarray(mask),
                            weight=jnp.asarray(weight), valid=jnp.asarray(present),
-                           lm_solve_steps=lm_solve_steps)
+                           lm_solve_steps=lm_solve_steps, jacobian=jacobian)
 
 
 def _prepare(base, table, params):
@@ -95,7 +95,7 @@ def _fit_group(items: list, progress: bool) -> list:
         present = np.zeros(n_f, bool)
         present[idx] = True
         batches.append(_masked_batch(xs, ys, points, present, cfg["family_weight"],
-                                     cfg["lm_solve_steps"]))
+                                     cfg["lm_solve_steps"], cfg["jacobian"]))
         pop = est._initial_population(trajs, n_f)
         coupled = cfg["coupling"] != "none"
         tm = trainable_mask(pop, gamma0=coupled, log10_nc=coupled, mu_nc=coupled)
@@ -151,7 +151,8 @@ def fit_many(base, tables: Sequence[pd.DataFrame], params: Sequence[dict] | None
                 results[i] = exc
         else:
             cfg = item[1]
-            key = (cfg["degree"], cfg["coupling"], cfg["kappa_max"], cfg["lm_solve_steps"])
+            key = (cfg["degree"], cfg["coupling"], cfg["kappa_max"], cfg["lm_solve_steps"],
+                   cfg["jacobian"])
             groups.setdefault(key, []).append(i)
     for members in groups.values():
         for i, r in zip(members, _fit_group([prepared[i] for i in members], progress)):
