@@ -197,9 +197,9 @@ def residual_jacobian(y: Population, batch: TrajectoryBatch, pen: Penalties,
     on 14-18 families that halves the work of the Jacobian, the larger part of a
     Gauss–Newton step. Each block is built in forward mode, or with ``batch.jacobian ==
     "auto"`` in whichever mode is cheaper for its shape (:func:`_family_jacobian_mode`),
-    and the blocks are laid out in
-    ``ravel_pytree`` order (field coefficients, γ0, every family's log10 Nc, every family's
-    h, μ); the penalty rows, which need no solve, are differentiated whole."""
+    and the blocks are laid out in ``ravel_pytree`` order (field coefficients, γ0, every
+    family's log10 Nc, every family's h, μ); the penalty rows, which need no solve, are
+    differentiated whole."""
     from jax.flatten_util import ravel_pytree
 
     data = _family_data(batch)

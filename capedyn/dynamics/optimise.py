@@ -142,7 +142,7 @@ def optimise_lm(pop: Population, trainable, batch: TrajectoryBatch, pen: Penalti
     """Levenberg–Marquardt (:mod:`capedyn.dynamics.levenberg_marquardt`) on
     :func:`residual_vector`: the same objective as :func:`optimise`, minimised as a
     least-squares problem with exact Jacobians (through the Diffrax solve, family by
-    family, in reverse or forward mode as is cheaper).
+    family, in the mode ``batch.jacobian`` asks for).
 
     ``trainable`` as in :func:`optimise` (a dynamic mask: freezing never recompiles).
     ``steps`` caps the number of LM iterations (accepted or rejected); the run stops

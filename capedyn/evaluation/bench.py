@@ -7,7 +7,7 @@
 
    * capedyn's fit, :class:`capedyn.CouplingODE` with its defaults (``default``):
      Levenberg–Marquardt on the residual vector, exact Jacobians through the Diffrax
-     Tsit5 solve (reverse or forward mode, family by family), all families batched, one
+     Tsit5 solve (forward mode, family by family), all families batched, one
      compiled step;
    * the same estimator with ``optimizer="adam"`` (``jax_adam``): gradients by reverse mode
      through the solver, Optax Adam;

@@ -187,7 +187,8 @@ def _penalty_residuals(params: _Params, batch: _Batch):
 def _residuals(params: _Params, batch: _Batch):
     """Residual vector whose squared norm is the objective of :func:`_loss` (data errors in
     points scaled by 1/sqrt(count), each ridge a sqrt-weighted extra residual); NaN when a
-    solve fails. The fit takes it with its Jacobian from :func:`_residual_jacobian`."""
+    solve fails. The fit takes it, with its Jacobian, from :func:`_residual_jacobian`; this
+    plain form is what that family-by-family construction is checked against."""
     err, n, ok = _errors(params, batch, forward=True)
     r = jnp.concatenate([err.ravel() / jnp.sqrt(n), _penalty_residuals(params, batch)])
     return jnp.where(ok, r, jnp.nan)
