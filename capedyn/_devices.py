@@ -24,7 +24,7 @@ import re
 
 __all__ = ["AXIS", "batch_mesh", "mesh_for", "n_devices", "padded_size", "shard_batch",
            "map_over_shards", "to_host", "ENV_CPU_DEVICES", "cpu_devices_for_own_process",
-           "enable_cpu_devices"]
+           "thread_pool_for_own_process", "enable_cpu_devices"]
 
 AXIS = "batch"
 """Name of the mesh axis the batch (problems, chains) is split along."""
@@ -45,8 +45,7 @@ def cpu_devices_for_own_process(environ=None, cores: int | None = None,
     to :data:`_DEFAULT_CPU_DEVICES`, or ``$CAPEDYN_CPU_DEVICES``. Sets ``XLA_FLAGS``
     before JAX starts its CPU backend; leaves it alone when the user has set the device
     count there, when JAX is already running, or with one core. With several devices
-    (set here or by the user) it also gives XLA's thread pool a thread more per device
-    (:func:`_threads_for_devices`). Returns the device count set (1: none set). Never
+    (set here or by the user) it also sizes XLA's thread pool (:func:`_size_thread_pool`). Returns the device count set (1: none set). Never
     called by the library: a notebook keeps its devices. ``environ``, ``cores`` and
     ``jax_running`` default to this process's."""
     import os
@@ -67,7 +66,7 @@ def cpu_devices_for_own_process(environ=None, cores: int | None = None,
     if _FORCE_FLAG in flags:  # the user's device count
         forced = re.search(rf"{_FORCE_FLAG}=(\d+)", flags)
         if forced:
-            _threads_for_devices(env, int(forced.group(1)), cores)
+            _size_thread_pool(env, int(forced.group(1)), cores)
         return 1
     text = env.get(ENV_CPU_DEVICES, "").strip()
     if text:
@@ -82,7 +81,7 @@ def cpu_devices_for_own_process(environ=None, cores: int | None = None,
         wanted = min(int(cores), _DEFAULT_CPU_DEVICES)
     if wanted > 1:
         env["XLA_FLAGS"] = f"{flags} {_FORCE_FLAG}={wanted}".strip()
-        _threads_for_devices(env, wanted, cores)
+        _size_thread_pool(env, wanted, cores)
     return wanted
 
 
@@ -91,16 +90,50 @@ _THREADS_ENV = ("PJRT_NPROC", "NPROC")
 wins; otherwise the number of cores)."""
 
 
-def _threads_for_devices(env, devices: int, cores: int) -> None:
-    """Size XLA's CPU thread pool to ``cores + devices`` threads (``PJRT_NPROC``) unless the
-    user has sized it. Each CPU device runs its program on a thread of that one pool, and
-    JAX's LAPACK kernels (a batched Cholesky, as in a dense-mass NUTS run or a batch of LM
-    steps) hand their batch to the same pool and wait for it: with one thread per core and
-    one device per core, every thread can end up waiting for work that no free thread is
-    left to run, and the process hangs (seen on two cores: two devices sampling with a
-    dense mass matrix). One extra thread per device keeps a thread free."""
-    if devices > 1 and not any(k in env for k in _THREADS_ENV):
-        env[_THREADS_ENV[0]] = str(int(cores) + int(devices))
+def _size_thread_pool(env, devices: int, cores: int) -> None:
+    """Size XLA's CPU thread pool (``PJRT_NPROC``) to the cores plus the number of programs
+    that may run at once, unless the user has sized it: the devices, or capedyn's worker
+    threads (``$CAPEDYN_WORKERS``, default one per core) when there are more of those.
+
+    Each running program holds a thread of that one pool, and JAX's LAPACK kernels (a
+    batched Cholesky, as in a dense-mass NUTS run or a batch of LM steps) hand their batch
+    to the same pool and wait for it: with one thread per core and a program per core,
+    every thread can end up waiting for work that no free thread is left to run, and the
+    process hangs. Seen on two cores with two devices sampling with a dense mass matrix,
+    and with one device and two worker threads each running a batch of LM steps
+    (``capedyn bench --stages nested_batched``). A spare thread per program prevents it."""
+    at_once = max(int(devices), _worker_threads(env, cores))
+    if at_once > 1 and not any(k in env for k in _THREADS_ENV):
+        env[_THREADS_ENV[0]] = str(int(cores) + at_once)
+
+
+def _worker_threads(env, cores: int) -> int:
+    """The worker threads a sweep will run (:func:`capedyn._workers.default_workers`, read
+    from ``env``); a malformed ``$CAPEDYN_WORKERS`` counts as the cores (it is refused by
+    name when a sweep starts)."""
+    from ._text import positive_count
+    from ._workers import ENV_WORKERS
+
+    return positive_count(env.get(ENV_WORKERS, "").strip()) or int(cores)
+
+
+def thread_pool_for_own_process(environ=None, cores: int | None = None,
+                                jax_running: bool | None = None) -> None:
+    """Size XLA's CPU thread pool for a process capedyn owns (the command line) that shows
+    JAX one device, so its worker threads cannot starve a batched LAPACK kernel
+    (:func:`_size_thread_pool`). Does nothing once JAX runs or when the pool is already
+    sized (by the user, or by :func:`cpu_devices_for_own_process`). Never called by the
+    library. ``environ``, ``cores`` and ``jax_running`` default to this process's."""
+    import os
+    import sys
+
+    env = os.environ if environ is None else environ
+    if jax_running is None:
+        jax_running = _backend_started(sys.modules)
+    if not jax_running:
+        from ._workers import available_cores
+
+        _size_thread_pool(env, 1, available_cores() if cores is None else cores)
 
 
 def enable_cpu_devices() -> int:

@@ -149,12 +149,15 @@ def test_own_process_devices_follow_the_cores_and_the_users_settings():
     from capedyn._errors import InputError
 
     flag = "--xla_force_host_platform_device_count"
-    # (environment, cores, devices set, XLA_FLAGS after, PJRT_NPROC after: cores + devices
-    # whenever there are several devices, unless the user sized XLA's thread pool)
-    cases = [({}, 1, 1, None, None), ({}, 2, 2, f"{flag}=2", "4"), ({}, 8, 2, f"{flag}=2", "10"),
-             ({"XLA_FLAGS": "--xla_cpu_foo=1"}, 4, 2, f"--xla_cpu_foo=1 {flag}=2", "6"),
-             ({"XLA_FLAGS": f"{flag}=3"}, 4, 1, f"{flag}=3", "7"),
-             ({"XLA_FLAGS": f"{flag}=1"}, 4, 1, f"{flag}=1", None),
+    # (environment, cores, devices set, XLA_FLAGS after, PJRT_NPROC after: whenever there
+    # are several devices, cores + the devices or the worker threads ($CAPEDYN_WORKERS,
+    # default one per core), whichever are more, unless the user sized XLA's thread pool)
+    cases = [({}, 1, 1, None, None), ({}, 2, 2, f"{flag}=2", "4"), ({}, 8, 2, f"{flag}=2", "16"),
+             ({"CAPEDYN_WORKERS": "1"}, 8, 2, f"{flag}=2", "10"),
+             ({"XLA_FLAGS": "--xla_cpu_foo=1"}, 4, 2, f"--xla_cpu_foo=1 {flag}=2", "8"),
+             ({"XLA_FLAGS": f"{flag}=3"}, 4, 1, f"{flag}=3", "8"),
+             ({"XLA_FLAGS": f"{flag}=3", "CAPEDYN_WORKERS": "2"}, 4, 1, f"{flag}=3", "7"),
+             ({"XLA_FLAGS": f"{flag}=1"}, 4, 1, f"{flag}=1", "8"),
              ({ENV_CPU_DEVICES: "1"}, 4, 1, None, None),
              ({ENV_CPU_DEVICES: "4"}, 1, 4, f"{flag}=4", "5"),
              ({"PJRT_NPROC": "3"}, 2, 2, f"{flag}=2", "3"),
@@ -168,6 +171,25 @@ def test_own_process_devices_follow_the_cores_and_the_users_settings():
     assert cpu_devices_for_own_process(env, cores=2, jax_running=True) == 1 and not env
     with pytest.raises(InputError, match=ENV_CPU_DEVICES):
         cpu_devices_for_own_process({ENV_CPU_DEVICES: "two"}, cores=2, jax_running=False)
+
+
+def test_own_process_thread_pool_follows_the_worker_threads():
+    """One device (every command but the sampling ones): XLA's thread pool gets the cores
+    plus one thread per worker thread when there are several, none of it when the user or
+    the device setting sized the pool, nothing once JAX runs."""
+    from capedyn._devices import thread_pool_for_own_process
+
+    # (environment, cores, PJRT_NPROC after)
+    cases = [({}, 2, "4"), ({}, 1, None), ({"CAPEDYN_WORKERS": "1"}, 8, None),
+             ({"CAPEDYN_WORKERS": "3"}, 2, "5"), ({"CAPEDYN_WORKERS": "many"}, 2, "4"),
+             ({"PJRT_NPROC": "3"}, 2, "3"), ({"NPROC": "3"}, 2, None)]
+    for env, cores, threads in cases:
+        env = dict(env)
+        thread_pool_for_own_process(env, cores=cores, jax_running=False)
+        assert env.get("PJRT_NPROC") == threads, env
+    env = {}
+    thread_pool_for_own_process(env, cores=2, jax_running=True)
+    assert not env
 
 
 def test_sampling_commands_see_two_devices_and_others_one():
@@ -252,3 +274,58 @@ def test_two_devices_running_batched_lapack_at_once_do_not_hang(tmp_path):
         pytest.fail("two CPU devices running a batched Cholesky at once hung (> 180 s)")
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-3:] == ["DONE", "2", str(available_cores() + 2)]
+
+
+_THREADED_CHOLESKY = textwrap.dedent(r'''
+    import os, threading
+    from capedyn._devices import thread_pool_for_own_process
+    thread_pool_for_own_process()
+    import jax, jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+    n = 150  # large enough that JAX's LAPACK kernel splits the batch over XLA's thread pool
+
+    @jax.jit
+    def loop(a):
+        def body(i, x):
+            chol = jnp.linalg.cholesky(x @ jnp.swapaxes(x, -1, -2) + n * jnp.eye(n))
+            return x + 1e-3 * chol / jnp.max(jnp.abs(chol))
+        return jax.lax.fori_loop(0, 300, body, a)
+
+    a = jax.random.normal(jax.random.PRNGKey(0), (4, n, n))
+    jax.block_until_ready(loop(a))  # compiled once, before the threads start
+
+    def run():
+        x = a
+        for _ in range(5):
+            x = jax.block_until_ready(loop(x))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print("DONE", jax.device_count(), os.environ.get("PJRT_NPROC"))
+''')
+
+
+def test_two_worker_threads_running_batched_lapack_at_once_do_not_hang(tmp_path):
+    """The same batched Cholesky loop run by two Python threads on one CPU device (as two
+    worker threads of a held-out sweep run batched LM steps) finishes: the command line
+    sizes XLA's thread pool for its worker threads too (``thread_pool_for_own_process``).
+    With the pool at one thread per core (``NPROC=2`` on two cores) the same script hung
+    in five runs of five."""
+    from capedyn._workers import available_cores
+
+    drop = ("XLA_FLAGS", "CAPEDYN_CPU_DEVICES", "PJRT_NPROC", "NPROC")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env["CAPEDYN_WORKERS"] = "2"
+    script = tmp_path / "threaded_cholesky.py"
+    script.write_text(_THREADED_CHOLESKY)
+    try:
+        out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                             env=env, timeout=180)
+    except subprocess.TimeoutExpired:
+        pytest.fail("two threads running a batched Cholesky at once on one device hung (> 180 s)")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-3:] == ["DONE", "1", str(available_cores() + 2)]

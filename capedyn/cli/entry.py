@@ -99,17 +99,20 @@ _SAMPLING_COMMANDS = frozenset({"reproduce", "posterior", "family"})
 """Commands whose time goes mostly into NUTS: their process shows the CPU to JAX as two
 devices, which sample half the chains each (:func:`capedyn._devices.cpu_devices_for_own_process`;
 the draws are bitwise those of one device), when the command line owns the process
-(``main()`` reading ``sys.argv``). Not the others: the batched fits of
-``bench --stages nested_batched`` hung on two CPU devices once read back from the cache."""
+(``main()`` reading ``sys.argv``). Not the others: a fit runs on one device, and its
+held-out sweeps spread over worker threads instead."""
 
 
 def _own_process(command: str, cache: bool = True, devices: bool = True) -> None:
-    """Settings of a process the CLI owns, made before JAX starts: two CPU devices for the
-    sampling commands (``devices``), and the compilation cache (compile once per machine)."""
-    if devices and command in _SAMPLING_COMMANDS:
-        from .._devices import cpu_devices_for_own_process
+    """Settings of a process the CLI owns, made before JAX starts (``devices``): two CPU
+    devices for the sampling commands and XLA's thread pool sized for them or for the
+    worker threads; and the compilation cache (compile once per machine)."""
+    if devices:
+        from .._devices import cpu_devices_for_own_process, thread_pool_for_own_process
 
-        cpu_devices_for_own_process()
+        if command in _SAMPLING_COMMANDS:
+            cpu_devices_for_own_process()
+        thread_pool_for_own_process()  # nothing when the devices above sized it
     if cache:
         from .._cache import enable_for_own_process
 
