@@ -230,28 +230,71 @@ def test_a_script_opts_in_to_two_devices_before_jax_starts_and_not_after():
     assert got == [[two, two], [1, 1]]
 
 
-_BATCHED_CHOLESKY = textwrap.dedent(r'''
-    import os
-    import capedyn as cd
-    cd.enable_cpu_devices()
-    import jax, jax.numpy as jnp
-    from capedyn._devices import map_over_shards, shard_batch
+# A batched Cholesky in a compiled loop, large enough (150 × 150) that JAX's LAPACK kernel
+# splits the batch over XLA's thread pool; each script below runs it twice at once.
+_CHOLESKY_LOOP = r'''
+import jax, jax.numpy as jnp
 
-    jax.config.update("jax_enable_x64", True)
-    n = 150  # large enough that JAX's LAPACK kernel splits the batch over XLA's thread pool
+jax.config.update("jax_enable_x64", True)
+n = 150
 
-    @jax.jit
-    def loop(a):
-        def body(i, x):
-            chol = jnp.linalg.cholesky(x @ jnp.swapaxes(x, -1, -2) + n * jnp.eye(n))
-            return x + 1e-3 * chol / jnp.max(jnp.abs(chol))
-        return jax.lax.fori_loop(0, 300, body, a)
+@jax.jit
+def loop(a):
+    def body(i, x):
+        chol = jnp.linalg.cholesky(x @ jnp.swapaxes(x, -1, -2) + n * jnp.eye(n))
+        return x + 1e-3 * chol / jnp.max(jnp.abs(chol))
+    return jax.lax.fori_loop(0, 300, body, a)
+'''
 
-    a = shard_batch(jax.random.normal(jax.random.PRNGKey(0), (4, n, n)), 4)
+_ON_TWO_DEVICES = '''
+import os
+import capedyn as cd
+cd.enable_cpu_devices()
+''' + _CHOLESKY_LOOP + '''
+from capedyn._devices import map_over_shards, shard_batch
+
+a = shard_batch(jax.random.normal(jax.random.PRNGKey(0), (4, n, n)), 4)
+for _ in range(5):
+    a = jax.block_until_ready(map_over_shards(loop, 1)(a))
+print("DONE", jax.device_count(), os.environ.get("PJRT_NPROC"))
+'''
+
+_ON_TWO_THREADS = '''
+import os, threading
+from capedyn._devices import thread_pool_for_own_process
+thread_pool_for_own_process()
+''' + _CHOLESKY_LOOP + '''
+a = jax.random.normal(jax.random.PRNGKey(0), (4, n, n))
+jax.block_until_ready(loop(a))  # compiled once, before the threads start
+
+def run():
+    x = a
     for _ in range(5):
-        a = jax.block_until_ready(map_over_shards(loop, 1)(a))
-    print("DONE", jax.device_count(), os.environ.get("PJRT_NPROC"))
-''')
+        x = jax.block_until_ready(loop(x))
+
+threads = [threading.Thread(target=run) for _ in range(2)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print("DONE", jax.device_count(), os.environ.get("PJRT_NPROC"))
+'''
+
+
+def _run_or_fail_on_hang(tmp_path, source: str, what: str, **env_set) -> list[str]:
+    """Run ``source`` in a new process (XLA's thread pool left for capedyn to size, plus
+    ``env_set``); fail the test if it runs past 180 s. Returns its last output line, split."""
+    drop = ("XLA_FLAGS", "CAPEDYN_CPU_DEVICES", "PJRT_NPROC", "NPROC")
+    env = {k: v for k, v in os.environ.items() if k not in drop} | env_set
+    script = tmp_path / "cholesky_at_once.py"
+    script.write_text(source)
+    try:
+        out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                             env=env, timeout=180)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{what} running a batched Cholesky at once hung (> 180 s)")
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.split()[-3:]
 
 
 def test_two_devices_running_batched_lapack_at_once_do_not_hang(tmp_path):
@@ -262,51 +305,9 @@ def test_two_devices_running_batched_lapack_at_once_do_not_hang(tmp_path):
     LAPACK kernel."""
     from capedyn._workers import available_cores
 
-    drop = ("XLA_FLAGS", "CAPEDYN_CPU_DEVICES", "PJRT_NPROC", "NPROC")
-    env = {k: v for k, v in os.environ.items() if k not in drop}
-    env["CAPEDYN_CPU_DEVICES"] = "2"
-    script = tmp_path / "batched_cholesky.py"
-    script.write_text(_BATCHED_CHOLESKY)
-    try:
-        out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                             env=env, timeout=180)
-    except subprocess.TimeoutExpired:
-        pytest.fail("two CPU devices running a batched Cholesky at once hung (> 180 s)")
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split()[-3:] == ["DONE", "2", str(available_cores() + 2)]
-
-
-_THREADED_CHOLESKY = textwrap.dedent(r'''
-    import os, threading
-    from capedyn._devices import thread_pool_for_own_process
-    thread_pool_for_own_process()
-    import jax, jax.numpy as jnp
-
-    jax.config.update("jax_enable_x64", True)
-    n = 150  # large enough that JAX's LAPACK kernel splits the batch over XLA's thread pool
-
-    @jax.jit
-    def loop(a):
-        def body(i, x):
-            chol = jnp.linalg.cholesky(x @ jnp.swapaxes(x, -1, -2) + n * jnp.eye(n))
-            return x + 1e-3 * chol / jnp.max(jnp.abs(chol))
-        return jax.lax.fori_loop(0, 300, body, a)
-
-    a = jax.random.normal(jax.random.PRNGKey(0), (4, n, n))
-    jax.block_until_ready(loop(a))  # compiled once, before the threads start
-
-    def run():
-        x = a
-        for _ in range(5):
-            x = jax.block_until_ready(loop(x))
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    print("DONE", jax.device_count(), os.environ.get("PJRT_NPROC"))
-''')
+    got = _run_or_fail_on_hang(tmp_path, _ON_TWO_DEVICES, "two CPU devices",
+                               CAPEDYN_CPU_DEVICES="2")
+    assert got == ["DONE", "2", str(available_cores() + 2)]
 
 
 def test_two_worker_threads_running_batched_lapack_at_once_do_not_hang(tmp_path):
@@ -317,15 +318,6 @@ def test_two_worker_threads_running_batched_lapack_at_once_do_not_hang(tmp_path)
     in five runs of five."""
     from capedyn._workers import available_cores
 
-    drop = ("XLA_FLAGS", "CAPEDYN_CPU_DEVICES", "PJRT_NPROC", "NPROC")
-    env = {k: v for k, v in os.environ.items() if k not in drop}
-    env["CAPEDYN_WORKERS"] = "2"
-    script = tmp_path / "threaded_cholesky.py"
-    script.write_text(_THREADED_CHOLESKY)
-    try:
-        out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                             env=env, timeout=180)
-    except subprocess.TimeoutExpired:
-        pytest.fail("two threads running a batched Cholesky at once on one device hung (> 180 s)")
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split()[-3:] == ["DONE", "1", str(available_cores() + 2)]
+    got = _run_or_fail_on_hang(tmp_path, _ON_TWO_THREADS, "two threads on one device",
+                               CAPEDYN_WORKERS="2")
+    assert got == ["DONE", "1", str(available_cores() + 2)]
