@@ -45,8 +45,9 @@ def cpu_devices_for_own_process(environ=None, cores: int | None = None,
     to :data:`_DEFAULT_CPU_DEVICES`, or ``$CAPEDYN_CPU_DEVICES``. Sets ``XLA_FLAGS``
     before JAX starts its CPU backend; leaves it alone when the user has set the device
     count there, when JAX is already running, or with one core. With several devices
-    (set here or by the user) it also sizes XLA's thread pool (:func:`_size_thread_pool`). Returns the device count set (1: none set). Never
-    called by the library: a notebook keeps its devices. ``environ``, ``cores`` and
+    (set here or by the user) it also sizes XLA's thread pool (:func:`_size_thread_pool`).
+    Returns the device count set (1: none set). Never called by the library: a notebook
+    keeps its devices. ``environ``, ``cores`` and
     ``jax_running`` default to this process's."""
     import os
     import sys
@@ -111,10 +112,13 @@ def _worker_threads(env, cores: int) -> int:
     """The worker threads a sweep will run (:func:`capedyn._workers.default_workers`, read
     from ``env``); a malformed ``$CAPEDYN_WORKERS`` counts as the cores (it is refused by
     name when a sweep starts)."""
-    from ._text import positive_count
-    from ._workers import ENV_WORKERS
+    from ._errors import InputError
+    from ._workers import default_workers
 
-    return positive_count(env.get(ENV_WORKERS, "").strip()) or int(cores)
+    try:
+        return default_workers(env, cores)
+    except InputError:
+        return int(cores)
 
 
 def thread_pool_for_own_process(environ=None, cores: int | None = None,

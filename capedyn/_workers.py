@@ -44,11 +44,12 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def default_workers() -> int:
-    """``$CAPEDYN_WORKERS`` when set, otherwise the number of cores this process may use."""
-    text = os.environ.get(ENV_WORKERS, "").strip()
+def default_workers(environ=None, cores: int | None = None) -> int:
+    """``$CAPEDYN_WORKERS`` when set, otherwise the number of cores this process may use.
+    ``environ`` and ``cores`` default to this process's."""
+    text = (os.environ if environ is None else environ).get(ENV_WORKERS, "").strip()
     if not text:
-        return available_cores()
+        return available_cores() if cores is None else int(cores)
     n = positive_count(text)
     if n is None:
         raise InputError(f"{ENV_WORKERS}={text!r} is not a whole number of threads ≥ 1; "

@@ -232,8 +232,9 @@ def _residual_jacobian(params: _Params, batch: _Batch):
 def _fit_lm(params: _Params, batch: _Batch, tol: float, max_steps: int):
     """Levenberg–Marquardt (:mod:`capedyn.dynamics.levenberg_marquardt`, the coupling ODE's)
     from ``params`` on :func:`_residuals`, at most ``max_steps`` steps, stopping when the
-    Cauchy test holds with ``rtol = atol = tol``. Returns (last accepted point, steps taken, objective, data
-    MSE in points²). ``tol`` is an argument of the compiled step, so any tolerance shares it."""
+    Cauchy test holds with ``rtol = atol = tol``. Returns (last accepted point, steps
+    taken, objective, data MSE in points²). ``tol`` is an argument of the compiled step, so
+    any tolerance shares it."""
     tol = jnp.asarray(tol, jnp.float64)
     state, n_steps = _lm_begin(params, batch), 0
     for n_steps in range(1, max_steps + 1):
