@@ -18,10 +18,14 @@ import pytest
 
 import capedyn as cd
 from capedyn._cache import enable_for_own_process
+from capedyn._compile_flags import fast_compile_for_own_process
 
 # The suite compiles the same programs on every run and in both workers: keep them on disk
 # (capedyn's cache folder, or $CAPEDYN_CACHE_DIR; CAPEDYN_NO_CACHE=1 compiles everything).
 enable_for_own_process()
+# ... and compile them with XLA's quicker CPU emitters, as the command line does (the xdist
+# workers and the commands the tests start inherit the setting)
+fast_compile_for_own_process()
 
 WORKERS = 2  # the CI machine and the developers' machines have two cores
 

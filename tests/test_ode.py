@@ -6,6 +6,8 @@ serves the whole file (and test_fit.py)."""
 
 from __future__ import annotations
 
+import functools
+
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
@@ -145,6 +147,54 @@ def test_predict_scores_keeps_requested_order_and_initial_point():
     np.testing.assert_allclose(got, expect, rtol=1e-6)
     np.testing.assert_allclose(got[1], s0, rtol=1e-9)
     assert np.all(got > FLOORS) and np.all(got < 100)
+
+
+@pytest.mark.parametrize("steps", [1, 4])
+def test_fixed_grid_solve_equals_diffeqsolve_with_a_constant_step(steps, base_df):
+    """The fixed-grid solve (Diffrax's Tsit5 step in a scan) against ``diffrax.diffeqsolve``
+    with ``ConstantStepSize`` and ``SaveAt(ts=...)``, every family of the shipped fit,
+    save times at the start, inside steps and at the end: equal to rounding, in value and
+    in forward- and reverse-mode derivatives with respect to the family's Nc."""
+    import diffrax
+    import jax
+    import jax.numpy as jnp
+
+    from capedyn.dynamics.field import _vector_field, solve_unchecked
+
+    est = cd.load_fit("all_families")
+    trajs = {t.family: t for t in trajectories(base_df)}
+
+    def reference(lnc, fam, z0, x0, xs, adjoint):
+        fam = eqx.tree_at(lambda p: p.log10_nc, fam, lnc)
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(_vector_field), diffrax.Tsit5(), t0=x0, t1=xs[-1],
+            dt0=(xs[-1] - x0) / steps, y0=z0, args=(est.field_, fam),
+            saveat=diffrax.SaveAt(ts=xs), stepsize_controller=diffrax.ConstantStepSize(),
+            max_steps=steps + 1, adjoint=adjoint)
+        return sol.ys
+
+    def fixed_grid(lnc, fam, z0, x0, xs, adjoint):
+        fam = eqx.tree_at(lambda p: p.log10_nc, fam, lnc)
+        return solve_unchecked(est.field_, z0, x0, xs, fam, fixed_steps=steps,
+                               adjoint=adjoint)[0]
+
+    @eqx.filter_jit
+    def compared(*args):  # (reference, fixed grid) values, then d/d log10 Nc
+        ref = functools.partial(reference, adjoint=diffrax.RecursiveCheckpointAdjoint())
+        ref_fwd = functools.partial(reference, adjoint=diffrax.ForwardMode())
+        new_fwd = functools.partial(fixed_grid, adjoint="forward")
+        new_rev = functools.partial(fixed_grid, adjoint="reverse")
+        return ((ref(*args), new_rev(*args)),
+                (jax.jacfwd(ref_fwd)(*args), jax.jacfwd(new_fwd)(*args)),
+                (jax.jacfwd(ref_fwd)(*args), jax.jacrev(new_rev)(*args)))
+
+    for name, params in est.families_.items():
+        t = trajs[name]
+        xs = np.concatenate([t.x, np.full(8 - len(t.x), t.x[-1])])  # one shape: one compile
+        out = compared(params.log10_nc, params, jnp.asarray(to_state(t.scores[0])), t.x[0],
+                       jnp.asarray(xs))
+        for (want, got), atol in zip(out, (1e-12, 1e-10, 1e-10)):
+            np.testing.assert_allclose(got, want, rtol=0, atol=atol, err_msg=name)
 
 
 @pytest.mark.parametrize("name", ["all_families", "pythia"])

@@ -192,6 +192,29 @@ def test_own_process_thread_pool_follows_the_worker_threads():
     assert not env
 
 
+def test_own_process_fast_compile_flag_only_where_it_is_known_and_not_chosen():
+    """XLA's quicker CPU emitters: added to XLA_FLAGS on the checked jaxlib releases, after
+    the user's flags; not when the user names the flag (either value), on a jaxlib outside
+    the checked range (an unknown flag would abort XLA), or once JAX runs."""
+    from capedyn._compile_flags import fast_compile_for_own_process
+
+    flag = "--xla_cpu_use_fusion_emitters=false"
+    # (environment, jaxlib (major, minor), added, XLA_FLAGS after)
+    cases = [({}, (0, 10), True, flag),
+             ({"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}, (0, 10), True,
+              f"--xla_force_host_platform_device_count=2 {flag}"),
+             ({"XLA_FLAGS": "--xla_cpu_use_fusion_emitters=true"}, (0, 10), False,
+              "--xla_cpu_use_fusion_emitters=true"),
+             ({"XLA_FLAGS": flag}, (0, 10), False, flag),
+             ({}, (0, 9), False, None), ({}, (0, 11), False, None), ({}, (1, 10), False, None)]
+    for env, version, added, flags in cases:
+        env = dict(env)
+        assert fast_compile_for_own_process(env, version, jax_running=False) is added, env
+        assert env.get("XLA_FLAGS") == flags, env
+    env = {}
+    assert not fast_compile_for_own_process(env, (0, 10), jax_running=True) and not env
+
+
 def test_sampling_commands_see_two_devices_and_others_one():
     """The CLI's set-up before a command (``entry._own_process``) gives `capedyn posterior`
     two CPU devices on a machine with two cores, and leaves a fitting command one;

@@ -105,14 +105,17 @@ held-out sweeps spread over worker threads instead."""
 
 def _own_process(command: str, cache: bool = True, devices: bool = True) -> None:
     """Settings of a process the CLI owns, made before JAX starts (``devices``): two CPU
-    devices for the sampling commands and XLA's thread pool sized for them or for the
-    worker threads; and the compilation cache (compile once per machine)."""
+    devices for the sampling commands, XLA's thread pool sized for them or for the
+    worker threads, and XLA's quicker-compiling CPU emitters; and the compilation cache
+    (compile once per machine)."""
     if devices:
+        from .._compile_flags import fast_compile_for_own_process
         from .._devices import cpu_devices_for_own_process, thread_pool_for_own_process
 
         if command in _SAMPLING_COMMANDS:
             cpu_devices_for_own_process()
         thread_pool_for_own_process()  # nothing when the devices above sized it
+        fast_compile_for_own_process()
     if cache:
         from .._cache import enable_for_own_process
 
