@@ -227,7 +227,7 @@ def _fixed_grid_solve(field: CouplingField, z0, x0, t1, ts, family: FamilyParams
     ``diffeqsolve`` with a constant step size makes (t1 reached by its 100-ULP clip), in a
     ``lax.scan`` that JAX differentiates directly, instead of ``diffeqsolve``'s while loop
     with its adjoint and save bookkeeping: a NUTS gradient of the ODE posterior 0.69 →
-    0.51 ms, a fit's trace 1.9 → 1.0 s (docs/architecture.md). The loop over a step's
+    0.51 ms, a fit's trace 1.9 → 1.0 s (docs/estimators.md). The loop over a step's
     stages is Diffrax's default (checkpointed: reverse mode) or, for forward mode, a plain
     one, as ``diffeqsolve`` with ``ForwardMode`` picks."""
     import diffrax
