@@ -44,16 +44,11 @@ def fast_compile_for_own_process(environ=None, jaxlib_version=None,
     JAX runs already, the user's ``XLA_FLAGS`` names the flag, or jaxlib is outside
     :data:`CHECKED_JAXLIB`. Returns whether the flag was added. ``environ``,
     ``jaxlib_version`` ((major, minor)) and ``jax_running`` default to this process's."""
-    import os
-    import sys
+    from ._devices import _own_process_state
 
-    from ._devices import _backend_started
-
-    env = os.environ if environ is None else environ
+    env, jax_running = _own_process_state(environ, jax_running)
     flags = env.get("XLA_FLAGS", "")
     name = FAST_COMPILE_FLAG.split("=")[0]
-    if jax_running is None:
-        jax_running = _backend_started(sys.modules)
     version = _jaxlib_version() if jaxlib_version is None else tuple(jaxlib_version)
     lo, hi = CHECKED_JAXLIB
     if jax_running or name in flags or version is None or not lo <= version < hi:

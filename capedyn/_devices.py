@@ -49,15 +49,10 @@ def cpu_devices_for_own_process(environ=None, cores: int | None = None,
     Returns the device count set (1: none set). Never called by the library: a notebook
     keeps its devices. ``environ``, ``cores`` and
     ``jax_running`` default to this process's."""
-    import os
-    import sys
-
     from ._text import positive_count
 
-    env = os.environ if environ is None else environ
+    env, jax_running = _own_process_state(environ, jax_running)
     flags = env.get("XLA_FLAGS", "")
-    if jax_running is None:
-        jax_running = _backend_started(sys.modules)
     if jax_running:
         return 1
     if cores is None:
@@ -128,12 +123,7 @@ def thread_pool_for_own_process(environ=None, cores: int | None = None,
     (:func:`_size_thread_pool`). Does nothing once JAX runs or when the pool is already
     sized (by the user, or by :func:`cpu_devices_for_own_process`). Never called by the
     library. ``environ``, ``cores`` and ``jax_running`` default to this process's."""
-    import os
-    import sys
-
-    env = os.environ if environ is None else environ
-    if jax_running is None:
-        jax_running = _backend_started(sys.modules)
+    env, jax_running = _own_process_state(environ, jax_running)
     if not jax_running:
         from ._workers import available_cores
 
@@ -148,6 +138,16 @@ def enable_cpu_devices() -> int:
     core, JAX already running, or ``XLA_FLAGS`` already naming a device count). The
     library never calls it, so a notebook keeps its devices."""
     return cpu_devices_for_own_process()
+
+
+def _own_process_state(environ, jax_running: bool | None):
+    """(environment, whether JAX has started its backend) for the ``*_for_own_process``
+    settings: this process's ``os.environ`` and state when not given."""
+    import os
+    import sys
+
+    env = os.environ if environ is None else environ
+    return env, _backend_started(sys.modules) if jax_running is None else jax_running
 
 
 def _backend_started(modules) -> bool:

@@ -27,8 +27,8 @@ Optimisation
     solved by Cholesky, on the Jacobian matrix) on the residual vector of
     :func:`residual_vector`, whose squared norm is the objective above (the data residuals
     are the weighted errors in points, each penalty a sqrt-weighted extra residual), so the
-    objective is unchanged. The Jacobian is exact: automatic differentiation through
-    ``diffrax.diffeqsolve``, family by family (a family's rows depend on the field and its
+    objective is unchanged. The Jacobian is exact: automatic differentiation through the
+    Diffrax Tsit5 solve, family by family (a family's rows depend on the field and its
     own parameters only), in forward mode (``jacobian="auto"``: in reverse mode where a
     family has well under one residual row per parameter), computed once per trial point. The
     step is ``eqx.filter_jit``-compiled once per (field configuration, padded batch shape)
