@@ -98,7 +98,11 @@ SAMPLER_DEFAULTS: dict[str, dict[str, Any]] = {
     # with long upper tails (small γ0, large Nc) that chains explore slowly: 4 x 5000 draws
     # at target 0.95 keep every R-hat <= 1.01 with no divergences (seeds 0-5 measured);
     # 4 x 2000 gave R-hat up to 1.03 on some seeds. A dense metric did not help (it cannot
-    # follow the curved γ0-Nc ridge) and had a divergent seed.
+    # follow the curved γ0-Nc ridge) and had a divergent seed. Nor did sampling each
+    # family's γ12 at the mean log10 N of its pairs in place of log10 Nc (the prior carried
+    # over with its Jacobian; same posterior): 2 x 1000 draws took 69 leapfrog steps per
+    # draw against 354 but had 55 divergent transitions against 0; applied to the one- and
+    # two-pair families only, 84 steps and 68 divergences; to the others only, 301 and 7.
     "coupling": {"chains": 4, "samples": 5000, "warmup": 1500, "target_accept": 0.95,
                  "dense_mass": False},
     # Each gradient integrates every family (fixed 3-step Tsit5, see the module docstring).
