@@ -237,16 +237,18 @@ def _fixed_grid_solve(field: CouplingField, z0, x0, t1, ts, family: FamilyParams
     dt, floor = (t1 - x0) / steps, jax.lax.stop_gradient(t1)
     for _ in range(100):
         floor = jnp.nextafter(floor, -jnp.inf)
-    tnext = jnp.where(x0 + dt > floor, t1, x0 + dt)
+
+    def next_time(t):  # the step after t, set to t1 within 100 ULP of it
+        return jnp.where(t + dt > floor, t1, t + dt)
 
     def one_step(carry, _):
         tprev, tnext, y, state = carry
         y, _, info, state, _ = solver.step(term, tprev, tnext, y, args, state, False)
-        after = jnp.where(tnext + dt > floor, t1, tnext + dt)
-        return (tnext, after, y, state), (tprev, tnext, info)
+        return (tnext, next_time(tnext), y, state), (tprev, tnext, info)
 
-    state = solver.init(term, x0, tnext, z0, args)
-    _, (starts, ends, infos) = jax.lax.scan(one_step, (x0, tnext, z0, state), length=steps)
+    first = next_time(x0)
+    state = solver.init(term, x0, first, z0, args)
+    _, (starts, ends, infos) = jax.lax.scan(one_step, (x0, first, z0, state), length=steps)
     # each save time is read from the first step that reaches it, as diffeqsolve saves
     step_of = jnp.minimum(jnp.searchsorted(ends, ts, side="left"), steps - 1)
 
