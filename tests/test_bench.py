@@ -159,3 +159,15 @@ def test_format_bench_prints_every_figure():
     text = bench.format_bench(_bench_result())
     assert "SciPy/JAX = 20×" in text and "ess_per_s" in text and "113 parameters" in text
     assert "default fit" in text and "SciPy/JAX = 31×; incl. compilation 1.3×" in text
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_the_nested_bench_stage_times_the_benchmarks_own_selection(batch):
+    """The bench's nested stage builds coupling_ode's selection as the benchmark's method
+    table does (same grid, same inner settings), batched or not; nothing is fitted."""
+    from capedyn.evaluation.bench_stages import _nested_selection
+    from capedyn.evaluation.heldout import METHODS
+
+    timed, benchmark = _nested_selection(batch), METHODS["coupling_ode"]()
+    assert timed.param_grid == benchmark.param_grid and timed.batch is batch
+    assert timed.inner_params == benchmark.inner_params

@@ -55,20 +55,28 @@ NESTED_HELD_OUT = ("Pythia", "BLOOM")
 """The fixed subset of the ``nested`` stages: a five-family table, two families held out."""
 
 
-def _nested(batch) -> None:
-    """coupling_ode's nested selection (its grid and inner budget) in ``crossval`` on the
-    fixed subset; the memo of inner fits is cleared first, so a warm run refits them."""
-    from ..data.tables import load_base_models
+def _nested_selection(batch):
+    """coupling_ode's nested selection as the benchmark runs it (its grid and its inner
+    budget, if it has one), batched or not."""
     from ..models.coupling_ode import CouplingODE
-    from .heldout import INNER_PARAMS, SELECTION_GRIDS, crossval
-    from .selection import NestedSelection, clear_cache
+    from .heldout import INNER_PARAMS, SELECTION_GRIDS
+    from .selection import NestedSelection
+
+    return NestedSelection(CouplingODE(progress=False), SELECTION_GRIDS["coupling_ode"],
+                           inner_params=INNER_PARAMS.get("coupling_ode"), batch=batch)
+
+
+def _nested(batch) -> None:
+    """coupling_ode's nested selection in ``crossval`` on the fixed subset; the memo of
+    inner fits is cleared first, so a warm run refits them."""
+    from ..data.tables import load_base_models
+    from .heldout import crossval
+    from .selection import clear_cache
 
     df = load_base_models()
     clear_cache()
-    make = lambda: NestedSelection(CouplingODE(progress=False), SELECTION_GRIDS["coupling_ode"],
-                                   inner_params=INNER_PARAMS["coupling_ode"], batch=batch)
     crossval(df[df["family"].isin(NESTED_FAMILIES)], families=list(NESTED_HELD_OUT),
-             methods={"coupling_ode": make}, progress=False)
+             methods={"coupling_ode": lambda: _nested_selection(batch)}, progress=False)
 
 
 STAGES: dict[str, Callable[[], None]] = {
