@@ -23,8 +23,8 @@ import math
 import re
 
 __all__ = ["AXIS", "batch_mesh", "mesh_for", "n_devices", "padded_size", "shard_batch",
-           "map_over_shards", "to_host", "ENV_CPU_DEVICES", "cpu_devices_for_own_process",
-           "thread_pool_for_own_process", "enable_cpu_devices"]
+           "map_over_shards", "one_program_over_shards", "to_host", "ENV_CPU_DEVICES",
+           "cpu_devices_for_own_process", "thread_pool_for_own_process", "enable_cpu_devices"]
 
 AXIS = "batch"
 """Name of the mesh axis the batch (problems, chains) is split along."""
@@ -222,9 +222,11 @@ def map_over_shards(fn, n_args: int):
     collective in the program). The array results are joined into arrays split the same
     way; the other results are those of the first device.
 
-    (One program partitioned over the mesh by XLA instead hung in the LM step on forced
+    Each device's call compiles its own program (the device is part of the program).
+    One program partitioned over the mesh by XLA instead hung in the LM step on forced
     CPU devices, and ``jax.shard_map`` breaks Lineax's and Optimistix's checks of operator
-    structures, hence the per-device calls.)"""
+    structures, hence the per-device calls; :func:`one_program_over_shards` is the
+    compile-once form for programs that ``shard_map`` accepts."""
     import equinox as eqx
     import jax
     from jax.sharding import NamedSharding, PartitionSpec
@@ -252,6 +254,28 @@ def map_over_shards(fn, n_args: int):
         return eqx.combine(joined, eqx.partition(outs[0], eqx.is_array)[1])
 
     return mapped
+
+
+def one_program_over_shards(fn, mesh, n_args: int, n_total: int):
+    """``fn`` as one program for every device of ``mesh`` (``jax.shard_map``): the first
+    ``n_args`` of its ``n_total`` arguments split along their leading axis, the others
+    copied to each device, the outputs split the same way. Each device runs ``fn`` on its
+    own slice, as with :func:`map_over_shards`, but XLA compiles the program once for all
+    devices instead of once per device (a NUTS sampler takes seconds to compile).
+
+    Only for programs with no collective across the slices and none of the checks that
+    reject ``shard_map``'s shapes: Lineax's operator checks (the LM step), Equinox's
+    closure check in a checkpointed loop (a Diffrax solve differentiated in reverse).
+    The replication check is off: nothing crosses the devices, so there is none to make.
+    XLA optimises a partitioned program through its own pipeline, so the numbers are not
+    always bitwise those of :func:`map_over_shards` or of one device (a test model moved
+    in its last bits); a caller checks that for its own program."""
+    import jax
+    from jax.sharding import PartitionSpec
+
+    specs = (PartitionSpec(AXIS),) * n_args + (PartitionSpec(),) * (n_total - n_args)
+    return jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=PartitionSpec(AXIS),
+                         check_vma=False)
 
 
 def to_host(tree):

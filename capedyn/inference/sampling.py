@@ -164,11 +164,16 @@ def _run_nuts(model, kwargs: dict, *, chains, samples, warmup, seed, target_acce
     if chain_method == "vectorized":
         from .._progress import Progress
 
+        # on several devices the coupling-level sampler is one program compiled once for
+        # all of them; the ODE-level one, whose solve shard_map cannot take, one per device
+        one_program = model is coupling_model
+
         with Progress(1, f"NUTS {chains} chains x {warmup}+{samples} draws",
                       enabled=progress) as bar:
             out = run_nuts(model, kwargs, static=static, chains=chains, samples=samples,
                            warmup=warmup, seed=seed, target_accept=target_accept,
-                           dense_mass=dense_mass, init_values=init_values)
+                           dense_mass=dense_mass, init_values=init_values,
+                           one_program=one_program)
             bar.update(1)
         return out
     init = init_to_value(values=init_values) if init_values else init_to_median()
