@@ -196,7 +196,13 @@ def test_explore_in_headless_chromium(server, browser, tmp_path):
     # ---- ODE explorer: move a source-term slider, the trajectory re-solves
     drv.find_element(By.XPATH, "//label[.//p[text()='ODE explorer']]").click()
     before = _wait(lambda: _ode_end(drv), STEP_S, "the ODE explorer")
-    sliders = drv.find_elements(By.CSS_SELECTOR, "[data-testid='stSlider'] input[type='range']")
+    # the sliders can render after the trajectory does (none were there yet once, on a
+    # loaded machine): wait until six are, then check there are no more
+    def sliders_shown():
+        found = drv.find_elements(By.CSS_SELECTOR, "[data-testid='stSlider'] input[type='range']")
+        return found if len(found) >= 6 else None
+
+    sliders = _wait(sliders_shown, STEP_S, "six sliders")
     assert len(sliders) == 6  # log10 Nc and one h per benchmark
     redraws, server_ms = [], []
     for _ in range(6):
