@@ -171,3 +171,17 @@ def test_the_nested_bench_stage_times_the_benchmarks_own_selection(batch):
     timed, benchmark = _nested_selection(batch), METHODS["coupling_ode"]()
     assert timed.param_grid == benchmark.param_grid and timed.batch is batch
     assert timed.inner_params == benchmark.inner_params
+
+
+def test_sampling_stages_get_the_command_lines_devices_and_the_others_do_not():
+    from capedyn.evaluation import bench_stages
+
+    assert bench_stages.SAMPLING_STAGES <= set(bench_stages.STAGES)
+    flag = "--xla_force_host_platform_device_count=2"
+    for stage in bench_stages.STAGES:
+        env = {}
+        set_ = bench_stages._stage_devices(stage, env, cores=2, jax_running=False)
+        if stage in ("posterior", "posterior_ode"):  # as `capedyn posterior` on two cores
+            assert set_ == 2 and flag in env["XLA_FLAGS"], (stage, env)
+        else:  # a library user's new process: JAX's own default
+            assert set_ == 1 and env == {}, (stage, env)

@@ -55,7 +55,8 @@ def register(sub) -> None:
                         "compile and run seconds, number of compilations (default: fit, "
                         "the default coupling-ODE fit; nested / nested_batched: coupling_ode's "
                         "nested crossval on a five-family subset, inner fits looped / batched; "
-                        "'none' skips)")
+                        "posterior / posterior_ode: the coupling- / ODE-level posterior at "
+                        "its defaults, on the devices `capedyn posterior` uses; 'none' skips)")
     b.add_argument("--stages-only", action="store_true",
                    help="only the per-stage timings (skip the SciPy and NUTS benchmarks)")
     add_json_flag(b)

@@ -79,13 +79,41 @@ def _nested(batch) -> None:
              methods={"coupling_ode": lambda: _nested_selection(batch)}, progress=False)
 
 
+def _posterior(model: str) -> None:
+    """The shipped table's posterior at the model's default NUTS settings."""
+    from ..inference.sampling import sample_posterior
+
+    sample_posterior(model=model, progress=False)
+
+
 STAGES: dict[str, Callable[[], None]] = {
     "fit": _fit_default, "solve": _solve_once,
-    "nested": lambda: _nested(False), "nested_batched": lambda: _nested(True)}
+    "nested": lambda: _nested(False), "nested_batched": lambda: _nested(True),
+    "posterior": lambda: _posterior("coupling"), "posterior_ode": lambda: _posterior("ode")}
 """Stage name → what is timed (one call): ``fit`` the default coupling-ODE fit on the
 shipped table, ``solve`` one prediction from a fixed field (a seconds-long smoke stage),
 ``nested`` coupling_ode's nested selection in ``crossval`` on :data:`NESTED_FAMILIES` with
-:data:`NESTED_HELD_OUT` held out (as ``crossval`` runs it: inner fits one after another), ``nested_batched`` the same with the inner fits batched (``fit_batch``)."""
+:data:`NESTED_HELD_OUT` held out (as ``crossval`` runs it: inner fits one after another),
+``nested_batched`` the same with the inner fits batched (``fit_batch``), ``posterior`` and
+``posterior_ode`` the coupling- and ODE-level posteriors as ``capedyn posterior`` samples
+them (default settings, shipped table and fit)."""
+
+SAMPLING_STAGES = frozenset({"posterior", "posterior_ode"})
+"""Stages whose process shows the CPU to JAX as the command line's sampling commands do
+(two devices on two or more cores); the others keep JAX's default, as a library user's
+new process does."""
+
+
+def _stage_devices(stage: str, environ=None, cores: int | None = None,
+                   jax_running: bool | None = None) -> int:
+    """Set up a stage's process's devices (:data:`SAMPLING_STAGES`) before JAX starts;
+    returns the device count set (1: none). ``environ``, ``cores`` and ``jax_running``
+    default to this process's."""
+    if stage not in SAMPLING_STAGES:
+        return 1
+    from .._devices import cpu_devices_for_own_process
+
+    return cpu_devices_for_own_process(environ, cores, jax_running)
 
 
 class _Events:
@@ -118,7 +146,9 @@ def _timed(fn: Callable[[], None], events: _Events) -> dict[str, Any]:
     c1, s1 = events.snapshot()
     sec = {k: s1.get(k, 0.0) - s0.get(k, 0.0) for k in (_TRACE, _LOWER, _BACKEND)}
     compile_s = sum(sec.values())
-    return {"wall_s": wall, "compile_s": compile_s, "run_s": max(wall - compile_s, 0.0),
+    import jax
+
+    return {"wall_s": wall, "devices": jax.device_count(), "compile_s": compile_s, "run_s": max(wall - compile_s, 0.0),
             "trace_s": sec[_TRACE], "lower_s": sec[_LOWER], "backend_compile_s": sec[_BACKEND],
             "n_programs": c1.get(_BACKEND, 0) - c0.get(_BACKEND, 0),
             "cache_hits": c1.get(_HITS, 0) - c0.get(_HITS, 0),
@@ -129,6 +159,7 @@ def _timed(fn: Callable[[], None], events: _Events) -> dict[str, Any]:
 def _child(stage: str, repeats: int) -> list[dict[str, Any]]:
     """Inside the measuring process: opt in to the cache folder given by the parent, run
     the stage ``repeats`` times."""
+    _stage_devices(stage)  # before JAX starts
     events = _Events()  # before anything compiles
     from .._cache import enable_compilation_cache
 
@@ -188,7 +219,8 @@ def format_stage_timings(r: dict[str, Any]) -> str:
     rows = []
     for stage, runs in r.get("stages", {}).items():
         for kind, m in runs.items():
-            rows.append({"stage": stage, "run": kind, "wall s": round(m["wall_s"], 2),
+            rows.append({"stage": stage, "run": kind, "devices": m.get("devices"),
+                         "wall s": round(m["wall_s"], 2),
                          "compile s": round(m["compile_s"], 2),
                          "(trace/lower/XLA)": f"{m['trace_s']:.1f}/{m['lower_s']:.1f}/"
                                               f"{m['backend_compile_s']:.1f}",
