@@ -139,6 +139,8 @@ class _Events:
 
 
 def _timed(fn: Callable[[], None], events: _Events) -> dict[str, Any]:
+    import jax
+
     c0, s0 = events.snapshot()
     t0 = time.perf_counter()
     fn()
@@ -146,9 +148,8 @@ def _timed(fn: Callable[[], None], events: _Events) -> dict[str, Any]:
     c1, s1 = events.snapshot()
     sec = {k: s1.get(k, 0.0) - s0.get(k, 0.0) for k in (_TRACE, _LOWER, _BACKEND)}
     compile_s = sum(sec.values())
-    import jax
-
-    return {"wall_s": wall, "devices": jax.device_count(), "compile_s": compile_s, "run_s": max(wall - compile_s, 0.0),
+    return {"wall_s": wall, "devices": jax.device_count(), "compile_s": compile_s,
+            "run_s": max(wall - compile_s, 0.0),
             "trace_s": sec[_TRACE], "lower_s": sec[_LOWER], "backend_compile_s": sec[_BACKEND],
             "n_programs": c1.get(_BACKEND, 0) - c0.get(_BACKEND, 0),
             "cache_hits": c1.get(_HITS, 0) - c0.get(_HITS, 0),
