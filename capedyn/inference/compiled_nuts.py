@@ -39,7 +39,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .._devices import (
-    batch_mesh, map_over_shards, mesh_for, n_devices, one_program_over_shards, padded_size,
+    batch_mesh, map_over_shards, mesh_for, one_program_over_shards, padded_size,
     shard_batch, to_host,
 )
 
@@ -107,12 +107,12 @@ def run_nuts(model: Callable, data: Mapping[str, Any], *, static: Mapping[str, A
 
     key = tuple(sorted((static or {}).items()))
     rng_key, n_run = _chain_keys(jax.random.PRNGKey(int(seed)), int(chains))
-    split = mesh_for(n_run) is not None and n_run > 1
-    shared = mesh_for(n_run) if split and one_program else None
-    program = _program(model, key, n_run // n_devices() if split else n_run, int(samples),
+    mesh = mesh_for(n_run) if n_run > 1 else None  # None: every chain on one device
+    shared = mesh if one_program else None
+    program = _program(model, key, n_run if mesh is None else n_run // mesh.size, int(samples),
                        int(warmup), float(target_accept), bool(dense_mass),
                        init_values is not None, shared)
-    if split and shared is None:  # each device samples its own chains, with its own program
+    if mesh is not None and shared is None:  # each device samples its chains, own program
         program = map_over_shards(program, 1)
     draws, extra = program(rng_key, None if init_values is None else dict(init_values),
                            dict(data))
