@@ -39,16 +39,18 @@ four chains fill two devices; more would sample chains only to drop them."""
 
 
 def cpu_devices_for_own_process(environ=None, cores: int | None = None,
-                                jax_running: bool | None = None) -> int:
+                                jax_running: bool | None = None, *,
+                                spare_threads: bool = True) -> int:
     """Show the CPU to JAX as several devices in a process capedyn owns (the command
     line), so the chains of a NUTS run sample on two cores at once: one device per core up
     to :data:`_DEFAULT_CPU_DEVICES`, or ``$CAPEDYN_CPU_DEVICES``. Sets ``XLA_FLAGS``
     before JAX starts its CPU backend; leaves it alone when the user has set the device
     count there, when JAX is already running, or with one core. With several devices
-    (set here or by the user) it also sizes XLA's thread pool (:func:`_size_thread_pool`).
-    Returns the device count set (1: none set). Never called by the library: a notebook
-    keeps its devices. ``environ``, ``cores`` and
-    ``jax_running`` default to this process's."""
+    (set here or by the user) it also sizes XLA's thread pool (:func:`_size_thread_pool`;
+    ``spare_threads=False``: one thread per core, for a process that makes no batched
+    LAPACK call). Returns the device count set (1: none set). Never called by the library:
+    a notebook keeps its devices. ``environ``, ``cores`` and ``jax_running`` default to
+    this process's."""
     from ._text import positive_count
 
     env, jax_running = _own_process_state(environ, jax_running)
@@ -62,7 +64,7 @@ def cpu_devices_for_own_process(environ=None, cores: int | None = None,
     if _FORCE_FLAG in flags:  # the user's device count
         forced = re.search(rf"{_FORCE_FLAG}=(\d+)", flags)
         if forced:
-            _size_thread_pool(env, int(forced.group(1)), cores)
+            _size_thread_pool(env, int(forced.group(1)), cores, spare_threads)
         return 1
     text = env.get(ENV_CPU_DEVICES, "").strip()
     if text:
@@ -77,7 +79,7 @@ def cpu_devices_for_own_process(environ=None, cores: int | None = None,
         wanted = min(int(cores), _DEFAULT_CPU_DEVICES)
     if wanted > 1:
         env["XLA_FLAGS"] = f"{flags} {_FORCE_FLAG}={wanted}".strip()
-        _size_thread_pool(env, wanted, cores)
+        _size_thread_pool(env, wanted, cores, spare_threads)
     return wanted
 
 
@@ -85,8 +87,19 @@ _THREADS_ENV = ("PJRT_NPROC", "NPROC")
 """Environment variables from which XLA's CPU client sizes its thread pool (the first set
 wins; otherwise the number of cores)."""
 
+_SIZED_HERE = "CAPEDYN_SIZED_PJRT_NPROC"
+"""Set beside ``PJRT_NPROC`` to the value capedyn chose, so that a process started from
+this one (a ``capedyn bench`` stage) can tell capedyn's size from the user's and size its
+own pool for its own work."""
 
-def _size_thread_pool(env, devices: int, cores: int) -> None:
+
+def _user_sized_pool(env) -> bool:
+    """Whether the user, not capedyn, has sized XLA's thread pool in ``env``."""
+    ours = _THREADS_ENV[0] in env and env.get(_SIZED_HERE) == env[_THREADS_ENV[0]]
+    return any(k in env for k in _THREADS_ENV) and not ours
+
+
+def _size_thread_pool(env, devices: int, cores: int, spare_threads: bool = True) -> None:
     """Size XLA's CPU thread pool (``PJRT_NPROC``) to the cores plus the number of programs
     that may run at once, unless the user has sized it: the devices, or capedyn's worker
     threads (``$CAPEDYN_WORKERS``, default one per core) when there are more of those.
@@ -97,10 +110,22 @@ def _size_thread_pool(env, devices: int, cores: int) -> None:
     every thread can end up waiting for work that no free thread is left to run, and the
     process hangs. Seen on two cores with two devices sampling with a dense mass matrix,
     and with one device and two worker threads each running a batch of LM steps
-    (``capedyn bench --stages nested_batched``). A spare thread per program prevents it."""
+    (``capedyn bench --stages nested_batched``). A spare thread per program prevents it.
+
+    The spare threads cost time where no batched LAPACK call runs: XLA's runtime hands
+    parts of a loop body to idle threads, and a two-device coupling-level NUTS run then
+    often takes twice as long (docs/architecture.md). ``spare_threads=False`` sizes the
+    pool at one thread per core, for a process whose programs make only unbatched LAPACK
+    calls (those do not wait on the pool)."""
+    if _user_sized_pool(env):
+        return
+    for key in (_THREADS_ENV[0], _SIZED_HERE):  # a size capedyn chose for a parent process
+        env.pop(key, None)
     at_once = max(int(devices), _worker_threads(env, cores))
-    if at_once > 1 and not any(k in env for k in _THREADS_ENV):
-        env[_THREADS_ENV[0]] = str(int(cores) + at_once)
+    if spare_threads and at_once > 1:
+        env[_THREADS_ENV[0]] = env[_SIZED_HERE] = str(int(cores) + at_once)
+    elif not spare_threads:
+        env[_THREADS_ENV[0]] = env[_SIZED_HERE] = str(int(cores))
 
 
 def _worker_threads(env, cores: int) -> int:
@@ -120,9 +145,8 @@ def thread_pool_for_own_process(environ=None, cores: int | None = None,
                                 jax_running: bool | None = None) -> None:
     """Size XLA's CPU thread pool for a process capedyn owns (the command line) that shows
     JAX one device, so its worker threads cannot starve a batched LAPACK kernel
-    (:func:`_size_thread_pool`). Does nothing once JAX runs or when the pool is already
-    sized (by the user, or by :func:`cpu_devices_for_own_process`). Never called by the
-    library. ``environ``, ``cores`` and ``jax_running`` default to this process's."""
+    (:func:`_size_thread_pool`). Does nothing once JAX runs or when the user has sized the
+    pool. Never called by the library. ``environ``, ``cores`` and ``jax_running`` default to this process's."""
     env, jax_running = _own_process_state(environ, jax_running)
     if not jax_running:
         from ._workers import available_cores

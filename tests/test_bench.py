@@ -178,10 +178,13 @@ def test_sampling_stages_get_the_command_lines_devices_and_the_others_do_not():
 
     assert bench_stages.SAMPLING_STAGES <= set(bench_stages.STAGES)
     flag = "--xla_force_host_platform_device_count=2"
+    # the stage's process inherits the pool `capedyn bench` sized for its own threads
+    parent = {"PJRT_NPROC": "4", "CAPEDYN_SIZED_PJRT_NPROC": "4"}
     for stage in bench_stages.STAGES:
-        env = {}
+        env = dict(parent)
         set_ = bench_stages._stage_devices(stage, env, cores=2, jax_running=False)
-        if stage in ("posterior", "posterior_ode"):  # as `capedyn posterior` on two cores
+        if stage in ("posterior", "posterior_ode"):  # as `capedyn posterior` on two cores:
             assert set_ == 2 and flag in env["XLA_FLAGS"], (stage, env)
+            assert env["PJRT_NPROC"] == "2", (stage, env)  # one pool thread per core
         else:  # a library user's new process: JAX's own default
-            assert set_ == 1 and env == {}, (stage, env)
+            assert set_ == 1 and env == parent, (stage, env)

@@ -214,6 +214,51 @@ def test_own_process_devices_follow_the_cores_and_the_users_settings():
         cpu_devices_for_own_process({ENV_CPU_DEVICES: "two"}, cores=2, jax_running=False)
 
 
+def test_sampling_processes_get_one_pool_thread_per_core_unless_the_user_sized_it():
+    """spare_threads=False (the sampling commands, whose LAPACK calls are all unbatched):
+    the pool at one thread per core, replacing a size capedyn chose for a parent process
+    (a bench stage started by `capedyn bench`) but never the user's."""
+    from capedyn._devices import _SIZED_HERE, cpu_devices_for_own_process
+
+    # (environment, cores, PJRT_NPROC after)
+    cases = [({}, 2, "2"), ({}, 8, "8"), ({"CAPEDYN_WORKERS": "4"}, 2, "2"),
+             ({"PJRT_NPROC": "4", _SIZED_HERE: "4"}, 2, "2"),  # capedyn's, inherited
+             ({"PJRT_NPROC": "4"}, 2, "4"),  # the user's
+             ({"PJRT_NPROC": "5", _SIZED_HERE: "4"}, 2, "5"),  # changed by the user
+             ({"NPROC": "3"}, 2, None)]
+    for env, cores, threads in cases:
+        env = dict(env)
+        assert cpu_devices_for_own_process(env, cores=cores, jax_running=False,
+                                           spare_threads=False) == 2
+        assert env.get("PJRT_NPROC") == threads, env
+    # and with spare threads, capedyn's inherited size is replaced by its own rule
+    env = {"PJRT_NPROC": "2", _SIZED_HERE: "2"}
+    cpu_devices_for_own_process(env, cores=2, jax_running=False)
+    assert env["PJRT_NPROC"] == "4"
+
+
+@pytest.mark.parametrize("command, threads", [("reproduce", "2"), ("posterior", "2"),
+                                              ("crossval", "4"), ("bench", "4")])
+def test_command_line_pool_per_command(command, threads):
+    """On two cores: the sampling commands one pool thread per core; the others, whose
+    held-out sweeps or bench stages may run batched LAPACK calls from two threads, a
+    spare thread per worker thread (one per core)."""
+    code = ("import os; from capedyn.cli.entry import _own_process; "
+            f"_own_process({command!r}, cache=False); print(os.environ.get('PJRT_NPROC'))")
+    drop = ("XLA_FLAGS", "PJRT_NPROC", "NPROC", "CAPEDYN_CPU_DEVICES", "CAPEDYN_WORKERS",
+            "CAPEDYN_SIZED_PJRT_NPROC")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    from capedyn._workers import available_cores
+
+    cores = available_cores()  # the sizes above are those of two cores; else by the rule
+    want = threads if cores == 2 else ("None" if cores == 1 else
+                                       str(cores if threads == "2" else 2 * cores))
+    assert out.stdout.split()[-1] == want
+
+
 def test_own_process_thread_pool_follows_the_worker_threads():
     """One device (every command but the sampling ones): XLA's thread pool gets the cores
     plus one thread per worker thread when there are several, none of it when the user or

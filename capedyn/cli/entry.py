@@ -100,7 +100,12 @@ _SAMPLING_COMMANDS = frozenset({"reproduce", "posterior", "family"})
 devices, which sample half the chains each (:func:`capedyn._devices.cpu_devices_for_own_process`;
 the draws are bitwise those of one device), when the command line owns the process
 (``main()`` reading ``sys.argv``). Not the others: a fit runs on one device, and its
-held-out sweeps spread over worker threads instead."""
+held-out sweeps spread over worker threads instead.
+
+Their XLA thread pool gets one thread per core and no spare ones: every LAPACK call these
+commands compile is unbatched (a Cholesky of one matrix, as XLA's dump of a full
+``reproduce`` shows), so none waits on the pool, and the spare threads made the
+two-device coupling-level sampler twice as slow in many runs (docs/architecture.md)."""
 
 
 def _own_process(command: str, cache: bool = True, devices: bool = True) -> None:
@@ -113,8 +118,9 @@ def _own_process(command: str, cache: bool = True, devices: bool = True) -> None
         from .._devices import cpu_devices_for_own_process, thread_pool_for_own_process
 
         if command in _SAMPLING_COMMANDS:
-            cpu_devices_for_own_process()
-        thread_pool_for_own_process()  # nothing when the devices above sized it
+            cpu_devices_for_own_process(spare_threads=False)
+        else:
+            thread_pool_for_own_process()
         fast_compile_for_own_process()
     if cache:
         from .._cache import enable_for_own_process

@@ -113,7 +113,7 @@ def _stage_devices(stage: str, environ=None, cores: int | None = None,
         return 1
     from .._devices import cpu_devices_for_own_process
 
-    return cpu_devices_for_own_process(environ, cores, jax_running)
+    return cpu_devices_for_own_process(environ, cores, jax_running, spare_threads=False)
 
 
 class _Events:
