@@ -121,11 +121,9 @@ def _size_thread_pool(env, devices: int, cores: int, spare_threads: bool = True)
         return
     for key in (_THREADS_ENV[0], _SIZED_HERE):  # a size capedyn chose for a parent process
         env.pop(key, None)
-    at_once = max(int(devices), _worker_threads(env, cores))
-    if spare_threads and at_once > 1:
+    at_once = max(int(devices), _worker_threads(env, cores)) if spare_threads else 0
+    if at_once > 1 or not spare_threads:
         env[_THREADS_ENV[0]] = env[_SIZED_HERE] = str(int(cores) + at_once)
-    elif not spare_threads:
-        env[_THREADS_ENV[0]] = env[_SIZED_HERE] = str(int(cores))
 
 
 def _worker_threads(env, cores: int) -> int:
@@ -146,7 +144,8 @@ def thread_pool_for_own_process(environ=None, cores: int | None = None,
     """Size XLA's CPU thread pool for a process capedyn owns (the command line) that shows
     JAX one device, so its worker threads cannot starve a batched LAPACK kernel
     (:func:`_size_thread_pool`). Does nothing once JAX runs or when the user has sized the
-    pool. Never called by the library. ``environ``, ``cores`` and ``jax_running`` default to this process's."""
+    pool. Never called by the library. ``environ``, ``cores`` and ``jax_running`` default
+    to this process's."""
     env, jax_running = _own_process_state(environ, jax_running)
     if not jax_running:
         from ._workers import available_cores
