@@ -6,7 +6,8 @@ vectorised NUTS chains (:mod:`capedyn.inference.compiled_nuts`). When JAX sees m
 one device (several GPUs; several hosts joined with ``jax.distributed.initialize()``;
 ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` on a CPU), these helpers lay that
 axis out over a one-dimensional :class:`jax.sharding.Mesh` of all of them: the inputs are
-placed with ``jax.device_put`` on a ``NamedSharding`` split along the axis
+placed with ``jax.device_put`` (across processes ``jax.make_array_from_callback``) on a
+``NamedSharding`` split along the axis
 (:func:`shard_batch`), and :func:`map_over_shards` has every device run the same compiled
 program on its own slice, the results joined back into arrays split the same way. The
 axis must be a multiple of the number of devices (callers pad it with
@@ -214,11 +215,21 @@ def padded_size(n: int, multiple: int = 1) -> int:
 def _place(tree, spec):
     import equinox as eqx
     import jax
+    import numpy as np
     from jax.sharding import NamedSharding
 
     sharding = NamedSharding(batch_mesh(), spec)
-    return jax.tree_util.tree_map(
-        lambda a: jax.device_put(a, sharding) if eqx.is_array(a) else a, tree)
+    if sharding.is_fully_addressable:
+        def put(a):
+            return jax.device_put(a, sharding)
+    else:
+        # across processes (jax.distributed) every process holds the whole batch and gives
+        # the slices of its own devices; jax.device_put would first check that the processes'
+        # values are equal, which fails on the NaNs a batch carries (NaN != NaN)
+        def put(a):
+            host = np.asarray(a)
+            return jax.make_array_from_callback(host.shape, sharding, lambda i: host[i])
+    return jax.tree_util.tree_map(lambda a: put(a) if eqx.is_array(a) else a, tree)
 
 
 def mesh_for(n: int):

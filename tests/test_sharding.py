@@ -15,6 +15,9 @@ chain), so anything short of equality is a real difference. The one exception is
 shares one program over the devices (``one_program``): XLA optimises that program through
 its partitioning pipeline, so equality holds per model, checked here for the
 coupling-level model that uses it, not for the eight schools.
+
+The same run() in two processes joined by ``jax.distributed`` (one CPU device each, standing
+for two hosts) must give the two-device numbers bitwise in each process.
 """
 
 from __future__ import annotations
@@ -30,10 +33,31 @@ import pytest
 
 pytestmark = pytest.mark.xdist_group("sharding")
 
-_SCRIPT = textwrap.dedent(r'''
+# Each script starts JAX its own way (the preamble) and then defines run() (_RUN).
+_ONE_HOST = textwrap.dedent(r'''
+    import jax
+
+    from capedyn._cache import enable_for_own_process
+
+    enable_for_own_process()
+    assert len(jax.devices()) == 2, jax.devices()
+''')
+
+_TWO_HOSTS = textwrap.dedent(r'''
+    import sys
+    import jax
+
+    # two processes on this machine stand for two hosts: one CPU device each, joined by
+    # jax.distributed; gloo carries the gathering of results between them
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=sys.argv[1], num_processes=2,
+                               process_id=int(sys.argv[2]))
+    assert len(jax.devices()) == 2 and len(jax.local_devices()) == 1, jax.devices()
+''')
+
+_RUN = textwrap.dedent(r'''
     import collections
     import json
-    import jax
     import numpy as np
     import numpyro
     import numpyro.distributions as dist
@@ -41,13 +65,10 @@ _SCRIPT = textwrap.dedent(r'''
 
     import capedyn as cd
     from capedyn import _devices
-    from capedyn._cache import enable_for_own_process
     from capedyn._jax import x64
     from capedyn.dynamics import optimise_many
     from capedyn.inference import compiled_nuts
 
-    enable_for_own_process()
-    assert len(jax.devices()) == 2, jax.devices()
     every_device = _devices._devices
     seen = []  # how each computation's batched outputs were laid out
 
@@ -111,13 +132,20 @@ _SCRIPT = textwrap.dedent(r'''
         numbers.update({f"coupling_{k}": np.ravel(post.idata.posterior[k].values)
                         for k in ("log10_nc", "gamma0", "mu")})
         return {k: v.astype(float).tolist() for k, v in numbers.items()}, list(seen), programs
+''')
 
+_SCRIPT = _ONE_HOST + _RUN + textwrap.dedent(r'''
     _devices._devices = lambda: every_device()[:1]
     one, one_layout, one_programs = run()
     _devices._devices = every_device
     two, two_layout, two_programs = run()
     print("RESULT" + json.dumps(dict(one=one, two=two, one_layout=one_layout, two_layout=two_layout,
                                      one_programs=one_programs, two_programs=two_programs)))
+''')
+
+_HOSTS_SCRIPT = _TWO_HOSTS + _RUN + textwrap.dedent(r'''
+    numbers, layout, programs = run()
+    print("RESULT" + json.dumps(dict(numbers=numbers, layout=layout, programs=programs)))
 ''')
 
 
@@ -181,6 +209,48 @@ def test_one_shared_sampler_is_compiled_once_for_both_devices(runs):
     one, two = runs["one"]["nuts1_theta"], runs["two"]["nuts1_theta"]
     assert len(one) == len(two) and all(np.isfinite(two))
     assert two[: len(two) // 2] != two[len(two) // 2:]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_processes_joined_by_jax_distributed_give_two_devices_numbers(runs, tmp_path):
+    """Two processes, one CPU device each, joined by ``jax.distributed`` (as two hosts
+    would be): the same script in both spreads the batches over both processes' devices
+    and gathers the results on each, bitwise those of two devices in one process."""
+    script = tmp_path / "two_hosts.py"
+    script.write_text(_HOSTS_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "PJRT_NPROC", "NPROC")}
+    env.update(CAPEDYN_CPU_DEVICES="1", JAX_PLATFORMS="cpu")
+    address = f"localhost:{_free_port()}"
+    procs = [subprocess.Popen([sys.executable, str(script), address, str(i)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    try:
+        outs = [p.communicate(timeout=600) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    results = []
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+        line = next(x for x in out.splitlines() if x.startswith("RESULT"))
+        results.append(json.loads(line[len("RESULT"):]))
+    for res in results:
+        assert res["numbers"] == runs["two"]
+        assert {k: v for k, v in res["numbers"].items() if not k.startswith("nuts1_")} == \
+            {k: v for k, v in runs["one"].items() if not k.startswith("nuts1_")}
+        # each process holds its own half of each batch: one shard of the global array
+        assert all(lay == [1, [[4]], True] for lay in _kinds(res["layout"], "fit"))
+        assert all(lay == [1, [[2, 15, 8]], True] for lay in _kinds(res["layout"], "nuts"))
+        assert len(_kinds(res["layout"], "nuts")) == 2
+        # a program for its own device, or its part of the one shared program
+        assert res["programs"] == {"False": 1, "True": 1}
 
 
 def test_own_process_devices_follow_the_cores_and_the_users_settings():

@@ -121,8 +121,8 @@ def optimise_lm_many(pop, trainable, batch, pen, *, steps, tol, progress: bool =
             bar.update(k + 1, running=int(running.sum()))
             if not running.any():
                 break
-    best_loss, best_mse = to_host(best[:2])
-    best_y = _unravel_many(pop, best[2])
+    best_loss, best_mse, best_y = to_host(best)  # from every process's devices
+    best_y = _unravel_many(pop, best_y)
     out = jax.tree_util.tree_map(_keep_frozen, best_y, trainable, pop)
     mse = np.where(np.isfinite(best_loss), best_mse, np.nan)
     if batch.lm_solve_steps is None:
