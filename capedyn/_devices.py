@@ -215,21 +215,23 @@ def padded_size(n: int, multiple: int = 1) -> int:
 def _place(tree, spec):
     import equinox as eqx
     import jax
-    import numpy as np
     from jax.sharding import NamedSharding
 
     sharding = NamedSharding(batch_mesh(), spec)
-    if sharding.is_fully_addressable:
-        def put(a):
-            return jax.device_put(a, sharding)
-    else:
-        # across processes (jax.distributed) every process holds the whole batch and gives
-        # the slices of its own devices; jax.device_put would first check that the processes'
-        # values are equal, which fails on the NaNs a batch carries (NaN != NaN)
-        def put(a):
-            host = np.asarray(a)
-            return jax.make_array_from_callback(host.shape, sharding, lambda i: host[i])
-    return jax.tree_util.tree_map(lambda a: put(a) if eqx.is_array(a) else a, tree)
+    put = jax.device_put if sharding.is_fully_addressable else _put_across_processes
+    return jax.tree_util.tree_map(lambda a: put(a, sharding) if eqx.is_array(a) else a, tree)
+
+
+def _put_across_processes(a, sharding):
+    """``a`` placed on a sharding that spans several processes (``jax.distributed``): every
+    process holds the whole batch and gives the slices of its own devices. (``jax.device_put``
+    would first check that the processes' values are equal, which fails on the NaNs a batch
+    carries: NaN != NaN.)"""
+    import jax
+    import numpy as np
+
+    host = np.asarray(a)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
 
 def mesh_for(n: int):
