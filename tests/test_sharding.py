@@ -246,6 +246,7 @@ def test_two_processes_joined_by_jax_distributed_give_two_devices_numbers(runs, 
         assert {k: v for k, v in res["numbers"].items() if not k.startswith("nuts1_")} == \
             {k: v for k, v in runs["one"].items() if not k.startswith("nuts1_")}
         # each process holds its own half of each batch: one shard of the global array
+        assert _kinds(res["layout"], "fit")
         assert all(lay == [1, [[4]], True] for lay in _kinds(res["layout"], "fit"))
         assert all(lay == [1, [[2, 15, 8]], True] for lay in _kinds(res["layout"], "nuts"))
         assert len(_kinds(res["layout"], "nuts")) == 2
