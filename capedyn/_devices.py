@@ -122,9 +122,10 @@ def _size_thread_pool(env, devices: int, cores: int, spare_threads: bool = True)
         return
     for key in (_THREADS_ENV[0], _SIZED_HERE):  # a size capedyn chose for a parent process
         env.pop(key, None)
-    at_once = max(int(devices), _worker_threads(env, cores)) if spare_threads else 0
-    if at_once > 1 or not spare_threads:
-        env[_THREADS_ENV[0]] = env[_SIZED_HERE] = str(int(cores) + at_once)
+    spare = max(int(devices), _worker_threads(env, cores)) if spare_threads else 0
+    if spare_threads and spare <= 1:
+        return  # one program at a time: XLA's default pool (one thread per core) is safe
+    env[_THREADS_ENV[0]] = env[_SIZED_HERE] = str(int(cores) + spare)
 
 
 def _worker_threads(env, cores: int) -> int:

@@ -149,12 +149,23 @@ _HOSTS_SCRIPT = _TWO_HOSTS + _RUN + textwrap.dedent(r'''
 ''')
 
 
+def _env_without_device_settings() -> dict:
+    """This process's environment without the device count and pool size it was given."""
+    return {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "PJRT_NPROC", "NPROC")}
+
+
+def _result(stdout: str) -> dict:
+    """The JSON a script printed after "RESULT"."""
+    line = next(x for x in stdout.splitlines() if x.startswith("RESULT"))
+    return json.loads(line[len("RESULT"):])
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     from capedyn._devices import cpu_devices_for_own_process
 
     # two devices, and XLA's pool sized for them, as the command line sets both
-    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "PJRT_NPROC", "NPROC")}
+    env = _env_without_device_settings()
     env["CAPEDYN_CPU_DEVICES"] = "2"
     assert cpu_devices_for_own_process(env, jax_running=False) == 2
     script = tmp_path_factory.mktemp("sharding") / "two_devices.py"
@@ -162,8 +173,7 @@ def runs(tmp_path_factory):
     proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
-    return json.loads(line[len("RESULT"):])
+    return _result(proc.stdout)
 
 
 def _kinds(layout, kind):
@@ -225,7 +235,7 @@ def test_two_processes_joined_by_jax_distributed_give_two_devices_numbers(runs, 
     and gathers the results on each, bitwise those of two devices in one process."""
     script = tmp_path / "two_hosts.py"
     script.write_text(_HOSTS_SCRIPT)
-    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "PJRT_NPROC", "NPROC")}
+    env = _env_without_device_settings()
     env.update(CAPEDYN_CPU_DEVICES="1", JAX_PLATFORMS="cpu")
     address = f"localhost:{_free_port()}"
     procs = [subprocess.Popen([sys.executable, str(script), address, str(i)], env=env,
@@ -236,12 +246,9 @@ def test_two_processes_joined_by_jax_distributed_give_two_devices_numbers(runs, 
     finally:
         for p in procs:
             p.kill()
-    results = []
-    for p, (out, err) in zip(procs, outs):
+    for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]
-        line = next(x for x in out.splitlines() if x.startswith("RESULT"))
-        results.append(json.loads(line[len("RESULT"):]))
-    for res in results:
+    for res in (_result(out) for out, _ in outs):
         assert res["numbers"] == runs["two"]
         assert {k: v for k, v in res["numbers"].items() if not k.startswith("nuts1_")} == \
             {k: v for k, v in runs["one"].items() if not k.startswith("nuts1_")}
